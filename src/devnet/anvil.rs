@@ -114,6 +114,9 @@ impl Anvil {
             path: anvil.to_owned(),
             source,
         })?;
+        // A pid file lets scripts clean up a chain whose parent was killed with SIGKILL.
+        let pid_path = dir.join(format!("{}-anvil.pid", opts.name));
+        fs::write(&pid_path, child.id().to_string()).map_err(|e| DevnetError::Io(pid_path, e))?;
         let mut this = Anvil {
             name: opts.name.clone(),
             child,

@@ -18,6 +18,16 @@ contract ReentrantReceiver {
         bubble = value;
     }
 
+    /// Claims a deferred payout from the bridge, to `to`.
+    function claim(address payable to) external {
+        (bool ok, bytes memory data) = bridge.call(abi.encodeWithSignature("claimNative(address)", to));
+        if (!ok) {
+            assembly {
+                revert(add(data, 32), mload(data))
+            }
+        }
+    }
+
     receive() external payable {
         (bool ok, bytes memory data) = bridge.call{value: msg.value}(
             abi.encodeWithSignature("requestKLAYTransfer(address,uint256,bytes)", address(this), msg.value, "")
