@@ -69,6 +69,8 @@ pub enum DevnetError {
 pub struct DevnetOptions {
     /// Folder for the chains' logs and the description JSON.
     pub dir: PathBuf,
+    /// The anvil binary; `None` searches as [`locate_anvil`] does.
+    pub anvil: Option<PathBuf>,
     pub parent_chain_id: u64,
     pub child_chain_id: u64,
     /// 0 picks free ports.
@@ -89,6 +91,7 @@ impl Default for DevnetOptions {
     fn default() -> Self {
         Self {
             dir: PathBuf::from(".devnet"),
+            anvil: None,
             parent_chain_id: 31_001,
             child_chain_id: 31_002,
             parent_port: 0,
@@ -186,7 +189,15 @@ pub struct Devnet {
 impl Devnet {
     /// Starts both chains, deploys and wires everything, and writes `devnet.json` in `opts.dir`.
     pub async fn start(opts: DevnetOptions) -> Result<Self, DevnetError> {
-        let anvil_path = locate_anvil()?;
+        let anvil_path = match &opts.anvil {
+            Some(p) if p.is_file() => p.clone(),
+            Some(p) => {
+                return Err(DevnetError::AnvilNotFound {
+                    searched: vec![p.display().to_string()],
+                });
+            }
+            None => locate_anvil()?,
+        };
         if opts.parent_chain_id == opts.child_chain_id {
             return Err(DevnetError::Options(format!(
                 "parent and child chain ids must differ (both are {})",

@@ -1,0 +1,176 @@
+//! The devnet as a library and through the `bridge-agent` binary: it starts, describes itself,
+//! stops its chains, and reports bad input (a missing anvil, a busy port, equal chain ids)
+//! clearly.
+
+use bridge_agent::devnet::{Devnet, DevnetDescription, DevnetError, DevnetOptions};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn opts(dir: &tempfile::TempDir) -> DevnetOptions {
+    DevnetOptions {
+        dir: dir.path().to_owned(),
+        ..DevnetOptions::default()
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is gone for our purposes; /proc/PID/stat's third field is the state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn devnet_describes_itself_and_stops_its_chains_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(opts(&dir)).await.expect("devnet starts");
+    let desc = DevnetDescription::read(&devnet.description_path()).expect("description readable");
+    assert_eq!(desc, devnet.description());
+    assert_eq!(
+        (desc.parent.chain_id, desc.child.chain_id),
+        (31_001, 31_002)
+    );
+    assert!(!desc.parent.mode_mint_burn && desc.child.mode_mint_burn);
+    assert_eq!(desc.operators.len(), 4);
+    assert_eq!(desc.value_transfer_threshold, 3);
+    assert_ne!(desc.parent.rpc_url, desc.child.rpc_url);
+    assert!(
+        desc.parent.rpc_url.starts_with("http://127.0.0.1:"),
+        "loopback only"
+    );
+    let pids = [devnet.parent.anvil.pid(), devnet.child.anvil.pid()];
+    assert!(pids.iter().all(|p| alive(*p)));
+    drop(devnet);
+    assert!(pids.iter().all(|p| !alive(*p)), "chains stopped on drop");
+}
+
+#[tokio::test]
+async fn missing_anvil_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Devnet::start(DevnetOptions {
+        anvil: Some(PathBuf::from("/nonexistent/anvil")),
+        ..opts(&dir)
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, DevnetError::AnvilNotFound { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/nonexistent/anvil") && msg.contains("scripts/setup"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn busy_port_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = Devnet::start(DevnetOptions {
+        parent_port: port,
+        ..opts(&dir)
+    })
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DevnetError::AnvilExited { .. }), "{msg}");
+    assert!(
+        msg.contains("parent chain") && msg.contains("port"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn equal_chain_ids_and_impossible_thresholds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Devnet::start(DevnetOptions {
+        child_chain_id: 31_001,
+        ..opts(&dir)
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("chain ids must differ"), "{err}");
+    let err = Devnet::start(DevnetOptions {
+        value_transfer_threshold: 5,
+        ..opts(&dir)
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("threshold 5"), "{err}");
+}
+
+#[test]
+fn devnet_up_binary_runs_until_sigterm_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+        .args(["devnet", "up", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let desc_path = dir.path().join("devnet.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !desc_path.exists() {
+        assert!(Instant::now() < deadline, "devnet.json never appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "devnet up exited early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pids: Vec<u32> = ["parent", "child"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(dir.path().join(format!("{n}-anvil.pid")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(pids.iter().all(|p| alive(*p)));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "devnet up ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "anvil processes left behind"
+    );
+}
+
+#[test]
+fn demo_binary_lands_both_transfers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("STANDS IN FOR THE AGENT"),
+        "stand-in is labelled:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("0.000000000000000000 → 1.500000000000000000 ETH"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Both transfers landed"), "{stdout}");
+}
