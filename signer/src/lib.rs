@@ -1,9 +1,60 @@
-//! `bridge-signer`: everything that turns "sign this vote" into an Ethereum signature.
+//! `bridge-signer`: everything that turns "sign this vote" into an Ethereum signature, and
+//! refuses what must not be signed.
 //!
-//! This crate will hold the one async `Signer` trait the agent signs through (alloy's shape:
-//! `address()` and `sign_hash`), the PKCS#11 backend (SoftHSM2 in CI, a real HSM in production),
-//! the AWS KMS backend, signature normalisation (low-S, recovery id by trial recovery), and the
-//! signing guard with its durable vote journal that refuses anything that is not a vote for the
-//! configured bridge and never signs two different votes for one request. It is empty until
-//! issue #3 builds it; nothing here signs yet.
+//! The agent holds no private key. It signs through one small async trait, [`Signer`]
+//! (alloy's shape: [`Signer::address`] and [`Signer::sign_hash`]), implemented by pluggable
+//! backends chosen at run time from [`SignerConfig`]:
+//!
+//! * `pkcs11` (cargo feature `pkcs11`, default): a PKCS#11 HSM through `cryptoki`
+//!   (SoftHSM2 in CI; YubiHSM, Thales, CloudHSM in production).
+//! * `aws-kms`: added beside it (its own module, feature and config variant).
+//!
+//! Every backend's raw ECDSA output goes through [`signature::recoverable`]: s is normalised
+//! to the low half, the recovery id is found by trial recovery against the public key read once
+//! at start, and the result is verified; anything that does not match fails closed.
+//!
+//! The agent never hands a backend a bare hash. It signs transactions through [`Guard`]:
+//!
+//! ```text
+//!  unsigned tx ──> Guard::sign_transaction
+//!                    │ policy: chain id, to == bridge, selector ∈ {handle…, named admin}, value 0
+//!                    │ journal (SQLite WAL, synchronous=FULL, one exclusive transaction):
+//!                    │   (chain, bridge, namespace, nonce) → keccak(calldata)
+//!                    │   new → record · same → re-send allowed · different → Refused::ConflictingVote
+//!                    ▼
+//!                  Signer::sign_hash ──> backend (retry transient errors, health counters)
+//!                    ▼
+//!                  signature::recoverable (low-s, recovery id, verify) ──> alloy Signature
+//! ```
+//!
+//! [`AlloyAdapter`] plugs any backend into alloy's `Signer`/`TxSigner` *without* the guard (for
+//! tools and tests); [`Guard`] itself implements alloy's `TxSigner`, so
+//! `EthereumWallet::new(guard)` is how the agent sends votes.
 #![forbid(unsafe_code)]
+
+#[cfg(not(any(feature = "pkcs11")))]
+compile_error!(
+    "bridge-signer needs at least one signing backend: enable the `pkcs11` cargo feature \
+     (the aws-kms backend adds its own feature to this list)"
+);
+
+mod alloy_adapter;
+pub mod config;
+pub mod error;
+pub mod guard;
+pub mod health;
+pub mod pin;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
+pub mod retry;
+pub mod signature;
+mod traits;
+
+pub use alloy_adapter::AlloyAdapter;
+pub use config::{ConfigError, ConfigProblem, SignerConfig};
+pub use error::{SignatureError, SignerError};
+pub use guard::{Guard, GuardConfig, GuardError, Refused, Safe};
+pub use health::{Health, HealthSnapshot, HealthState};
+pub use pin::{Pin, PinError, PinSource};
+pub use retry::RetryPolicy;
+pub use traits::Signer;

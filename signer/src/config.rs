@@ -1,0 +1,92 @@
+//! Run-time choice of backend: the `[signer]` section of the agent's config.
+//!
+//! ```toml
+//! [signer]
+//! backend = "pkcs11"
+//! module = "/usr/lib/softhsm/libsofthsm2.so"
+//! token_label = "bridge-operator"
+//! key_label = "operator-1"          # or key_id = "0a1b2c…" (hex)
+//! pin = { env = "BRIDGE_PKCS11_PIN" } # or pin = { file = "/run/secrets/pkcs11-pin" }
+//! sessions = 2                      # optional
+//! ```
+//!
+//! The aws-kms backend adds its variant (`backend = "aws-kms"`) to [`SignerConfig`] behind its
+//! own cargo feature, with its config struct in its own module.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::{Signer, SignerError};
+
+/// Which backend signs, and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "backend", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum SignerConfig {
+    /// A PKCS#11 token (`backend = "pkcs11"`).
+    #[cfg(feature = "pkcs11")]
+    Pkcs11(crate::pkcs11::Pkcs11Config),
+}
+
+impl SignerConfig {
+    /// Every problem in this section, each with its path under `path` (e.g. `"signer"`).
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let problems = match self {
+            #[cfg(feature = "pkcs11")]
+            Self::Pkcs11(c) => c.problems(path),
+        };
+        ConfigError::from_problems(problems)
+    }
+
+    /// Validates, reads the secrets, connects to the backend and returns it as the one
+    /// run-time signer the agent uses.
+    pub async fn connect(&self) -> Result<Arc<dyn Signer>, SignerError> {
+        self.validate("signer")?;
+        match self {
+            #[cfg(feature = "pkcs11")]
+            Self::Pkcs11(c) => Ok(Arc::new(crate::pkcs11::Pkcs11Signer::connect(c).await?)),
+        }
+    }
+}
+
+/// One problem in a config section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted path, e.g. `signer.key_label`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// All problems found in a config section, reported at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, in the order found.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl ConfigError {
+    pub(crate) fn from_problems(problems: Vec<(String, String)>) -> Result<(), Self> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Self {
+            problems: problems
+                .into_iter()
+                .map(|(path, message)| ConfigProblem { path, message })
+                .collect(),
+        })
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} problem(s) in signer config:", self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  {}: {}", p.path, p.message)?;
+        }
+        Ok(())
+    }
+}
