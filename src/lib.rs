@@ -9,3 +9,4 @@
 pub mod contracts;
 pub mod demo;
 pub mod devnet;
+pub mod votes;

@@ -10,8 +10,17 @@
 //! sessions = 2                      # optional
 //! ```
 //!
-//! The aws-kms backend adds its variant (`backend = "aws-kms"`) to [`SignerConfig`] behind its
-//! own cargo feature, with its config struct in its own module.
+//! ```toml
+//! [signer]
+//! backend = "aws-kms"
+//! key_id = "alias/bridge-operator-1" # key id, key ARN, alias name or alias ARN
+//! region = "ap-northeast-2"          # optional (else AWS_REGION / profile)
+//! # endpoint = "http://127.0.0.1:4599" # optional endpoint override (hsm-sim, moto)
+//! # credentials: the standard AWS chain only (env, profile, SSO, web identity, ECS/IMDS)
+//! ```
+//!
+//! Each variant sits behind its backend's cargo feature, with its config struct in the
+//! backend's module.
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,6 +37,9 @@ pub enum SignerConfig {
     /// A PKCS#11 token (`backend = "pkcs11"`).
     #[cfg(feature = "pkcs11")]
     Pkcs11(crate::pkcs11::Pkcs11Config),
+    /// A key in AWS KMS (`backend = "aws-kms"`).
+    #[cfg(feature = "aws-kms")]
+    AwsKms(crate::aws_kms::AwsKmsConfig),
 }
 
 impl SignerConfig {
@@ -36,6 +48,8 @@ impl SignerConfig {
         let problems = match self {
             #[cfg(feature = "pkcs11")]
             Self::Pkcs11(c) => c.problems(path),
+            #[cfg(feature = "aws-kms")]
+            Self::AwsKms(c) => c.problems(path),
         };
         ConfigError::from_problems(problems)
     }
@@ -47,6 +61,8 @@ impl SignerConfig {
         match self {
             #[cfg(feature = "pkcs11")]
             Self::Pkcs11(c) => Ok(Arc::new(crate::pkcs11::Pkcs11Signer::connect(c).await?)),
+            #[cfg(feature = "aws-kms")]
+            Self::AwsKms(c) => Ok(Arc::new(crate::aws_kms::AwsKmsSigner::connect(c).await?)),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Errors a caller of [`crate::Signer`] can act on.
 //!
-//! Each backend has its own enum (e.g. [`crate::pkcs11::Pkcs11Error`]); [`SignerError`] wraps
-//! them and answers the one question the agent asks: is it worth trying again
-//! ([`SignerError::is_transient`])?
+//! Each backend has its own enum (e.g. `pkcs11::Pkcs11Error`, `aws_kms::AwsKmsError`);
+//! [`SignerError`] wraps them and answers the one question the agent asks: is it worth trying
+//! again ([`SignerError::is_transient`])?
 
 /// Why a raw backend signature was not turned into an Ethereum signature. The signature is
 /// never returned in any of these cases (fail closed).
@@ -37,6 +37,10 @@ pub enum SignerError {
     #[cfg(feature = "pkcs11")]
     #[error("pkcs11 signer: {0}")]
     Pkcs11(#[from] crate::pkcs11::Pkcs11Error),
+    /// The AWS KMS backend failed.
+    #[cfg(feature = "aws-kms")]
+    #[error("aws-kms signer: {0}")]
+    AwsKms(#[from] crate::aws_kms::AwsKmsError),
     /// The backend answered, but its signature did not check out; nothing was returned.
     #[error("signature rejected: {0}")]
     Signature(#[from] SignatureError),
@@ -56,6 +60,8 @@ impl SignerError {
         match self {
             #[cfg(feature = "pkcs11")]
             Self::Pkcs11(e) => e.is_transient(),
+            #[cfg(feature = "aws-kms")]
+            Self::AwsKms(e) => e.is_transient(),
             Self::Signature(_) | Self::Pin(_) | Self::Config(_) => false,
         }
     }

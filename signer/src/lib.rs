@@ -7,7 +7,9 @@
 //!
 //! * `pkcs11` (cargo feature `pkcs11`, default): a PKCS#11 HSM through `cryptoki`
 //!   (SoftHSM2 in CI; YubiHSM, Thales, CloudHSM in production).
-//! * `aws-kms`: added beside it (its own module, feature and config variant).
+//! * `aws-kms` (cargo feature `aws-kms`, default): a secp256k1 key in AWS KMS (or a server
+//!   speaking its protocol: hsm-sim, moto) through `alloy-signer-aws`; credentials from the
+//!   standard AWS chain, the key spec checked to be `ECC_SECG_P256K1` at start.
 //!
 //! Every backend's raw ECDSA output goes through [`signature::recoverable`]: s is normalised
 //! to the low half, the recovery id is found by trial recovery against the public key read once
@@ -32,13 +34,15 @@
 //! `EthereumWallet::new(guard)` is how the agent sends votes.
 #![forbid(unsafe_code)]
 
-#[cfg(not(any(feature = "pkcs11")))]
+#[cfg(not(any(feature = "pkcs11", feature = "aws-kms")))]
 compile_error!(
-    "bridge-signer needs at least one signing backend: enable the `pkcs11` cargo feature \
-     (the aws-kms backend adds its own feature to this list)"
+    "bridge-signer needs at least one signing backend: enable the `pkcs11` and/or the `aws-kms` \
+     cargo feature"
 );
 
 mod alloy_adapter;
+#[cfg(feature = "aws-kms")]
+pub mod aws_kms;
 pub mod config;
 pub mod error;
 pub mod guard;

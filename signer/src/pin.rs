@@ -61,6 +61,8 @@ impl Pin {
         Ok(Self::new(pin))
     }
 
+    // Only the pkcs11 backend logs in with a PIN.
+    #[cfg_attr(not(feature = "pkcs11"), allow(dead_code))]
     pub(crate) fn secret(&self) -> &SecretString {
         &self.0
     }

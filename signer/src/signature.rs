@@ -1,22 +1,29 @@
 //! Turning a backend's raw ECDSA output into an Ethereum signature, or refusing to.
 //!
 //! ```text
-//! raw r‖s (64 bytes) ─> parse ─> s := min(s, n − s) ─> for v in {0, 1}: recover(digest, sig, v)
-//!                                                        == known key? ─> verify ─> (r, s, v)
+//! raw r‖s (64 bytes) ─> parse ─> s := min(s, n − s)
+//!   ─> R = (z·s⁻¹)·G + (r·s⁻¹)·Q      one double-scalar multiplication, Q the known key
+//!   ─> x(R) == r ?  yes: the signature verifies for Q, and y(R)'s parity is the recovery id
+//!                   no:  another key, another digest, or a corrupt signature: refuse
 //! ```
 //!
 //! HSMs return r‖s without a recovery id, and about half of them with a high s (which Ethereum
-//! rejects since EIP-2). The public key is known (read once at start), so the recovery id is
-//! found by trial. Anything that does not match fails closed.
+//! rejects since EIP-2). The public key is known (read once at start), so verification itself
+//! yields the recovery id: the point R it computes is the one recovery would start from. That
+//! costs one multiplication where trial recovery plus a separate verify cost three. The rare
+//! case x(R) ≥ n (recovery ids 2 and 3, which Ethereum cannot express) fails closed.
 
 use alloy_primitives::{Address, B256, Signature, U256, keccak256};
-use k256::ecdsa::{
-    RecoveryId, Signature as K256Signature, VerifyingKey, signature::hazmat::PrehashVerifier,
-};
+use k256::ecdsa::{Signature as K256Signature, VerifyingKey};
+use k256::elliptic_curve::Group;
+use k256::elliptic_curve::ops::{LinearCombination, Reduce};
+use k256::elliptic_curve::point::AffineCoordinates;
+use k256::{ProjectivePoint, Scalar};
 
 use crate::SignatureError;
 
-/// Normalises, recovers and verifies a raw r‖s signature over `digest` by `key`.
+/// Normalises and verifies a raw r‖s signature over `digest` by `key`, and finds its
+/// recovery id; anything that does not match fails closed.
 pub fn recoverable(
     raw: &[u8],
     digest: &B256,
@@ -25,24 +32,31 @@ pub fn recoverable(
     if raw.len() != 64 {
         return Err(SignatureError::BadLength(raw.len()));
     }
+    // Rejects r or s that are zero or not below the group order.
     let sig = K256Signature::from_slice(raw).map_err(|_| SignatureError::Malformed)?;
     let sig = sig.normalize_s().unwrap_or(sig);
-    let parity = [false, true]
-        .into_iter()
-        .find(|&odd| {
-            VerifyingKey::recover_from_prehash(digest.as_slice(), &sig, RecoveryId::new(odd, false))
-                .is_ok_and(|recovered| recovered == *key)
-        })
-        .ok_or(SignatureError::WrongKey {
+    let (r, s) = (sig.r(), sig.s());
+    let z = <Scalar as Reduce<k256::U256>>::reduce_bytes(&k256::FieldBytes::from(digest.0));
+    // s is non-zero, so it has an inverse; the error arm is unreachable but fails closed.
+    let s_inv = Option::<Scalar>::from(s.invert()).ok_or(SignatureError::Malformed)?;
+    let q = ProjectivePoint::from(*key.as_affine());
+    let big_r =
+        ProjectivePoint::lincomb(&ProjectivePoint::GENERATOR, &(z * s_inv), &q, &(*r * s_inv));
+    if bool::from(big_r.is_identity()) {
+        return Err(SignatureError::VerifyFailed);
+    }
+    let big_r = big_r.to_affine();
+    // Exact equality, not only modulo n: x(R) ≥ n cannot be expressed in an Ethereum signature.
+    if big_r.x() != r.to_bytes() {
+        return Err(SignatureError::WrongKey {
             expected: address_of(key),
-        })?;
-    key.verify_prehash(digest.as_slice(), &sig)
-        .map_err(|_| SignatureError::VerifyFailed)?;
+        });
+    }
     let (r, s) = sig.split_bytes();
     Ok(Signature::new(
         U256::from_be_slice(&r),
         U256::from_be_slice(&s),
-        parity,
+        bool::from(big_r.y_is_odd()),
     ))
 }
 
@@ -115,6 +129,25 @@ mod tests {
                 sig.recover_address_from_prehash(&digest).unwrap(),
                 address_of(&vk)
             );
+        }
+    }
+
+    /// Differential: the verification-derived recovery id equals k256's own, for many
+    /// digests, whether the raw input was high-s or low-s.
+    #[test]
+    fn matches_k256_recoverable_signatures() {
+        let sk = key();
+        let vk = *sk.verifying_key();
+        for i in 0u32..300 {
+            let digest = keccak256(i.to_be_bytes());
+            let (expected, recid) = sk.sign_prehash_recoverable(digest.as_slice()).unwrap();
+            for raw in [expected.to_bytes().to_vec(), raw_high_s(&sk, &digest)] {
+                let sig = recoverable(&raw, &digest, &vk).unwrap();
+                let (r, s) = expected.split_bytes();
+                assert_eq!(sig.r(), U256::from_be_slice(&r));
+                assert_eq!(sig.s(), U256::from_be_slice(&s));
+                assert_eq!(sig.v(), recid.is_y_odd(), "digest {i}");
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 //! A vote signed by a SoftHSM key through the guard and alloy's wallet is accepted by anvil.
+#![cfg(feature = "pkcs11")]
 
 mod common;
 #[path = "common/votes.rs"]

@@ -1,4 +1,5 @@
 //! The PKCS#11 backend against a real SoftHSM2 token (fresh token store per run).
+#![cfg(feature = "pkcs11")]
 
 mod common;
 

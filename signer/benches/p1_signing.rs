@@ -1,0 +1,304 @@
+//! P1: guarded PKCS#11 signing against a raw cryptoki sign loop on the same SoftHSM token.
+//!
+//! Run: `cargo bench -p bridge-signer --bench p1_signing` (set `P1_N` for signatures per run,
+//! `P1_ROUNDS` for rounds). Under `cargo test` (no `--bench` argument) it does a small smoke
+//! run only, so the benchmark keeps working without costing the test suite time. Every configuration runs once per round, interleaved, so machine
+//! noise hits them alike; the medians and their ratios are printed as a Markdown table for
+//! BENCHMARKS.md.
+//!
+//! | name          | what one operation is                                                   |
+//! |---------------|-------------------------------------------------------------------------|
+//! | raw-1         | `C_Sign(CKM_ECDSA)` over a digest, one session, one thread              |
+//! | raw-2         | the same on two sessions from two threads                               |
+//! | signer-1      | `Pkcs11Signer::sign_hash`: sign + low-s + trial recovery + verify        |
+//! | guarded-1     | `Guard::sign_transaction`: policy + journal row (fsync) + signer-1      |
+//! | guarded-2     | guarded, pool of 2 sessions, 2 votes in flight                           |
+//! | guarded-2x4   | guarded, pool of 2 sessions, 4 votes in flight                           |
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use alloy_consensus::TxEip1559;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use alloy_sol_types::{SolCall, sol};
+use bridge_signer::guard::Journal;
+use bridge_signer::pkcs11::{Pkcs11Config, Pkcs11Signer, Pkcs11Token};
+use bridge_signer::{Guard, Pin, PinSource, Signer};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const TOKEN: &str = "p1-bench";
+const KEY: &str = "p1-key";
+const PIN: &str = "bench-pin-1234";
+const PIN_ENV: &str = "P1_BENCH_PIN";
+const CHAIN: u64 = 31_002;
+const BRIDGE: Address = Address::repeat_byte(0xb1);
+
+sol! {
+    function handleKLAYTransfer(bytes32 requestTxHash, address from, address to, uint256 value, uint64 requestedNonce, uint64 requestedBlockNumber, bytes extraData);
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn digest(i: u64) -> [u8; 32] {
+    keccak256(i.to_be_bytes()).0
+}
+
+/// A fresh SoftHSM token store in `dir`, with one token.
+fn init_softhsm(dir: &Path) {
+    assert!(
+        Path::new(MODULE).is_file(),
+        "{MODULE} missing: run ./scripts/setup"
+    );
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    // SAFETY: single-threaded here, before anything loads the module or reads the variables.
+    unsafe {
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        std::env::set_var(PIN_ENV, PIN);
+    }
+    let out = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            TOKEN,
+            "--pin",
+            PIN,
+            "--so-pin",
+            "so-1234",
+        ])
+        .output()
+        .expect("softhsm2-util");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Raw cryptoki: logged-in sessions and the key handle, nothing of ours in the loop.
+struct Raw {
+    sessions: Vec<Session>,
+    key: ObjectHandle,
+}
+
+impl Raw {
+    fn open(n: usize) -> Self {
+        let ctx = Pkcs11::new(MODULE).unwrap();
+        // The signer may have initialised the module already; that is fine.
+        let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+        let slot = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| {
+                ctx.get_token_info(*s)
+                    .map(|t| t.label() == TOKEN)
+                    .unwrap_or(false)
+            })
+            .expect("bench token");
+        let sessions: Vec<Session> = (0..n).map(|_| ctx.open_ro_session(slot).unwrap()).collect();
+        let _ = sessions[0].login(UserType::User, Some(&AuthPin::new(PIN.into())));
+        let key = sessions[0]
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(KEY.into()),
+            ])
+            .unwrap()[0];
+        // Never finalise: the signer shares the module's process-wide state.
+        std::mem::forget(ctx);
+        Self { sessions, key }
+    }
+
+    fn run(&mut self, n: usize) -> Duration {
+        let per = n / self.sessions.len();
+        let key = self.key;
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            // `Session` is Send but not Sync: each thread gets its own `&mut`.
+            for (t, session) in self.sessions.iter_mut().enumerate() {
+                s.spawn(move || {
+                    for i in 0..per {
+                        let sig = session
+                            .sign(&Mechanism::Ecdsa, key, &digest((t * per + i) as u64))
+                            .unwrap();
+                        assert_eq!(sig.len(), 64);
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    }
+}
+
+fn vote_tx(nonce: u64) -> TxEip1559 {
+    let input: Bytes = handleKLAYTransferCall {
+        requestTxHash: B256::from(digest(nonce)),
+        from: Address::repeat_byte(0x22),
+        to: Address::repeat_byte(0x33),
+        value: U256::from(1u64),
+        requestedNonce: nonce,
+        requestedBlockNumber: 7,
+        extraData: Bytes::new(),
+    }
+    .abi_encode()
+    .into();
+    TxEip1559 {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: 300_000,
+        max_fee_per_gas: 2_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(BRIDGE),
+        value: U256::ZERO,
+        input,
+        ..Default::default()
+    }
+}
+
+async fn signer(sessions: usize) -> Pkcs11Signer {
+    let mut c = Pkcs11Config::new(MODULE, TOKEN, PinSource::Env(PIN_ENV.into()));
+    c.key_label = Some(KEY.into());
+    c.sessions = sessions;
+    Pkcs11Signer::connect(&c).await.expect("connect")
+}
+
+async fn run_signer(s: &Pkcs11Signer, n: usize) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        s.sign_hash(&B256::from(digest(i as u64))).await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// `n` distinct votes through the guard with `in_flight` concurrent tasks.
+async fn run_guarded(
+    g: &Arc<Guard<Pkcs11Signer>>,
+    nonces: &Arc<AtomicU64>,
+    n: usize,
+    in_flight: usize,
+) -> Duration {
+    let per = n / in_flight;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let (g, nonces) = (Arc::clone(g), Arc::clone(nonces));
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    let mut tx = vote_tx(nonces.fetch_add(1, Ordering::Relaxed));
+                    g.sign_transaction(&mut tx).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n = if bench { env_usize("P1_N", 400) } else { 8 };
+    let rounds = if bench { env_usize("P1_ROUNDS", 5) } else { 1 };
+    let dir = tempfile::tempdir().unwrap();
+    init_softhsm(dir.path());
+    let token = Pkcs11Token::open(MODULE, TOKEN, Pin::new(PIN))
+        .await
+        .unwrap();
+    token.generate_key(KEY, None).await.unwrap();
+
+    let mut raw1 = Raw::open(1);
+    let mut raw2 = Raw::open(2);
+    let s1 = signer(1).await;
+    let g1 = Arc::new(Guard::new(
+        signer(1).await,
+        CHAIN,
+        BRIDGE,
+        Journal::open(dir.path().join("j1.sqlite")).unwrap(),
+    ));
+    let g2 = Arc::new(Guard::new(
+        signer(2).await,
+        CHAIN,
+        BRIDGE,
+        Journal::open(dir.path().join("j2.sqlite")).unwrap(),
+    ));
+    let nonces = Arc::new(AtomicU64::new(0));
+
+    let names = [
+        "raw-1",
+        "raw-2",
+        "signer-1",
+        "guarded-1",
+        "guarded-2",
+        "guarded-2x4",
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    eprintln!("P1: {rounds} rounds × {n} signatures per configuration");
+    for r in 0..rounds {
+        let times = [
+            raw1.run(n),
+            raw2.run(n),
+            run_signer(&s1, n).await,
+            run_guarded(&g1, &nonces, n, 1).await,
+            run_guarded(&g2, &nonces, n, 2).await,
+            run_guarded(&g2, &nonces, n, 4).await,
+        ];
+        for (i, t) in times.iter().enumerate() {
+            rates[i].push(n as f64 / t.as_secs_f64());
+        }
+        eprintln!(
+            "round {}/{rounds}: {}",
+            r + 1,
+            names
+                .iter()
+                .zip(&times)
+                .map(|(k, t)| format!("{k} {:.0}/s", n as f64 / t.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let med: Vec<f64> = rates.into_iter().map(median).collect();
+    let raw1_rate = med[0];
+    println!("| configuration | signatures/s (median) | vs raw-1 |");
+    println!("|---|---:|---:|");
+    for (k, m) in names.iter().zip(&med) {
+        println!("| {k} | {m:.0} | {:.2} |", m / raw1_rate);
+    }
+    println!();
+    println!("guarded-1 / raw-1 = {:.2} (goal ≥ 0.80)", med[3] / med[0]);
+    println!(
+        "guarded-2 / guarded-1 = {:.2} (goal ≥ 1.60)",
+        med[4] / med[3]
+    );
+    println!("guarded-2x4 / guarded-1 = {:.2}", med[5] / med[3]);
+    println!("raw-2 / raw-1 = {:.2}", med[1] / med[0]);
+}

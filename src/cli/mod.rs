@@ -1,0 +1,102 @@
+//! The `bridge-agent` command line (clap): the command tree, logging set-up, and how an error
+//! becomes a message and an exit status.
+//!
+//! ```text
+//!  bridge-agent ─┬─ devnet up ──> devnet.rs ──> bridge_agent::devnet
+//!                ├─ demo ───────> bridge_agent::demo
+//!                └─ keys generate|list|show ──> keys.rs
+//!                        signer_args.rs: --config FILE | --backend … ──> Target
+//!                        keys_pkcs11.rs / keys_aws_kms.rs ──> report.rs (text or --json)
+//! ```
+
+mod devnet;
+mod error;
+mod keys;
+mod keys_aws_kms;
+mod keys_pkcs11;
+mod report;
+mod signer_args;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// High-availability value-transfer bridge agent for Kaia-compatible service-chain bridges.
+///
+/// Each operator runs one agent; a transfer executes once t of N operators voted the same
+/// handle transaction. The agent holds no private key: it signs through a PKCS#11 HSM or
+/// AWS KMS (`bridge-agent keys --help`). Start with `bridge-agent devnet up` for a local
+/// two-chain bridge, or `bridge-agent demo` to watch one transfer each way.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Local two-chain devnet (anvil) with the bridge pair and test tokens deployed.
+    #[command(subcommand)]
+    Devnet(devnet::DevnetCommand),
+    /// Interim demo: devnet up, one transfer each way, voted by a throw-away stand-in operator.
+    Demo {
+        /// Folder for chain logs and the devnet description.
+        #[arg(long, default_value = ".devnet/demo")]
+        dir: PathBuf,
+    },
+    /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show.
+    Keys(keys::KeysArgs),
+}
+
+/// Runs the parsed command line and returns the process's exit status.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Devnet(cmd) => {
+            init_logging("info");
+            report_anyhow(devnet::run(cmd).await)
+        }
+        Command::Demo { dir } => {
+            init_logging("info");
+            report_anyhow(bridge_agent::demo::run(dir).await.context("demo failed"))
+        }
+        Command::Keys(args) => {
+            // Key commands print their result on stdout and their error on stderr; only
+            // warnings go to the log (not the retry layer's, which would repeat the error).
+            init_logging("warn,bridge_signer::retry=off");
+            match keys::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if let Some(hint) = e.hint() {
+                        eprintln!("hint: {hint}");
+                    }
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides `default`.
+fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn report_anyhow(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
