@@ -165,7 +165,7 @@ impl Pkcs11Signer {
                 config.sessions,
                 Duration::from_millis(config.call_timeout_ms),
                 first,
-            ),
+            )?,
             key,
             info,
             token_label: config.token_label.clone(),

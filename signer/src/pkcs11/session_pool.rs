@@ -1,20 +1,24 @@
 //! A small pool of logged-in sessions, each with the key's object handle, used from async code.
 //!
+//! Each session has its own worker thread. Calls queue on one channel; a worker that finishes
+//! a call takes the next queued one at once, so under load a session never waits for the async
+//! runtime to hand it work (HSM calls block, and the gap between two of them is lost signing
+//! time).
+//!
 //! ```text
-//! run(op) ─ acquire permit (≤ size calls at once) ─ spawn_blocking {
-//!     take idle session, or open + login + find key
-//!     op(session, key) ── ok ──────────────────────────> return session to the pool
-//!         └─ session/login lost ─> forget it, open a fresh one, op again (once)
-//! } ─ timeout ─> Timeout (the blocking thread finishes on its own; its permit is held until then)
+//! run(op) ─ queue job ─> [ worker 1: session 1 ] ─┐
+//!                    └─> [ worker 2: session 2 ] ─┼─ op(session, key) ── ok ─> reply
+//!                                                 │    └─ session/login lost ─> forget it, open
+//!                                                 │       a fresh one, op again (once)
+//! await reply ─ timeout ─> Timeout (the job still runs; its answer is dropped)
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
-use tokio::sync::Semaphore;
 
 use super::config::KeySelector;
 use super::error::Pkcs11Error;
@@ -49,124 +53,142 @@ impl Pooled {
     }
 }
 
-struct Inner {
+struct Shared {
     token: Arc<TokenHandle>,
     selector: KeySelector,
-    idle: Mutex<Vec<Pooled>>,
     reopened: AtomicU64,
 }
 
-impl Inner {
-    fn take(&self) -> Result<Pooled, Pkcs11Error> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        match idle {
-            Some(p) => Ok(p),
-            None => Pooled::open(&self.token, &self.selector),
-        }
-    }
+/// One worker's session, opened on first use and re-opened after a loss.
+struct Slot {
+    shared: Arc<Shared>,
+    pooled: Option<Pooled>,
+}
 
-    fn put(&self, p: Pooled) {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(p);
+impl Slot {
+    fn run<T>(
+        &mut self,
+        op: &dyn Fn(&Session, ObjectHandle) -> cryptoki::error::Result<T>,
+    ) -> Result<T, Pkcs11Error> {
+        let token = &self.shared.token;
+        let pooled = match self.pooled.take() {
+            Some(p) => p,
+            None => Pooled::open(token, &self.shared.selector)?,
+        };
+        match op(pooled.session(), pooled.key()) {
+            Ok(v) => {
+                self.pooled = Some(pooled);
+                return Ok(v);
+            }
+            Err(e) => {
+                let err = token.err(e);
+                if !err.is_session_lost() {
+                    self.pooled = Some(pooled);
+                    return Err(err);
+                }
+                tracing::warn!(error = %err, "PKCS#11 session lost; re-opening and logging in again");
+                // Not closed (pooled sessions do not close on drop): its handle is dead and may
+                // already belong to a new session.
+                drop(pooled);
+            }
+        }
+        self.shared.reopened.fetch_add(1, Ordering::Relaxed);
+        let fresh = Pooled::open(token, &self.shared.selector)?;
+        let result = op(fresh.session(), fresh.key()).map_err(|e| token.err(e));
+        match &result {
+            Err(err) if err.is_session_lost() => drop(fresh),
+            _ => self.pooled = Some(fresh),
+        }
+        result
     }
 }
 
-impl Drop for Inner {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner));
-        for p in idle {
+        if let Some(p) = self.pooled.take() {
             let _ = p.session.close();
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Slot) + Send>;
+
+fn worker(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, mut slot: Slot) {
+    loop {
+        // The lock is held only while waiting for the next job, never while running one.
+        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        match job {
+            Ok(job) => job(&mut slot),
+            Err(_) => return, // the pool was dropped
         }
     }
 }
 
 /// The pool. Cheap to share behind the signer's `Arc`.
 pub(crate) struct SessionPool {
-    inner: Arc<Inner>,
-    permits: Arc<Semaphore>,
+    jobs: Mutex<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
     call_timeout: Duration,
 }
 
 impl SessionPool {
+    /// Starts `size` workers; `first` (already open) becomes the first worker's session.
     pub(crate) fn new(
         token: Arc<TokenHandle>,
         selector: KeySelector,
         size: usize,
         call_timeout: Duration,
         first: Pooled,
-    ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                token,
-                selector,
-                idle: Mutex::new(vec![first]),
-                reopened: AtomicU64::new(0),
-            }),
-            permits: Arc::new(Semaphore::new(size.max(1))),
-            call_timeout,
+    ) -> Result<Self, Pkcs11Error> {
+        let shared = Arc::new(Shared {
+            token,
+            selector,
+            reopened: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut first = Some(first);
+        for i in 0..size.max(1) {
+            let slot = Slot {
+                shared: Arc::clone(&shared),
+                pooled: first.take(),
+            };
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("pkcs11-session-{i}"))
+                .spawn(move || worker(rx, slot))
+                .map_err(|e| Pkcs11Error::Task(format!("cannot start a session worker: {e}")))?;
         }
+        Ok(Self {
+            jobs: Mutex::new(tx),
+            shared,
+            call_timeout,
+        })
     }
 
     /// Sessions re-opened after a loss, since start.
     pub(crate) fn reopened(&self) -> u64 {
-        self.inner.reopened.load(Ordering::Relaxed)
+        self.shared.reopened.load(Ordering::Relaxed)
     }
 
-    /// Runs `op` with a pooled session off the async executor.
+    /// Runs `op` on a pooled session, on the session's worker thread.
     pub(crate) async fn run<T, F>(&self, op: F) -> Result<T, Pkcs11Error>
     where
         T: Send + 'static,
         F: Fn(&Session, ObjectHandle) -> cryptoki::error::Result<T> + Send + 'static,
     {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|e| Pkcs11Error::Task(e.to_string()))?;
-        let inner = Arc::clone(&self.inner);
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let pooled = inner.take()?;
-            match op(pooled.session(), pooled.key()) {
-                Ok(v) => {
-                    inner.put(pooled);
-                    return Ok(v);
-                }
-                Err(e) => {
-                    let err = inner.token.err(e);
-                    if !err.is_session_lost() {
-                        inner.put(pooled);
-                        return Err(err);
-                    }
-                    tracing::warn!(error = %err, "PKCS#11 session lost; re-opening and logging in again");
-                    // Not closed: its handle is dead and may be reused.
-                    drop(pooled);
-                }
-            }
-            inner.reopened.fetch_add(1, Ordering::Relaxed);
-            let fresh = Pooled::open(&inner.token, &inner.selector)?;
-            match op(fresh.session(), fresh.key()) {
-                Ok(v) => {
-                    inner.put(fresh);
-                    Ok(v)
-                }
-                Err(e) => {
-                    let err = inner.token.err(e);
-                    if !err.is_session_lost() {
-                        inner.put(fresh);
-                    }
-                    Err(err)
-                }
-            }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |slot| {
+            let _ = reply.send(slot.run(&op));
         });
-        match tokio::time::timeout(self.call_timeout, task).await {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| Pkcs11Error::Task("all session workers stopped".into()))?;
+        match tokio::time::timeout(self.call_timeout, answer).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(Pkcs11Error::Task(join.to_string())),
+            Ok(Err(_)) => Err(Pkcs11Error::Task("session worker stopped".into())),
             Err(_) => Err(Pkcs11Error::Timeout(self.call_timeout)),
         }
     }
