@@ -16,6 +16,9 @@
 //! | guarded-1x4   | guarded, one session, 4 votes in flight (how the agent signs)            |
 //! | guarded-2x8   | guarded, pool of 2 sessions, 8 votes in flight                           |
 //!
+//! Reference rates after the table: the aws-kms backend (sign + check) against hsm-sim in
+//! process and against moto, one signature at a time.
+//!
 //! SoftHSM signs on this machine's CPU, so on 2 cores the guard's own CPU work (the check,
 //! SQLite) competes with the second session; a network HSM signs elsewhere.
 
@@ -36,6 +39,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
+
+#[path = "../tests/common/kms.rs"]
+mod kms;
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "p1-bench";
@@ -232,6 +238,33 @@ fn run_check(inputs: &[(Vec<u8>, B256)], key: &k256::ecdsa::VerifyingKey) -> Dur
     start.elapsed()
 }
 
+/// Signatures per second of an aws-kms signer on a KMS-protocol server at `endpoint`.
+async fn kms_rate(endpoint: &str, n: usize, rounds: usize) -> f64 {
+    use bridge_signer::aws_kms::{AwsKmsClient, AwsKmsSigner};
+    let client = AwsKmsClient::connect(Some(kms::REGION), Some(endpoint))
+        .await
+        .expect("kms client");
+    let key = client
+        .create_key(None, Some("p1 bench"))
+        .await
+        .expect("create key");
+    let signer = AwsKmsSigner::with_client(&client, &key.key_id)
+        .await
+        .expect("kms signer");
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for i in 0..n {
+            signer
+                .sign_hash(&B256::from(digest(i as u64)))
+                .await
+                .unwrap();
+        }
+        rates.push(n as f64 / start.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -335,5 +368,15 @@ async fn main() {
         "raw-2",
         "raw-1",
         " (what SoftHSM itself gains from a second session)",
+    );
+
+    let kms_n = (n / 4).max(4);
+    let sim = kms::sim(hsm_sim::FaultConfig::default()).await;
+    let sim_rate = kms_rate(&sim.endpoint(), kms_n, rounds).await;
+    let moto = kms::Moto::start();
+    let moto_rate = kms_rate(&moto.endpoint(), kms_n, rounds).await;
+    println!();
+    println!(
+        "reference, aws-kms backend one at a time: hsm-sim {sim_rate:.0}/s, moto {moto_rate:.0}/s"
     );
 }
