@@ -6,7 +6,12 @@
 //! vote planner, tx manager, recovery, store and HTTP endpoints arrive with issue #4.
 #![forbid(unsafe_code)]
 
+pub mod chain;
+pub mod config;
 pub mod contracts;
 pub mod demo;
 pub mod devnet;
+pub mod direction;
+pub mod store;
 pub mod votes;
+pub mod watcher;

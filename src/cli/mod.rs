@@ -4,11 +4,13 @@
 //! ```text
 //!  bridge-agent ─┬─ devnet up ──> devnet.rs ──> bridge_agent::devnet
 //!                ├─ demo ───────> bridge_agent::demo
+//!                ├─ config check ──> config.rs ──> bridge_agent::config
 //!                └─ keys generate|list|show ──> keys.rs
 //!                        signer_args.rs: --config FILE | --backend … ──> Target
 //!                        keys_pkcs11.rs / keys_aws_kms.rs ──> report.rs (text or --json)
 //! ```
 
+mod config;
 mod devnet;
 mod error;
 mod keys;
@@ -49,6 +51,9 @@ enum Command {
     },
     /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show.
     Keys(keys::KeysArgs),
+    /// The agent's config file: `config check` reports every problem at once.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// Runs the parsed command line and returns the process's exit status.
@@ -61,6 +66,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Demo { dir } => {
             init_logging("info");
             report_anyhow(bridge_agent::demo::run(dir).await.context("demo failed"))
+        }
+        Command::Config(cmd) => {
+            init_logging("warn");
+            config::run(cmd)
         }
         Command::Keys(args) => {
             // Key commands print their result on stdout and their error on stderr; only

@@ -1,0 +1,586 @@
+//! [`ChainClient`]: calls with timeout and failover across one chain's endpoints.
+
+use super::endpoints::{Endpoint, EndpointStats, FaultKind, attempt_order};
+use super::error::{Answer, ChainError, ClassifyError, Failure};
+use super::heads::{self, HeadStream};
+use super::logs::LogStream;
+use super::{ChainAccessConfig, SensitiveUrl};
+use alloy::eips::BlockId;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{
+    Block, BlockNumberOrTag, FeeHistory, Filter, Log, TransactionReceipt, TransactionRequest,
+};
+use alloy::transports::RpcError;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The parts of a block header a watcher needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRef {
+    pub number: u64,
+    pub hash: B256,
+    pub parent_hash: B256,
+    pub timestamp: u64,
+    /// `None` before London / on chains without EIP-1559.
+    pub base_fee_per_gas: Option<u64>,
+}
+
+impl BlockRef {
+    fn from_block(b: &Block) -> Self {
+        BlockRef {
+            number: b.header.inner.number,
+            hash: b.header.hash,
+            parent_hash: b.header.inner.parent_hash,
+            timestamp: b.header.inner.timestamp,
+            base_fee_per_gas: b.header.inner.base_fee_per_gas,
+        }
+    }
+}
+
+/// Which state `eth_getTransactionCount` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockTag {
+    Latest,
+    Pending,
+}
+
+/// Counters of one chain, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainStats {
+    pub chain: String,
+    pub chain_id: u64,
+    /// Calls that moved from one endpoint to the next.
+    pub failovers: u64,
+    pub endpoints: Vec<EndpointStats>,
+}
+
+/// One chain, over several RPC endpoints. Cheap to clone (shared state).
+///
+/// Every call runs on the healthiest available endpoint with a timeout of
+/// [`ChainAccessConfig::rpc_timeout`]; on a timeout or transport failure it moves to the next
+/// endpoint. JSON-RPC error answers (reverts, "nonce too low") are returned as they are.
+#[derive(Clone)]
+pub struct ChainClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ChainAccessConfig,
+    endpoints: Vec<Endpoint>,
+    failovers: AtomicU64,
+}
+
+impl std::fmt::Debug for ChainClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one attempt ended.
+enum Attempt<T> {
+    /// A value or an error answer: the call is over.
+    Done(Result<T, ChainError>),
+    /// The endpoint failed (already scored): try the next one.
+    Fault(ChainError),
+}
+
+impl ChainClient {
+    /// Builds the providers and checks that every endpoint serves `config.chain_id`.
+    ///
+    /// A wrong chain id on any endpoint (HTTP or WebSocket) is fatal
+    /// ([`ChainError::ChainIdMismatch`]); an unreachable endpoint is a warning as long as one
+    /// HTTP endpoint answered ([`ChainError::NoEndpointReachable`] otherwise).
+    pub async fn connect(config: ChainAccessConfig) -> Result<Self, ChainError> {
+        if config.rpc.is_empty() {
+            return Err(ChainError::NoEndpoints {
+                chain: config.name.clone(),
+            });
+        }
+        let mut endpoints = Vec::with_capacity(config.rpc.len());
+        for (index, url) in config.rpc.iter().enumerate() {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ChainError::InvalidUrl {
+                    chain: config.name.clone(),
+                    endpoint: format!("rpc[{index}] {url}"),
+                    reason: "an RPC endpoint must be http:// or https://".into(),
+                });
+            }
+            let provider = ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .connect_http(url.expose().clone())
+                .erased();
+            endpoints.push(Endpoint::new(index, url.clone(), provider));
+        }
+        if let Some(ws) = &config.ws
+            && !matches!(ws.scheme(), "ws" | "wss")
+        {
+            return Err(ChainError::InvalidUrl {
+                chain: config.name.clone(),
+                endpoint: format!("ws {ws}"),
+                reason: "the WebSocket endpoint must be ws:// or wss://".into(),
+            });
+        }
+        let client = ChainClient {
+            inner: Arc::new(Inner {
+                config,
+                endpoints,
+                failovers: AtomicU64::new(0),
+            }),
+        };
+        client.check_chain_ids().await?;
+        if let Some(ws) = client.inner.config.ws.clone() {
+            client.check_ws_chain_id(&ws).await?;
+        }
+        Ok(client)
+    }
+
+    async fn check_chain_ids(&self) -> Result<(), ChainError> {
+        let cfg = &self.inner.config;
+        let mut set = JoinSet::new();
+        for ep in &self.inner.endpoints {
+            ep.record_request();
+            let provider = ep.provider.clone();
+            let (index, timeout) = (ep.index, cfg.rpc_timeout);
+            set.spawn(async move {
+                let started = Instant::now();
+                let r = tokio::time::timeout(timeout, provider.get_chain_id()).await;
+                (index, started.elapsed(), r)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    return Err(ChainError::Local {
+                        method: "eth_chainId",
+                        message: format!("chain-id check task failed: {e}"),
+                    });
+                }
+            }
+        }
+        results.sort_by_key(|r| r.0);
+
+        let mut unreachable = Vec::new();
+        let mut mismatch = None;
+        for (index, latency, result) in results {
+            let ep = &self.inner.endpoints[index];
+            let error = match result {
+                Ok(Ok(got)) => {
+                    ep.record_answer(latency, false);
+                    if got != cfg.chain_id {
+                        mismatch.get_or_insert(ChainError::ChainIdMismatch {
+                            chain: cfg.name.clone(),
+                            endpoint: ep.label(),
+                            expected: cfg.chain_id,
+                            got,
+                        });
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    let message = ep.url.scrub(&e.to_string());
+                    ep.record_fault(FaultKind::Transport, &cfg.endpoint_backoff, Instant::now());
+                    ChainError::Transport {
+                        endpoint: ep.label(),
+                        method: "eth_chainId",
+                        message,
+                    }
+                }
+                Err(_) => {
+                    ep.record_fault(FaultKind::Timeout, &cfg.endpoint_backoff, Instant::now());
+                    ChainError::Timeout {
+                        endpoint: ep.label(),
+                        method: "eth_chainId",
+                        timeout: cfg.rpc_timeout,
+                    }
+                }
+            };
+            unreachable.push(error);
+        }
+        if let Some(m) = mismatch {
+            return Err(m);
+        }
+        if unreachable.len() == self.inner.endpoints.len() {
+            return Err(ChainError::NoEndpointReachable {
+                chain: cfg.name.clone(),
+                errors: unreachable,
+            });
+        }
+        for e in &unreachable {
+            warn!(chain = %cfg.name, error = %e, "RPC endpoint unreachable at start; continuing with the others");
+        }
+        info!(
+            chain = %cfg.name,
+            chain_id = cfg.chain_id,
+            endpoints = self.inner.endpoints.len(),
+            reachable = self.inner.endpoints.len() - unreachable.len(),
+            "chain id checked"
+        );
+        Ok(())
+    }
+
+    async fn check_ws_chain_id(&self, ws: &SensitiveUrl) -> Result<(), ChainError> {
+        let cfg = &self.inner.config;
+        let endpoint = format!("ws {ws}");
+        let result = match heads::connect_ws(ws, cfg.rpc_timeout).await {
+            Ok(p) => tokio::time::timeout(cfg.rpc_timeout, p.get_chain_id())
+                .await
+                .map_err(|_| format!("eth_chainId timed out after {:?}", cfg.rpc_timeout))
+                .and_then(|r| r.map_err(|e| ws.scrub(&e.to_string()))),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(got) if got != cfg.chain_id => Err(ChainError::ChainIdMismatch {
+                chain: cfg.name.clone(),
+                endpoint,
+                expected: cfg.chain_id,
+                got,
+            }),
+            Ok(_) => Ok(()),
+            Err(reason) => {
+                warn!(chain = %cfg.name, endpoint = %endpoint, %reason, "WebSocket endpoint unreachable at start; polling until it comes up");
+                Ok(())
+            }
+        }
+    }
+
+    /// The configuration this client was built from.
+    pub fn config(&self) -> &ChainAccessConfig {
+        &self.inner.config
+    }
+
+    /// The chain's name, for logs.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The chain id, checked against every reachable endpoint at [`ChainClient::connect`].
+    pub fn chain_id(&self) -> u64 {
+        self.inner.config.chain_id
+    }
+
+    /// Runs `f` against the healthiest endpoint, failing over on transport errors and timeouts.
+    ///
+    /// The building block of every call here, public so callers can run `sol!` contract calls
+    /// with the same failover:
+    /// `client.run("Bridge.requestNonce", |p| async move { Bridge::new(addr, p).requestNonce().call().await })`.
+    pub async fn run<T, E, F, Fut>(&self, method: &'static str, f: F) -> Result<T, ChainError>
+    where
+        F: Fn(DynProvider) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: ClassifyError,
+    {
+        let order = attempt_order(&self.inner.endpoints, Instant::now());
+        let mut faults = Vec::new();
+        for (i, ep) in order.iter().enumerate() {
+            match self.attempt(ep, method, f(ep.provider.clone())).await {
+                Attempt::Done(result) => {
+                    if i > 0 {
+                        debug!(chain = %self.name(), method, endpoint = %ep.label(), "answered after failover");
+                    }
+                    return result;
+                }
+                Attempt::Fault(e) => {
+                    if i + 1 < order.len() {
+                        ep.record_failover();
+                        self.inner.failovers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    faults.push(e);
+                }
+            }
+        }
+        Err(ChainError::AllEndpointsFailed {
+            chain: self.name().to_owned(),
+            method,
+            errors: faults,
+        })
+    }
+
+    async fn attempt<T, E: ClassifyError>(
+        &self,
+        ep: &Endpoint,
+        method: &'static str,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Attempt<T> {
+        let cfg = &self.inner.config;
+        ep.record_request();
+        let started = Instant::now();
+        let (fault, kind) = match tokio::time::timeout(cfg.rpc_timeout, fut).await {
+            Ok(Ok(value)) => {
+                ep.record_answer(started.elapsed(), false);
+                return Attempt::Done(Ok(value));
+            }
+            Ok(Err(e)) => match e.classify() {
+                Failure::Answer(answer) => {
+                    let endpoint = ep.label();
+                    let err = match answer {
+                        Answer::Reverted { message, data } => ChainError::Reverted {
+                            endpoint,
+                            method,
+                            message,
+                            data,
+                        },
+                        Answer::Rpc {
+                            code,
+                            message,
+                            data,
+                        } => ChainError::Rpc {
+                            endpoint,
+                            method,
+                            code,
+                            message,
+                            data,
+                        },
+                        Answer::Local(message) => {
+                            return Attempt::Done(Err(ChainError::Local { method, message }));
+                        }
+                    };
+                    ep.record_answer(started.elapsed(), true);
+                    return Attempt::Done(Err(err));
+                }
+                Failure::Endpoint(message) => (
+                    ChainError::Transport {
+                        endpoint: ep.label(),
+                        method,
+                        message: ep.url.scrub(&message),
+                    },
+                    FaultKind::Transport,
+                ),
+                Failure::InvalidResponse(message) => (
+                    ChainError::InvalidResponse {
+                        endpoint: ep.label(),
+                        method,
+                        message: ep.url.scrub(&message),
+                    },
+                    FaultKind::Transport,
+                ),
+            },
+            Err(_) => (
+                ChainError::Timeout {
+                    endpoint: ep.label(),
+                    method,
+                    timeout: cfg.rpc_timeout,
+                },
+                FaultKind::Timeout,
+            ),
+        };
+        let was_healthy = ep.stats(started).consecutive_failures == 0;
+        ep.record_fault(kind, &cfg.endpoint_backoff, Instant::now());
+        if was_healthy {
+            warn!(chain = %cfg.name, error = %fault, score = ep.score(), "RPC endpoint failed; cooling down");
+        } else {
+            debug!(chain = %cfg.name, error = %fault, score = ep.score(), "RPC endpoint still failing");
+        }
+        Attempt::Fault(fault)
+    }
+
+    /// A provider on the currently best endpoint, for `sol!` contract instances. It has no
+    /// failover or timeout of its own: prefer [`ChainClient::run`] for calls that matter.
+    pub fn provider(&self) -> DynProvider {
+        attempt_order(&self.inner.endpoints, Instant::now())[0]
+            .provider
+            .clone()
+    }
+
+    /// Per-endpoint counters and scores.
+    pub fn endpoint_stats(&self) -> Vec<EndpointStats> {
+        let now = Instant::now();
+        self.inner.endpoints.iter().map(|e| e.stats(now)).collect()
+    }
+
+    /// Chain-level counters plus [`ChainClient::endpoint_stats`].
+    pub fn stats(&self) -> ChainStats {
+        ChainStats {
+            chain: self.name().to_owned(),
+            chain_id: self.chain_id(),
+            failovers: self.inner.failovers.load(Ordering::Relaxed),
+            endpoints: self.endpoint_stats(),
+        }
+    }
+
+    /// New-head notifications (WebSocket subscription, or polling), until `shutdown` fires or
+    /// the stream is dropped.
+    pub fn new_heads(&self, shutdown: &CancellationToken) -> HeadStream {
+        HeadStream::spawn(self.clone(), shutdown.child_token())
+    }
+
+    /// Logs matching `filter`'s addresses and topics from `from_block` on, in windows, as the
+    /// head moves. Its block range is set by the stream.
+    pub fn log_stream(
+        &self,
+        filter: Filter,
+        from_block: u64,
+        shutdown: &CancellationToken,
+    ) -> LogStream {
+        LogStream::new(self.clone(), filter, from_block, self.new_heads(shutdown))
+    }
+
+    // ---- JSON-RPC calls -------------------------------------------------------------------
+
+    /// `eth_chainId` as an endpoint answers it now (see also [`ChainClient::chain_id`]).
+    pub async fn fetch_chain_id(&self) -> Result<u64, ChainError> {
+        self.run("eth_chainId", |p| async move { p.get_chain_id().await })
+            .await
+    }
+
+    pub async fn block_number(&self) -> Result<u64, ChainError> {
+        self.run(
+            "eth_blockNumber",
+            |p| async move { p.get_block_number().await },
+        )
+        .await
+    }
+
+    /// The header of block `number`, or `None` if the endpoint does not have it (yet).
+    pub async fn block_by_number(&self, number: u64) -> Result<Option<BlockRef>, ChainError> {
+        let block = self
+            .run("eth_getBlockByNumber", |p| async move {
+                p.get_block_by_number(BlockNumberOrTag::Number(number))
+                    .await
+            })
+            .await?;
+        Ok(block.as_ref().map(BlockRef::from_block))
+    }
+
+    /// The header of the latest block.
+    pub async fn latest_block(&self) -> Result<BlockRef, ChainError> {
+        let block = self
+            .run("eth_getBlockByNumber", |p| async move {
+                p.get_block_by_number(BlockNumberOrTag::Latest)
+                    .await?
+                    .ok_or(RpcError::NullResp)
+            })
+            .await?;
+        Ok(BlockRef::from_block(&block))
+    }
+
+    /// `eth_getLogs` as given (one request). For ranges use [`ChainClient::get_logs_range`].
+    pub async fn get_logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
+        self.run("eth_getLogs", |p| {
+            let filter = filter.clone();
+            async move { p.get_logs(&filter).await }
+        })
+        .await
+    }
+
+    /// `eth_call` on the latest block. A revert is [`ChainError::Reverted`] with its data.
+    pub async fn call(&self, tx: TransactionRequest) -> Result<Bytes, ChainError> {
+        self.call_at(tx, BlockId::latest()).await
+    }
+
+    /// `eth_call` on a given block.
+    pub async fn call_at(
+        &self,
+        tx: TransactionRequest,
+        block: BlockId,
+    ) -> Result<Bytes, ChainError> {
+        self.run("eth_call", |p| {
+            let tx = tx.clone();
+            async move { p.call(tx).block(block).await }
+        })
+        .await
+    }
+
+    /// `eth_estimateGas`. A revert is [`ChainError::Reverted`] with its data.
+    pub async fn estimate_gas(&self, tx: TransactionRequest) -> Result<u64, ChainError> {
+        self.run("eth_estimateGas", |p| {
+            let tx = tx.clone();
+            async move { p.estimate_gas(tx).await }
+        })
+        .await
+    }
+
+    /// `eth_sendRawTransaction`; returns the tx hash.
+    ///
+    /// After a timeout the next endpoint gets the same bytes: the first may have taken the tx
+    /// already, so an `already known` / `nonce too low` answer ([`ChainError::Rpc`]) can mean
+    /// success. The caller knows the hash (keccak of the bytes) and checks the receipt.
+    pub async fn send_raw_transaction(&self, raw: &[u8]) -> Result<B256, ChainError> {
+        let raw = Bytes::copy_from_slice(raw);
+        self.run("eth_sendRawTransaction", |p| {
+            let raw = raw.clone();
+            async move {
+                p.raw_request::<_, B256>("eth_sendRawTransaction".into(), (raw,))
+                    .await
+            }
+        })
+        .await
+    }
+
+    pub async fn transaction_receipt(
+        &self,
+        hash: B256,
+    ) -> Result<Option<TransactionReceipt>, ChainError> {
+        self.run("eth_getTransactionReceipt", |p| async move {
+            p.get_transaction_receipt(hash).await
+        })
+        .await
+    }
+
+    /// `eth_getTransactionCount` (the account nonce) at the latest block or with pending txs.
+    pub async fn transaction_count(
+        &self,
+        address: Address,
+        tag: BlockTag,
+    ) -> Result<u64, ChainError> {
+        self.run("eth_getTransactionCount", |p| async move {
+            let call = p.get_transaction_count(address);
+            match tag {
+                BlockTag::Latest => call.latest().await,
+                BlockTag::Pending => call.pending().await,
+            }
+        })
+        .await
+    }
+
+    pub async fn balance(&self, address: Address) -> Result<U256, ChainError> {
+        self.run("eth_getBalance", |p| async move {
+            p.get_balance(address).latest().await
+        })
+        .await
+    }
+
+    /// `eth_gasPrice` (legacy fee).
+    pub async fn gas_price(&self) -> Result<u128, ChainError> {
+        self.run("eth_gasPrice", |p| async move { p.get_gas_price().await })
+            .await
+    }
+
+    /// `eth_maxPriorityFeePerGas` (EIP-1559 tip suggestion).
+    pub async fn max_priority_fee(&self) -> Result<u128, ChainError> {
+        self.run("eth_maxPriorityFeePerGas", |p| async move {
+            p.get_max_priority_fee_per_gas().await
+        })
+        .await
+    }
+
+    /// `eth_feeHistory` over the last `block_count` blocks.
+    pub async fn fee_history(
+        &self,
+        block_count: u64,
+        reward_percentiles: &[f64],
+    ) -> Result<FeeHistory, ChainError> {
+        self.run("eth_feeHistory", |p| {
+            let percentiles = reward_percentiles.to_vec();
+            async move {
+                p.get_fee_history(block_count, BlockNumberOrTag::Latest, &percentiles)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// The latest block's base fee; `None` on a chain without EIP-1559.
+    pub async fn base_fee(&self) -> Result<Option<u64>, ChainError> {
+        Ok(self.latest_block().await?.base_fee_per_gas)
+    }
+}

@@ -1,0 +1,262 @@
+//! Errors of chain access, and how a provider error is classified: an endpoint fault (fail over)
+//! or an answer (return it).
+
+use alloy::primitives::Bytes;
+use alloy::transports::RpcError;
+use alloy::transports::TransportErrorKind;
+use std::time::Duration;
+
+/// What went wrong talking to a chain. Endpoints are always named by their redacted URL.
+///
+/// How to act on it:
+/// - [`ChainError::Reverted`] and [`ChainError::Rpc`] are the node's *answer* (a revert, "nonce
+///   too low", …): retrying elsewhere would give the same answer.
+/// - [`ChainError::AllEndpointsFailed`] (its `errors` are [`ChainError::Timeout`] /
+///   [`ChainError::Transport`] / [`ChainError::InvalidResponse`]) is transient: back off and retry.
+/// - [`ChainError::ChainIdMismatch`], [`ChainError::NoEndpoints`], [`ChainError::InvalidUrl`] are
+///   configuration errors: fatal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("{chain}: no RPC endpoint configured")]
+    NoEndpoints { chain: String },
+
+    #[error("{chain}: endpoint {endpoint}: {reason}")]
+    InvalidUrl {
+        chain: String,
+        endpoint: String,
+        reason: String,
+    },
+
+    #[error(
+        "{chain}: endpoint {endpoint} serves chain id {got}, but chain id {expected} is configured; \
+         fix the endpoint URL or the chain id in the config"
+    )]
+    ChainIdMismatch {
+        chain: String,
+        endpoint: String,
+        expected: u64,
+        got: u64,
+    },
+
+    #[error("{chain}: none of the {} endpoint(s) could be reached at start: {}", errors.len(), join(errors))]
+    NoEndpointReachable {
+        chain: String,
+        errors: Vec<ChainError>,
+    },
+
+    #[error("{endpoint}: {method} timed out after {timeout:?}")]
+    Timeout {
+        endpoint: String,
+        method: &'static str,
+        timeout: Duration,
+    },
+
+    #[error("{endpoint}: {method}: {message}")]
+    Transport {
+        endpoint: String,
+        method: &'static str,
+        message: String,
+    },
+
+    #[error("{endpoint}: {method}: invalid response: {message}")]
+    InvalidResponse {
+        endpoint: String,
+        method: &'static str,
+        message: String,
+    },
+
+    #[error("{chain}: {method} failed on every endpoint: {}", join(errors))]
+    AllEndpointsFailed {
+        chain: String,
+        method: &'static str,
+        errors: Vec<ChainError>,
+    },
+
+    /// The EVM reverted (`eth_call`, `eth_estimateGas`): `data` is the revert data (may be empty).
+    #[error("{endpoint}: {method} reverted: {message} (data {data})")]
+    Reverted {
+        endpoint: String,
+        method: &'static str,
+        message: String,
+        data: Bytes,
+    },
+
+    /// Any other JSON-RPC error answer (e.g. `nonce too low`, `already known`).
+    #[error("{endpoint}: {method}: JSON-RPC error {code}: {message}")]
+    Rpc {
+        endpoint: String,
+        method: &'static str,
+        code: i64,
+        message: String,
+        /// The raw `data` member, if any.
+        data: Option<String>,
+    },
+
+    /// The request could not be built, or an answer could not be decoded locally (ABI
+    /// mismatch, unsupported feature): not the endpoint's fault.
+    #[error("{method}: {message}")]
+    Local {
+        method: &'static str,
+        message: String,
+    },
+
+    #[error("{chain}: stopped by shutdown")]
+    Shutdown { chain: String },
+}
+
+fn join(errors: &[ChainError]) -> String {
+    let parts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    format!("[{}]", parts.join("; "))
+}
+
+impl ChainError {
+    /// The revert data of a reverted call or gas estimate.
+    pub fn revert_data(&self) -> Option<&Bytes> {
+        match self {
+            ChainError::Reverted { data, .. } => Some(data),
+            _ => None,
+        }
+    }
+
+    /// The JSON-RPC error code of an error answer.
+    pub fn rpc_code(&self) -> Option<i64> {
+        match self {
+            ChainError::Rpc { code, .. } => Some(*code),
+            ChainError::Reverted { .. } => Some(3),
+            _ => None,
+        }
+    }
+
+    /// True for failures that may go away by retrying later (no endpoint answered).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ChainError::Timeout { .. }
+                | ChainError::Transport { .. }
+                | ChainError::InvalidResponse { .. }
+                | ChainError::AllEndpointsFailed { .. }
+                | ChainError::NoEndpointReachable { .. }
+        )
+    }
+
+    /// True if this is, or (for [`ChainError::AllEndpointsFailed`]) contains, a timeout.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            ChainError::Timeout { .. } => true,
+            ChainError::AllEndpointsFailed { errors, .. } => errors.iter().any(|e| e.is_timeout()),
+            _ => false,
+        }
+    }
+
+    /// The error messages that an endpoint or its answer carried, for matching on text.
+    pub(crate) fn messages(&self) -> Vec<&str> {
+        match self {
+            ChainError::Transport { message, .. }
+            | ChainError::InvalidResponse { message, .. }
+            | ChainError::Rpc { message, .. } => vec![message.as_str()],
+            ChainError::AllEndpointsFailed { errors, .. } => {
+                errors.iter().flat_map(|e| e.messages()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Whether a node's error text says the log query spans too many blocks or results.
+pub(crate) fn is_range_too_large(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "query returned more than",
+        "block range",
+        "range too large",
+        "range is too large",
+        "too many blocks",
+        "too many results",
+        "response size",
+        "exceeds max results",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
+}
+
+/// How one attempt on one endpoint ended, when it did not return a value.
+#[derive(Debug)]
+pub enum Failure {
+    /// The endpoint is at fault (unreachable, HTTP error, rate-limited): try the next.
+    Endpoint(String),
+    /// The endpoint answered something that is not a valid JSON-RPC answer: try the next.
+    InvalidResponse(String),
+    /// The endpoint answered, with an error: return it to the caller.
+    Answer(Answer),
+}
+
+/// An error answer of a healthy endpoint.
+#[derive(Debug)]
+pub enum Answer {
+    Reverted {
+        message: String,
+        data: Bytes,
+    },
+    Rpc {
+        code: i64,
+        message: String,
+        data: Option<String>,
+    },
+    Local(String),
+}
+
+/// Errors that [`crate::chain::ChainClient::run`] can classify. Implemented for alloy's transport
+/// error and for `alloy::contract::Error` (so `sol!` contract calls can run with failover).
+pub trait ClassifyError {
+    fn classify(self) -> Failure;
+}
+
+impl ClassifyError for RpcError<TransportErrorKind> {
+    fn classify(self) -> Failure {
+        match self {
+            RpcError::ErrorResp(payload) => {
+                // "Too many results / too wide a range" is an answer about the request (the
+                // windowed log fetch shrinks its window), even when the code says "limit".
+                if payload.is_retry_err() && !is_range_too_large(&payload.message) {
+                    return Failure::Endpoint(format!(
+                        "rate-limited or temporarily unavailable: {} ({})",
+                        payload.message, payload.code
+                    ));
+                }
+                let message = payload.message.to_string();
+                if let Some(data) = payload.as_revert_data() {
+                    return Failure::Answer(Answer::Reverted { message, data });
+                }
+                if payload.code == 3 || message.contains("execution reverted") {
+                    return Failure::Answer(Answer::Reverted {
+                        message,
+                        data: Bytes::new(),
+                    });
+                }
+                Failure::Answer(Answer::Rpc {
+                    code: payload.code,
+                    message,
+                    data: payload.data.map(|d| d.get().to_owned()),
+                })
+            }
+            RpcError::Transport(kind) => Failure::Endpoint(kind.to_string()),
+            RpcError::NullResp => Failure::InvalidResponse("null result".into()),
+            RpcError::DeserError { err, text } => {
+                let text: String = text.chars().take(200).collect();
+                Failure::InvalidResponse(format!("undecodable ({err}): {text}"))
+            }
+            e @ (RpcError::SerError(_)
+            | RpcError::LocalUsageError(_)
+            | RpcError::UnsupportedFeature(_)) => Failure::Answer(Answer::Local(e.to_string())),
+        }
+    }
+}
+
+impl ClassifyError for alloy::contract::Error {
+    fn classify(self) -> Failure {
+        match self {
+            alloy::contract::Error::TransportError(e) => e.classify(),
+            other => Failure::Answer(Answer::Local(other.to_string())),
+        }
+    }
+}
