@@ -259,18 +259,10 @@ impl Journal {
             to_i64("nonce", key.nonce)?,
         );
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let row: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT vote_hash FROM votes
-                 WHERE chain_id = ?1 AND bridge = ?2 AND namespace = ?3 AND nonce = ?4",
-                params![chain, key.bridge.as_slice(), key.namespace.as_str(), nonce],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|source| JournalError::Sqlite {
-                path: self.path.clone(),
-                source,
-            })?;
+        let row = select_vote(&conn, key, chain, nonce).map_err(|source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(row.and_then(|b| B256::try_from(b.as_slice()).ok()))
     }
 
@@ -372,15 +364,7 @@ fn record_one(
         source,
     };
     let (key, chain, nonce) = (&job.key, job.chain, job.nonce);
-    let existing: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT vote_hash FROM votes
-             WHERE chain_id = ?1 AND bridge = ?2 AND namespace = ?3 AND nonce = ?4",
-            params![chain, key.bridge.as_slice(), key.namespace.as_str(), nonce],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(err)?;
+    let existing = select_vote(tx, key, chain, nonce).map_err(err)?;
     let Some(bytes) = existing else {
         tx.execute(
             "INSERT INTO votes (chain_id, bridge, namespace, nonce, vote_hash, function, recorded_at)
@@ -405,6 +389,22 @@ fn record_one(
     )
     .map_err(err)?;
     Ok(Recorded::Conflict { recorded })
+}
+
+/// The vote hash recorded for `key` (with its integers already converted), if any.
+fn select_vote(
+    conn: &Connection,
+    key: &VoteKey,
+    chain: i64,
+    nonce: i64,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT vote_hash FROM votes
+         WHERE chain_id = ?1 AND bridge = ?2 AND namespace = ?3 AND nonce = ?4",
+        params![chain, key.bridge.as_slice(), key.namespace.as_str(), nonce],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 fn to_i64(what: &'static str, value: u64) -> Result<i64, JournalError> {
