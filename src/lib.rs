@@ -6,12 +6,18 @@
 //! vote planner, tx manager, recovery, store and HTTP endpoints arrive with issue #4.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod chain;
 pub mod config;
 pub mod contracts;
 pub mod demo;
 pub mod devnet;
 pub mod direction;
+pub mod http;
+pub mod metrics;
+pub mod planner;
+pub mod recovery;
 pub mod store;
+pub mod txmgr;
 pub mod votes;
 pub mod watcher;

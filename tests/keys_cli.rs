@@ -347,8 +347,17 @@ fn config_file_gives_the_same_as_direct_flags() {
     );
     assert_eq!(text_config.ok(), text_flags.ok());
 
-    let list_config = run(&["list", "--config", cfg, "--json"], PinFrom::Nowhere).json();
-    let list_flags = run(&with("list", direct(TOKEN, &["--json"])), PinFrom::Env(PIN)).json();
+    // Other tests add keys to the same token concurrently: compare this test's key only.
+    let mine = |mut v: serde_json::Value| {
+        v["keys"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|k| k["label"] == "from-config");
+        v
+    };
+    let list_config = mine(run(&["list", "--config", cfg, "--json"], PinFrom::Nowhere).json());
+    let list_flags = mine(run(&with("list", direct(TOKEN, &["--json"])), PinFrom::Env(PIN)).json());
+    assert_eq!(list_config["keys"].as_array().unwrap().len(), 1);
     assert_eq!(list_config, list_flags);
 
     // --id overrides the file's key selection (here: the same key, by its id).

@@ -4,6 +4,7 @@
 //! ```text
 //!  bridge-agent ─┬─ devnet up ──> devnet.rs ──> bridge_agent::devnet
 //!                ├─ demo ───────> bridge_agent::demo
+//!                ├─ run ──────────> run.rs ──> bridge_agent::agent
 //!                ├─ config check ──> config.rs ──> bridge_agent::config
 //!                └─ keys generate|list|show ──> keys.rs
 //!                        signer_args.rs: --config FILE | --backend … ──> Target
@@ -17,6 +18,7 @@ mod keys;
 mod keys_aws_kms;
 mod keys_pkcs11;
 mod report;
+mod run;
 mod signer_args;
 
 use std::path::PathBuf;
@@ -40,6 +42,11 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the agent: watch both bridges, vote on every request through the guarded signer,
+    /// keep each vote moving until executed, and recover what was missed. Until SIGINT/SIGTERM.
+    ///
+    /// Example: BRIDGE_PKCS11_PIN=… bridge-agent run --config config/softhsm.toml
+    Run(run::RunArgs),
     /// Local two-chain devnet (anvil) with the bridge pair and test tokens deployed.
     #[command(subcommand)]
     Devnet(devnet::DevnetCommand),
@@ -59,6 +66,7 @@ enum Command {
 /// Runs the parsed command line and returns the process's exit status.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Run(args) => run::run(args).await,
         Command::Devnet(cmd) => {
             init_logging("info");
             report_anyhow(devnet::run(cmd).await)

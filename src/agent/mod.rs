@@ -1,0 +1,367 @@
+//! `bridge-agent run`: wires config, chains, store, signers, tx managers, watchers, planners
+//! and recovery into one process, and stops it cleanly.
+//!
+//! ```text
+//!            ┌ parent ChainClient ┐                 ┌ child ChainClient ┐
+//!  P→C:  heads ─> Watcher ─> Planner(dest child) ─> TxManager(child) ─> Guard ─> Signer
+//!  C→P:  heads ─> Watcher ─> Planner(dest parent) ─> TxManager(parent) ─> Guard ─> Signer
+//!        every interval and at start: Recovery(direction) ─> Planner
+//! ```
+//!
+//! A direction whose watcher meets a reorg below its confirmation depth halts alone, with the
+//! watcher's message; the other direction goes on. SIGINT/SIGTERM cancel every task: nothing new
+//! is started, votes in flight finish or are dropped, and what was recorded stays in the store
+//! and the journals for the next start.
+
+use crate::chain::{ChainAccessConfig, ChainClient, ChainError, SensitiveUrl};
+use crate::config::{AgentConfig, Side};
+use crate::direction::Direction;
+use crate::http::{HttpError, HttpServer};
+use crate::metrics::{AgentMetrics, GuardStats};
+use crate::planner::{PlanError, Planner, PlannerConfig};
+use crate::recovery::{Recovery, RecoveryConfig};
+use crate::store::{Store, StoreError};
+use crate::txmgr::{TxError, TxManager, TxManagerConfig};
+use crate::votes::Request;
+use crate::watcher::{WatchError, Watcher, WatcherConfig};
+use bridge_signer::{Guard, Signer, SignerError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Votes planned at once per direction.
+const PLANS_IN_FLIGHT: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("{side} chain: {source}")]
+    Chain { side: Side, source: ChainError },
+    #[error("{side} signer: {source}")]
+    Signer { side: Side, source: SignerError },
+    #[error("{side} vote journal: {source}")]
+    Journal {
+        side: Side,
+        source: bridge_signer::guard::JournalError,
+    },
+    #[error("{side} tx manager: {source}")]
+    Tx { side: Side, source: TxError },
+}
+
+/// The source and destination of a direction.
+pub fn sides(direction: Direction) -> (Side, Side) {
+    match direction {
+        Direction::ParentToChild => (Side::Parent, Side::Child),
+        Direction::ChildToParent => (Side::Child, Side::Parent),
+    }
+}
+
+fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig {
+    let chain = cfg.chain(side);
+    let url = |e: &crate::config::Endpoint| SensitiveUrl::new(e.expose().clone());
+    let mut access = ChainAccessConfig::new(
+        side.as_str(),
+        chain.chain_id,
+        chain.rpc.iter().map(url).collect(),
+    )
+    .with_ws(chain.ws.as_ref().map(url));
+    access.rpc_timeout = chain.rpc_timeout;
+    access.poll_interval = chain.poll_interval;
+    access.log_window = cfg.recovery.window_blocks;
+    access
+}
+
+/// Everything per chain the directions share.
+struct ChainParts {
+    client: ChainClient,
+    txm: TxManager,
+    guard: Arc<Guard<Arc<dyn Signer>>>,
+    operator: alloy::primitives::Address,
+}
+
+async fn chain_parts(
+    cfg: &AgentConfig,
+    side: Side,
+    shutdown: &CancellationToken,
+) -> Result<ChainParts, AgentError> {
+    let client = ChainClient::connect(access_config(cfg, side))
+        .await
+        .map_err(|source| AgentError::Chain { side, source })?;
+    let signer: Arc<dyn Signer> = cfg
+        .signer_for(side)
+        .connect()
+        .await
+        .map_err(|source| AgentError::Signer { side, source })?;
+    let operator = signer.address();
+    let guard = Arc::new(
+        Guard::open(signer, &cfg.guard_config(side))
+            .map_err(|source| AgentError::Journal { side, source })?,
+    );
+    let chain = cfg.chain(side);
+    let txm = TxManager::start(
+        TxManagerConfig {
+            chain: side.as_str().into(),
+            bridge: chain.bridge,
+            fees: chain.fees,
+            min_balance: chain.min_balance,
+            receipt_poll: chain.poll_interval.min(Duration::from_millis(500)),
+            max_in_flight: PLANS_IN_FLIGHT,
+        },
+        client.clone(),
+        Arc::clone(&guard),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|source| AgentError::Tx { side, source })?;
+    tracing::info!(chain = %side, chain_id = chain.chain_id, operator = %operator, "chain ready");
+    Ok(ChainParts {
+        client,
+        txm,
+        guard,
+        operator,
+    })
+}
+
+/// Runs the agent until `shutdown` is cancelled. Returns early only on a start-up failure.
+pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
+    std::fs::create_dir_all(cfg.data_dir()).map_err(|source| AgentError::DataDir {
+        path: cfg.data_dir().to_owned(),
+        source,
+    })?;
+    let store = Arc::new(Store::open(cfg.store_path())?);
+    let metrics = Arc::new(AgentMetrics::new());
+    let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
+    tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
+    let parent = chain_parts(&cfg, Side::Parent, &shutdown).await?;
+    let child = chain_parts(&cfg, Side::Child, &shutdown).await?;
+    let part = |side: Side| match side {
+        Side::Parent => &parent,
+        Side::Child => &child,
+    };
+    for side in Side::ALL {
+        let p = part(side);
+        metrics.register_chain_client(side, p.client.clone());
+        metrics.set_chain_reachable(side, true);
+        let g = Arc::clone(&p.guard);
+        metrics.register_signer(side, move || g.signer().health().map(|h| h.snapshot()));
+        let g = Arc::clone(&p.guard);
+        metrics.register_guard(side, move || GuardStats::from(g.counters()));
+        tokio::spawn(balance_loop(
+            side,
+            p.txm.clone(),
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
+    }
+    let mut tasks = JoinSet::new();
+    for direction in Direction::ALL {
+        let (src, dst) = sides(direction);
+        let (source, dest) = (part(src), part(dst));
+        let (src_cfg, dst_cfg) = (cfg.chain(src), cfg.chain(dst));
+        let watcher = Watcher::new(
+            WatcherConfig {
+                direction,
+                bridge: src_cfg.bridge,
+                start_block: src_cfg.deploy_block,
+                confirmations: src_cfg.confirmations,
+                window_blocks: cfg.recovery.window_blocks,
+            },
+            source.client.clone(),
+            Arc::clone(&store),
+        );
+        let planner = Planner::new(
+            PlannerConfig {
+                direction,
+                source_bridge: src_cfg.bridge,
+                dest_bridge: dst_cfg.bridge,
+                operator: dest.operator,
+            },
+            dest.client.clone(),
+            Arc::clone(&store),
+            dest.txm.clone(),
+        );
+        let recovery = Recovery::new(
+            RecoveryConfig {
+                direction,
+                source_bridge: src_cfg.bridge,
+                dest_bridge: dst_cfg.bridge,
+                confirmations: src_cfg.confirmations,
+                window_blocks: cfg.recovery.window_blocks,
+            },
+            source.client.clone(),
+            dest.client.clone(),
+            planner.clone(),
+        );
+        metrics.register_watcher(direction, watcher.stats());
+        metrics.set_direction_running(direction);
+        let heads = source.client.new_heads(&shutdown);
+        tasks.spawn(direction_loop(
+            direction,
+            Parts {
+                watcher,
+                planner,
+                recovery,
+                metrics: Arc::clone(&metrics),
+            },
+            heads,
+            cfg.recovery.interval,
+            shutdown.clone(),
+        ));
+    }
+    tracing::info!("agent running");
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "a direction task panicked; stopping the agent");
+            shutdown.cancel();
+        }
+    }
+    shutdown.cancel();
+    http.stopped().await;
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// Publishes the tx manager's counters, the operator's balance and the low-balance flag.
+async fn balance_loop(
+    side: Side,
+    txm: TxManager,
+    metrics: Arc<AgentMetrics>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut prev = txm.stats();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let now = txm.stats();
+                let m = metrics.chain(side);
+                m.txs_sent.add(now.sent.saturating_sub(prev.sent));
+                m.txs_mined.add(now.mined.saturating_sub(prev.mined));
+                m.txs_reverted.add(now.reverted.saturating_sub(prev.reverted));
+                m.txs_replaced.add(now.replaced.saturating_sub(prev.replaced));
+                if let Some(balance) = now.last_balance {
+                    metrics.set_balance(side, balance, now.low_balance);
+                }
+                prev = now;
+            }
+        }
+    }
+}
+
+/// What one direction's loop drives.
+struct Parts {
+    watcher: Watcher,
+    planner: Planner,
+    recovery: Recovery,
+    metrics: Arc<AgentMetrics>,
+}
+
+/// One direction: watch, plan, recover, until shutdown or a fatal watcher error.
+async fn direction_loop(
+    direction: Direction,
+    parts: Parts,
+    mut heads: crate::chain::HeadStream,
+    recovery_interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let Parts {
+        watcher,
+        planner,
+        recovery,
+        metrics,
+    } = parts;
+    let m = metrics.direction(direction);
+    let plans = Arc::new(Semaphore::new(PLANS_IN_FLIGHT));
+    let mut inflight = JoinSet::new();
+    let mut recovery_tick = tokio::time::interval(recovery_interval);
+    recovery_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            head = heads.next() => {
+                let Some(head) = head else { break };
+                match watcher.catch_up(head.number).await {
+                    Ok(found) => {
+                        for req in found {
+                            spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req).await;
+                        }
+                    }
+                    Err(e) if e.is_fatal() => {
+                        tracing::error!(direction = %direction, error = %e, "direction halted");
+                        if matches!(e, WatchError::Reorg { .. }) {
+                            m.reorg_halts.inc();
+                        }
+                        metrics.halt_direction(direction, e.to_string());
+                        break;
+                    }
+                    Err(e) => tracing::warn!(direction = %direction, error = %e, "watcher step failed; retrying on the next head"),
+                }
+            }
+            _ = recovery_tick.tick() => {
+                m.recoveries.inc();
+                match recovery.check().await {
+                    Ok(report) => {
+                        m.request_nonce.set(report.request_nonce);
+                        m.lower_handle_nonce.set(report.lower_handle_nonce);
+                        m.pending_requests.set(report.request_nonce.saturating_sub(report.lower_handle_nonce));
+                        if report.rescanned {
+                            m.recovery_rescans.inc();
+                            tracing::info!(direction = %direction, ?report, "recovery check rescanned");
+                        }
+                    }
+                    Err(e) => tracing::warn!(direction = %direction, error = %e, "recovery check failed"),
+                }
+            }
+            Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+        }
+    }
+    // Let the votes already handed to the tx manager finish (they are journalled either way).
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while inflight.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn spawn_plan(
+    inflight: &mut JoinSet<()>,
+    plans: &Arc<Semaphore>,
+    planner: &Planner,
+    metrics: &Arc<AgentMetrics>,
+    direction: Direction,
+    req: Request,
+) {
+    let Ok(permit) = Arc::clone(plans).acquire_owned().await else {
+        return;
+    };
+    let (planner, metrics) = (planner.clone(), Arc::clone(metrics));
+    inflight.spawn(async move {
+        let _permit = permit;
+        let result = planner.plan(&req).await;
+        let m = metrics.direction(direction);
+        match &result {
+            Ok(crate::planner::Planned::Voted { .. }) => m.votes_sent.inc(),
+            Ok(_) => {}
+            Err(_) => m.votes_failed.inc(),
+        }
+        match result {
+            Ok(outcome) => tracing::debug!(nonce = req.nonce, ?outcome, "planned"),
+            Err(e @ PlanError::ConflictingVoteOnChain { .. }) => {
+                tracing::error!(alarm = "conflicting_vote_on_chain", error = %e, "vote not sent")
+            }
+            Err(e) => {
+                tracing::warn!(nonce = req.nonce, error = %e, "vote failed; recovery will retry")
+            }
+        }
+    });
+}

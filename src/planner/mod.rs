@@ -1,0 +1,278 @@
+//! The vote planner of one direction: from a confirmed request to this operator's vote on the
+//! destination bridge, sent only when it is still needed.
+//!
+//! ```text
+//! Request ─> counterpart token (destination registry, cached) ─> handle calldata
+//!         ─> pre-check on the destination:
+//!              executed (closedValueTransferVotes)        ─> Executed, nothing sent
+//!              voteOf(0, nonce, me) == keccak(calldata)   ─> AlreadyVoted, nothing sent
+//!              voteOf reverts (Kaia's bridge has no view) ─> go on (the guard makes a re-send
+//!                                                            identical, the contract ignores it)
+//!         ─> tx manager ─> guard ─> signer ─> mined / reverted (AlreadyExecuted is fine)
+//! ```
+
+mod tokens;
+
+use crate::chain::{ChainClient, ChainError};
+use crate::contracts::{Bridge, TokenType, VOTE_TYPE_VALUE_TRANSFER};
+use crate::direction::Direction;
+use crate::store::{RequestState, Store, StoreError};
+use crate::txmgr::{TxError, TxManager, TxOutcome};
+use crate::votes::{Request, handle_calldata};
+use alloy::primitives::{Address, B256, Bytes, keccak256};
+use alloy::sol_types::SolInterface;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+pub use tokens::CounterpartTokens;
+
+/// What happened to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// The destination had already executed it; no vote sent.
+    Executed,
+    /// This operator's identical vote is already on chain; no vote sent.
+    AlreadyVoted,
+    /// The vote was mined.
+    Voted { tx_hash: B256 },
+    /// The vote arrived after execution (reverted or refused by gas estimation): fine.
+    Late,
+    /// Another task is planning this request right now (watcher and recovery met); skipped.
+    InFlight,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "{direction} nonce {nonce}: token {token} has no counterpart in the destination bridge's registry"
+    )]
+    UnknownToken {
+        direction: Direction,
+        nonce: u64,
+        token: Address,
+    },
+    #[error(
+        "{direction} nonce {nonce}: this operator already holds a DIFFERENT vote {on_chain} on chain \
+         (this agent built {ours}); was the key used elsewhere? investigate before resuming"
+    )]
+    ConflictingVoteOnChain {
+        direction: Direction,
+        nonce: u64,
+        on_chain: B256,
+        ours: B256,
+    },
+    #[error("{direction} nonce {nonce}: vote reverted on chain (tx {tx_hash:?}): {reason}")]
+    VoteReverted {
+        direction: Direction,
+        nonce: u64,
+        tx_hash: Option<B256>,
+        reason: String,
+    },
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct PlannerStats {
+    pub voted: AtomicU64,
+    pub skipped_executed: AtomicU64,
+    pub skipped_voted: AtomicU64,
+    pub late: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannerConfig {
+    pub direction: Direction,
+    pub source_bridge: Address,
+    pub dest_bridge: Address,
+    /// This operator's address on the destination chain.
+    pub operator: Address,
+}
+
+/// Cheap to clone; one per direction.
+#[derive(Clone)]
+pub struct Planner {
+    cfg: PlannerConfig,
+    dest: ChainClient,
+    store: Arc<Store>,
+    txm: TxManager,
+    tokens: Arc<CounterpartTokens>,
+    stats: Arc<PlannerStats>,
+    /// Request nonces being planned now: one plan per request at a time.
+    inflight: Arc<Mutex<HashSet<u64>>>,
+}
+
+/// Removes its nonce from the in-flight set when the plan ends, however it ends.
+struct InFlightGuard {
+    set: Arc<Mutex<HashSet<u64>>>,
+    nonce: u64,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.nonce);
+    }
+}
+
+impl Planner {
+    pub fn new(cfg: PlannerConfig, dest: ChainClient, store: Arc<Store>, txm: TxManager) -> Self {
+        let tokens = Arc::new(CounterpartTokens::new(dest.clone(), cfg.dest_bridge));
+        Self {
+            cfg,
+            dest,
+            store,
+            txm,
+            tokens,
+            stats: Arc::default(),
+            inflight: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<PlannerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The handle calldata for `req`: byte-identical to every honest operator's.
+    pub async fn calldata(&self, req: &Request) -> Result<Bytes, PlanError> {
+        let token = match req.token_type {
+            TokenType::Native => Address::ZERO,
+            _ => self
+                .tokens
+                .counterpart(req.token)
+                .await?
+                .ok_or(PlanError::UnknownToken {
+                    direction: self.cfg.direction,
+                    nonce: req.nonce,
+                    token: req.token,
+                })?,
+        };
+        Ok(handle_calldata(req, token))
+    }
+
+    /// Votes on `req` unless the destination shows it needs no vote from this operator.
+    pub async fn plan(&self, req: &Request) -> Result<Planned, PlanError> {
+        if !self
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(req.nonce)
+        {
+            return Ok(Planned::InFlight);
+        }
+        let _done = InFlightGuard {
+            set: Arc::clone(&self.inflight),
+            nonce: req.nonce,
+        };
+        let result = self.plan_inner(req).await;
+        let counter = match &result {
+            Ok(Planned::Voted { .. }) => &self.stats.voted,
+            Ok(Planned::Executed) => &self.stats.skipped_executed,
+            Ok(Planned::AlreadyVoted) => &self.stats.skipped_voted,
+            Ok(Planned::Late) => &self.stats.late,
+            Ok(Planned::InFlight) => return result,
+            Err(_) => &self.stats.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn plan_inner(&self, req: &Request) -> Result<Planned, PlanError> {
+        let dir = self.cfg.direction;
+        let calldata = self.calldata(req).await?;
+        let key = keccak256(&calldata);
+        if self.executed(req.nonce).await? {
+            self.store
+                .set_state(dir, req.nonce, RequestState::Executed, None)?;
+            return Ok(Planned::Executed);
+        }
+        match self.vote_on_chain(req.nonce).await {
+            Some(v) if v == key => {
+                self.store
+                    .set_state(dir, req.nonce, RequestState::Voted, Some(key))?;
+                return Ok(Planned::AlreadyVoted);
+            }
+            Some(v) if v != B256::ZERO => {
+                return Err(PlanError::ConflictingVoteOnChain {
+                    direction: dir,
+                    nonce: req.nonce,
+                    on_chain: v,
+                    ours: key,
+                });
+            }
+            _ => {}
+        }
+        let label = format!("{dir} nonce {}", req.nonce);
+        let outcome = self.txm.submit(calldata, label).await?;
+        let (tx_hash, revert) = match outcome {
+            TxOutcome::Mined { tx_hash, .. } => {
+                self.store
+                    .set_state(dir, req.nonce, RequestState::Voted, Some(key))?;
+                tracing::info!(direction = %dir, nonce = req.nonce, tx = %tx_hash, "vote mined");
+                return Ok(Planned::Voted { tx_hash });
+            }
+            TxOutcome::Reverted { tx_hash, revert } => (Some(tx_hash), revert),
+            TxOutcome::WouldRevert { revert } => (None, Some(revert)),
+        };
+        match revert
+            .as_deref()
+            .and_then(|d| Bridge::BridgeErrors::abi_decode(d).ok())
+        {
+            Some(Bridge::BridgeErrors::AlreadyExecuted(_)) => {
+                self.store
+                    .set_state(dir, req.nonce, RequestState::Executed, None)?;
+                Ok(Planned::Late)
+            }
+            other => {
+                let reason = match other {
+                    Some(e) => format!("{e:?}"),
+                    None => format!("revert data {:?}", revert.unwrap_or_default()),
+                };
+                tracing::error!(alarm = "vote_reverted", direction = %dir, nonce = req.nonce, %reason, "vote reverted");
+                Err(PlanError::VoteReverted {
+                    direction: dir,
+                    nonce: req.nonce,
+                    tx_hash,
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Whether the destination executed `nonce`.
+    pub async fn executed(&self, nonce: u64) -> Result<bool, PlanError> {
+        let bridge = self.cfg.dest_bridge;
+        Ok(self
+            .dest
+            .run("Bridge.closedValueTransferVotes", move |p| async move {
+                Bridge::new(bridge, p)
+                    .closedValueTransferVotes(nonce)
+                    .call()
+                    .await
+            })
+            .await?)
+    }
+
+    /// This operator's vote key for `nonce` on chain, or `None` when the bridge has no such
+    /// view (Kaia's contracts) or it cannot be read now.
+    async fn vote_on_chain(&self, nonce: u64) -> Option<B256> {
+        let (bridge, me) = (self.cfg.dest_bridge, self.cfg.operator);
+        self.dest
+            .run("Bridge.voteOf", move |p| async move {
+                Bridge::new(bridge, p)
+                    .voteOf(VOTE_TYPE_VALUE_TRANSFER, nonce, me)
+                    .call()
+                    .await
+            })
+            .await
+            .ok()
+    }
+}

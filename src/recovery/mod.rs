@@ -1,0 +1,153 @@
+//! Recovery of one direction, the talk's check, run at start and every interval.
+//!
+//! ```text
+//! requestNonce (source) == lowerHandleNonce (destination)?  yes ─> nothing pending
+//! lowerHandleNonce moved since the last check?               yes ─> progress, wait
+//! (stalled, or first check after start)
+//!   rescan source logs from the destination's recoveryBlockNumber to the confirmed head,
+//!   in windows; every request with nonce ≥ lowerHandleNonce that is not executed goes back
+//!   to the planner, which sends a vote only if this operator has not voted it yet
+//! ```
+//!
+//! The watcher's cursor makes the normal path cheap; recovery catches what it cannot see:
+//! votes lost after the cursor moved (a dropped transaction, a crash between recording a
+//! request and voting on it), and an operator set that moved on without this agent.
+
+use crate::chain::ChainClient;
+use crate::contracts::Bridge;
+use crate::direction::Direction;
+use crate::planner::{PlanError, Planner};
+use crate::votes::decode_request;
+use alloy::primitives::Address;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Mutex;
+
+#[derive(Debug, Clone)]
+pub struct RecoveryConfig {
+    pub direction: Direction,
+    pub source_bridge: Address,
+    pub dest_bridge: Address,
+    pub confirmations: u64,
+    pub window_blocks: u64,
+}
+
+/// What one check found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub request_nonce: u64,
+    pub lower_handle_nonce: u64,
+    /// Whether it rescanned (handle progress had stalled, or it was the first check).
+    pub rescanned: bool,
+    /// Requests handed back to the planner.
+    pub refed: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct RecoveryStats {
+    pub checks: AtomicU64,
+    pub rescans: AtomicU64,
+    pub refed: AtomicU64,
+}
+
+pub struct Recovery {
+    cfg: RecoveryConfig,
+    source: ChainClient,
+    dest: ChainClient,
+    planner: Planner,
+    last_lower: Mutex<Option<u64>>,
+    pub stats: RecoveryStats,
+}
+
+impl Recovery {
+    pub fn new(
+        cfg: RecoveryConfig,
+        source: ChainClient,
+        dest: ChainClient,
+        planner: Planner,
+    ) -> Self {
+        Self {
+            cfg,
+            source,
+            dest,
+            planner,
+            last_lower: Mutex::new(None),
+            stats: RecoveryStats::default(),
+        }
+    }
+
+    /// One check; re-feeds stalled requests through the planner (which votes only if needed).
+    pub async fn check(&self) -> Result<RecoveryReport, PlanError> {
+        self.stats.checks.fetch_add(1, Ordering::Relaxed);
+        let (src, dst) = (self.cfg.source_bridge, self.cfg.dest_bridge);
+        let request_nonce = self
+            .source
+            .run("Bridge.requestNonce", move |p| async move {
+                Bridge::new(src, p).requestNonce().call().await
+            })
+            .await?;
+        let lower = self
+            .dest
+            .run("Bridge.lowerHandleNonce", move |p| async move {
+                Bridge::new(dst, p).lowerHandleNonce().call().await
+            })
+            .await?;
+        let mut report = RecoveryReport {
+            request_nonce,
+            lower_handle_nonce: lower,
+            ..Default::default()
+        };
+        let stalled = {
+            let mut last = self.last_lower.lock().await;
+            let stalled = last.is_none_or(|prev| prev == lower);
+            *last = Some(lower);
+            stalled
+        };
+        if request_nonce <= lower || !stalled {
+            return Ok(report);
+        }
+        report.rescanned = true;
+        self.stats.rescans.fetch_add(1, Ordering::Relaxed);
+        let from = self
+            .dest
+            .run("Bridge.recoveryBlockNumber", move |p| async move {
+                Bridge::new(dst, p).recoveryBlockNumber().call().await
+            })
+            .await?;
+        let head = self.source.block_number().await?;
+        let to = head.saturating_sub(self.cfg.confirmations);
+        let window = self.cfg.window_blocks.max(1);
+        tracing::info!(
+            direction = %self.cfg.direction, request_nonce, lower_handle_nonce = lower, from, to,
+            "handle progress stalled: rescanning pending requests"
+        );
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(window - 1));
+            let filter = Filter::new()
+                .address(src)
+                .from_block(start)
+                .to_block(end)
+                .events([
+                    Bridge::RequestValueTransfer::SIGNATURE,
+                    Bridge::RequestValueTransferEncoded::SIGNATURE,
+                ]);
+            for log in self.source.get_logs(&filter).await? {
+                let Ok(req) = decode_request(&log) else {
+                    continue;
+                };
+                if req.nonce < lower || self.planner.executed(req.nonce).await? {
+                    continue;
+                }
+                report.refed.push(req.nonce);
+                self.stats.refed.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.planner.plan(&req).await {
+                    tracing::warn!(direction = %self.cfg.direction, nonce = req.nonce, error = %e, "re-fed vote failed; next check retries");
+                }
+            }
+            start = end + 1;
+        }
+        Ok(report)
+    }
+}

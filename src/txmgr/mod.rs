@@ -1,0 +1,555 @@
+//! The tx manager: one per destination chain (the operator's account there). It turns vote
+//! calldata into mined transactions.
+//!
+//! ```text
+//! submit(calldata) ─> estimate_gas (from = operator) ── revert ──> WouldRevert (nothing sent)
+//!        │ gas × 1.25 + 100k, fees per FeePolicy
+//!        ▼
+//!   nonce lease (in order) ─> Guard::sign_transaction (jobs sign in parallel)
+//!        ▼
+//!   wait for every lower nonce to be broadcast ─> eth_sendRawTransaction (nonce order)
+//!        ▼
+//!   tracker: poll receipts of every hash sent for this nonce ─> Mined | Reverted(revert data)
+//!            not mined after bump_after: replacement, fees + bump_percent (≤ max_bumps, ≤ cap),
+//!            else re-send the same bytes; nonce taken by a tx we never sent: start over
+//! ```
+//!
+//! Nonces: see [`nonce`] for how a failure between signing and broadcast is healed (later
+//! leases are voided and re-signed; the failed nonce is reused), so no nonce is ever stranded.
+//! The manager reconciles with the chain's pending count at start and whenever a node answers
+//! "nonce too low/high".
+//!
+//! Balance: read at start, after each mined or reverted transaction and every
+//! [`BALANCE_EVERY`]; below `min_balance` sets [`TxStats::low_balance`] and logs a warning with
+//! `alarm = "low_balance"`.
+//!
+//! Tasks: each submission runs in its own task (so a caller dropping `submit` does not strand
+//! a nonce or stop fee bumping) and one balance task runs per manager. All of them end when the
+//! shutdown token fires; the balance task also ends once every handle is dropped.
+
+mod error;
+mod fees;
+mod nonce;
+mod tracker;
+
+pub use error::TxError;
+pub use fees::Fees;
+
+use crate::chain::{BlockTag, ChainClient, ChainError};
+use crate::config::FeePolicy;
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy::rpc::types::TransactionRequest;
+use bridge_signer::{Guard, Signer};
+use error::SendRejection;
+use nonce::{Sequencer, Turn};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The signer as the agent holds it: the guard around the configured backend.
+pub type GuardedSigner = Guard<Arc<dyn Signer>>;
+
+/// Gas limit = estimate + this percentage of it + [`GAS_EXTRA`]. A vote estimated before the
+/// others arrive may become the one that executes the transfer, which costs more.
+pub const GAS_MARGIN_PERCENT: u64 = 25;
+/// Fixed gas added to every estimate (see [`GAS_MARGIN_PERCENT`]).
+pub const GAS_EXTRA: u64 = 100_000;
+/// Period of the background balance check.
+pub const BALANCE_EVERY: Duration = Duration::from_secs(30);
+/// Nonce resynchronisations one submission tolerates before giving up.
+const MAX_RESYNCS: u32 = 5;
+/// Times one submission starts over after its nonce was taken by a transaction it never sent.
+const MAX_RESTARTS: u32 = 3;
+
+/// One destination chain's settings.
+#[derive(Debug, Clone)]
+pub struct TxManagerConfig {
+    /// The chain's name, for logs.
+    pub chain: String,
+    /// The bridge every transaction goes to.
+    pub bridge: Address,
+    pub fees: FeePolicy,
+    /// Low-balance alarm threshold, in wei.
+    pub min_balance: U256,
+    /// Time between two receipt polls of a pending transaction.
+    pub receipt_poll: Duration,
+    /// Submissions in progress at most; further ones wait for a slot.
+    pub max_in_flight: usize,
+}
+
+/// How a submission ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// Mined and succeeded.
+    Mined {
+        tx_hash: B256,
+        block: u64,
+        gas_used: u64,
+    },
+    /// Mined and reverted. `revert` is the revert data of the call replayed at the receipt's
+    /// block, when the node gives it (decode with `Bridge::BridgeErrors`).
+    Reverted {
+        tx_hash: B256,
+        revert: Option<Bytes>,
+    },
+    /// The gas estimate reverted: nothing was signed or sent, no gas spent.
+    WouldRevert { revert: Bytes },
+}
+
+/// Counters and gauges, for metrics and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxStats {
+    /// Submissions broadcast (first send of each nonce).
+    pub sent: u64,
+    pub mined: u64,
+    pub reverted: u64,
+    /// Fee-bump replacements broadcast.
+    pub replaced: u64,
+    /// Identical re-sends of a transaction not mined in time.
+    pub resent: u64,
+    /// Submissions that ended with [`TxError`].
+    pub failed: u64,
+    /// Submissions whose estimate reverted.
+    pub would_revert: u64,
+    /// Submissions in progress.
+    pub pending: u64,
+    /// Times the nonce was re-read from the chain after a node disagreed.
+    pub resyncs: u64,
+    /// The operator's balance at the last check, in wei.
+    pub last_balance: Option<U256>,
+    /// `last_balance < min_balance`.
+    pub low_balance: bool,
+    /// The next nonce this manager will use.
+    pub nonce: u64,
+}
+
+/// Submits transactions from the operator's account on one chain. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct TxManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TxManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxManager")
+            .field("chain", &self.inner.cfg.chain)
+            .field("address", &self.inner.address)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    cfg: TxManagerConfig,
+    client: ChainClient,
+    guard: Arc<GuardedSigner>,
+    shutdown: CancellationToken,
+    address: Address,
+    seq: Arc<Sequencer>,
+    slots: Semaphore,
+    counters: Counters,
+    balance: Mutex<Option<U256>>,
+    low_balance: AtomicBool,
+    balance_now: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    mined: AtomicU64,
+    reverted: AtomicU64,
+    replaced: AtomicU64,
+    resent: AtomicU64,
+    failed: AtomicU64,
+    would_revert: AtomicU64,
+    pending: AtomicU64,
+    resyncs: AtomicU64,
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A signed transaction ready to broadcast.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedTx {
+    pub hash: B256,
+    pub raw: Bytes,
+    pub fees: Fees,
+}
+
+/// What a job needs to (re-)sign its transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub label: String,
+    pub calldata: Bytes,
+    pub gas: u64,
+}
+
+impl TxManager {
+    /// Reads the operator's pending nonce (the sequence continues after any transaction of a
+    /// previous run still in the pool) and balance, and starts the balance task.
+    pub async fn start(
+        cfg: TxManagerConfig,
+        client: ChainClient,
+        guard: Arc<GuardedSigner>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, TxError> {
+        let address = guard.signer().address();
+        let chain_err = |what| {
+            let chain = cfg.chain.clone();
+            move |source| TxError::Chain {
+                chain,
+                what,
+                source,
+            }
+        };
+        let pending = client
+            .transaction_count(address, BlockTag::Pending)
+            .await
+            .map_err(chain_err("reading the operator's pending nonce"))?;
+        let latest = client
+            .transaction_count(address, BlockTag::Latest)
+            .await
+            .map_err(chain_err("reading the operator's nonce"))?;
+        if pending > latest {
+            warn!(
+                chain = %cfg.chain, %address, latest, pending,
+                "transactions of an earlier run are still pending; new ones queue behind them"
+            );
+        }
+        info!(chain = %cfg.chain, %address, nonce = pending, "tx manager started");
+        let inner = Arc::new(Inner {
+            slots: Semaphore::new(cfg.max_in_flight.max(1)),
+            cfg,
+            client,
+            guard,
+            shutdown,
+            address,
+            seq: Sequencer::new(pending),
+            counters: Counters::default(),
+            balance: Mutex::new(None),
+            low_balance: AtomicBool::new(false),
+            balance_now: Arc::new(Notify::new()),
+        });
+        inner.check_balance().await;
+        tokio::spawn(tracker::balance_loop(
+            Arc::downgrade(&inner),
+            inner.shutdown.clone(),
+            Arc::clone(&inner.balance_now),
+        ));
+        Ok(TxManager { inner })
+    }
+
+    /// The operator's address on this chain.
+    pub fn address(&self) -> Address {
+        self.inner.address
+    }
+
+    /// Sends `calldata` to the bridge and resolves when it is mined, when its estimate
+    /// reverts, or when it cannot be sent. Safe to call from many tasks at once.
+    pub async fn submit(&self, calldata: Bytes, label: String) -> Result<TxOutcome, TxError> {
+        let inner = Arc::clone(&self.inner);
+        let chain = inner.cfg.chain.clone();
+        let task_label = label.clone();
+        let handle = tokio::spawn(async move {
+            let result = inner.run(calldata, label).await;
+            match &result {
+                Ok(TxOutcome::WouldRevert { .. }) => inc(&inner.counters.would_revert),
+                Ok(_) => {}
+                Err(_) => inc(&inner.counters.failed),
+            }
+            result
+        });
+        handle.await.map_err(|e| TxError::Task {
+            chain,
+            label: task_label,
+            message: e.to_string(),
+        })?
+    }
+
+    pub fn stats(&self) -> TxStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TxStats {
+            sent: get(&c.sent),
+            mined: get(&c.mined),
+            reverted: get(&c.reverted),
+            replaced: get(&c.replaced),
+            resent: get(&c.resent),
+            failed: get(&c.failed),
+            would_revert: get(&c.would_revert),
+            pending: get(&c.pending),
+            resyncs: get(&c.resyncs),
+            last_balance: *self.inner.balance.lock().unwrap_or_else(|e| e.into_inner()),
+            low_balance: self.inner.low_balance.load(Ordering::Relaxed),
+            nonce: self.inner.seq.next(),
+        }
+    }
+}
+
+impl Inner {
+    fn chain_err(&self, what: &'static str) -> impl FnOnce(ChainError) -> TxError + use<> {
+        let chain = self.cfg.chain.clone();
+        move |source| TxError::Chain {
+            chain,
+            what,
+            source,
+        }
+    }
+
+    fn shutdown_err(&self) -> TxError {
+        TxError::Shutdown {
+            chain: self.cfg.chain.clone(),
+        }
+    }
+
+    async fn run(self: &Arc<Self>, calldata: Bytes, label: String) -> Result<TxOutcome, TxError> {
+        let _slot = tokio::select! {
+            slot = self.slots.acquire() => slot.map_err(|_| self.shutdown_err())?,
+            _ = self.shutdown.cancelled() => return Err(self.shutdown_err()),
+        };
+        let mut restarts = 0;
+        loop {
+            let estimate = TransactionRequest::default()
+                .with_from(self.address)
+                .with_to(self.cfg.bridge)
+                .with_input(calldata.clone());
+            let gas = match self.client.estimate_gas(estimate).await {
+                Ok(gas) => gas
+                    .saturating_add(gas.saturating_mul(GAS_MARGIN_PERCENT) / 100)
+                    .saturating_add(GAS_EXTRA),
+                Err(e) => match e.revert_data() {
+                    Some(data) => {
+                        debug!(chain = %self.cfg.chain, %label, revert = %data, "estimate reverted; not sending");
+                        return Ok(TxOutcome::WouldRevert {
+                            revert: data.clone(),
+                        });
+                    }
+                    None => return Err(self.chain_err("estimating gas")(e)),
+                },
+            };
+            let fees = Fees::initial(&self.cfg.fees, &self.client)
+                .await
+                .map_err(self.chain_err("reading fees"))?;
+            let job = Job {
+                label: label.clone(),
+                calldata: calldata.clone(),
+                gas,
+            };
+            let (nonce, first) = self.broadcast(&job, fees).await?;
+            inc(&self.counters.sent);
+            inc(&self.counters.pending);
+            let tracked = tracker::track(self, &job, nonce, first).await;
+            self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+            match tracked? {
+                tracker::Tracked::Done(outcome) => return Ok(outcome),
+                tracker::Tracked::NonceTaken if restarts < MAX_RESTARTS => {
+                    restarts += 1;
+                    warn!(chain = %self.cfg.chain, label = %job.label, nonce,
+                        "nonce taken by a transaction this manager did not send; starting over");
+                }
+                tracker::Tracked::NonceTaken => {
+                    return Err(TxError::NonceChurn {
+                        chain: self.cfg.chain.clone(),
+                        label: job.label,
+                        attempts: restarts,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Leases a nonce, signs, waits for the turn and sends. Returns the nonce and the tx.
+    ///
+    /// At its turn the job owns the account's next nonce: a node's "underpriced" answer then
+    /// means a transaction this manager does not track (an earlier run's) holds the nonce in
+    /// the pool, so the job outbids it with bumped fees (at most `max_bumps` times, capped);
+    /// "nonce too low/high" resynchronises the sequencer with the chain's pending count.
+    async fn broadcast(&self, job: &Job, fees: Fees) -> Result<(u64, SignedTx), TxError> {
+        let mut resyncs = 0;
+        'lease: loop {
+            let lease = self.seq.acquire();
+            let nonce = lease.nonce();
+            // On error the lease drops here: later leases are voided and this nonce reused.
+            let mut signed = self.sign(job, nonce, fees).await?;
+            match lease.wait_turn(&self.shutdown).await {
+                Turn::Go => {}
+                Turn::Lost => {
+                    debug!(chain = %self.cfg.chain, label = %job.label, nonce, "nonce lease voided below; re-signing");
+                    continue;
+                }
+                Turn::Shutdown => return Err(self.shutdown_err()),
+            }
+            let mut outbids = 0;
+            loop {
+                let err = match self.client.send_raw_transaction(&signed.raw).await {
+                    Ok(_) => {
+                        lease.sent();
+                        info!(chain = %self.cfg.chain, label = %job.label, nonce, tx = %signed.hash, "sent");
+                        return Ok((nonce, signed));
+                    }
+                    Err(e) => e,
+                };
+                let rejection = SendRejection::of(&err);
+                match rejection {
+                    SendRejection::AlreadyKnown => {
+                        lease.sent();
+                        return Ok((nonce, signed));
+                    }
+                    _ if err.is_transient() => {
+                        // It may have reached a node: count it as sent; the tracker re-sends it.
+                        warn!(chain = %self.cfg.chain, label = %job.label, nonce, error = %err, "send failed on every endpoint; the tracker will re-send");
+                        lease.sent();
+                        return Ok((nonce, signed));
+                    }
+                    SendRejection::NonceTooLow if self.is_known(signed.hash).await => {
+                        // An earlier attempt of this send got through (failover re-send).
+                        lease.sent();
+                        return Ok((nonce, signed));
+                    }
+                    SendRejection::Underpriced => {
+                        let bumped = (outbids < self.cfg.fees.max_bumps)
+                            .then(|| signed.fees.bumped(&self.cfg.fees))
+                            .flatten();
+                        let Some(bumped) = bumped else {
+                            lease.fail();
+                            return Err(self.rejected(job, err));
+                        };
+                        outbids += 1;
+                        warn!(chain = %self.cfg.chain, label = %job.label, nonce, error = %err,
+                            "a transaction this manager does not track holds the nonce; outbidding it");
+                        signed = self.sign(job, nonce, bumped).await?;
+                    }
+                    SendRejection::NonceTooLow | SendRejection::NonceTooHigh => {
+                        resyncs += 1;
+                        if resyncs > MAX_RESYNCS {
+                            return Err(TxError::NonceChurn {
+                                chain: self.cfg.chain.clone(),
+                                label: job.label.clone(),
+                                attempts: resyncs - 1,
+                            });
+                        }
+                        let chain_next = self
+                            .client
+                            .transaction_count(self.address, BlockTag::Pending)
+                            .await
+                            .map_err(self.chain_err("re-reading the nonce"))?;
+                        warn!(chain = %self.cfg.chain, label = %job.label, nonce, chain_next, error = %err, "node disagrees about the nonce; resynchronising");
+                        inc(&self.counters.resyncs);
+                        lease.resync(chain_next);
+                        continue 'lease;
+                    }
+                    SendRejection::Other => {
+                        lease.fail();
+                        return Err(self.rejected(job, err));
+                    }
+                }
+            }
+        }
+    }
+
+    fn rejected(&self, job: &Job, source: ChainError) -> TxError {
+        TxError::Rejected {
+            chain: self.cfg.chain.clone(),
+            label: job.label.clone(),
+            source,
+        }
+    }
+
+    /// Whether a node knows the transaction `hash` (pending or mined).
+    async fn is_known(&self, hash: B256) -> bool {
+        matches!(
+            self.client
+                .run("eth_getTransactionByHash", |p| async move {
+                    alloy::providers::Provider::get_transaction_by_hash(&p, hash).await
+                })
+                .await,
+            Ok(Some(_))
+        )
+    }
+
+    /// Builds and signs the transaction of `job` at `nonce` through the guard.
+    pub(crate) async fn sign(
+        &self,
+        job: &Job,
+        nonce: u64,
+        fees: Fees,
+    ) -> Result<SignedTx, TxError> {
+        let chain_id = self.client.chain_id();
+        let to = TxKind::Call(self.cfg.bridge);
+        let guard_err = |e| TxError::from_guard(&self.cfg.chain, &job.label, e);
+        let envelope: TxEnvelope = match fees {
+            Fees::Eip1559 { max_fee, priority } => {
+                let mut tx = TxEip1559 {
+                    chain_id,
+                    nonce,
+                    gas_limit: job.gas,
+                    max_fee_per_gas: max_fee,
+                    max_priority_fee_per_gas: priority,
+                    to,
+                    value: U256::ZERO,
+                    access_list: Default::default(),
+                    input: job.calldata.clone(),
+                };
+                let sig = self
+                    .guard
+                    .sign_transaction(&mut tx)
+                    .await
+                    .map_err(guard_err)?;
+                tx.into_signed(sig).into()
+            }
+            Fees::Legacy { gas_price } => {
+                let mut tx = TxLegacy {
+                    chain_id: Some(chain_id),
+                    nonce,
+                    gas_price,
+                    gas_limit: job.gas,
+                    to,
+                    value: U256::ZERO,
+                    input: job.calldata.clone(),
+                };
+                let sig = self
+                    .guard
+                    .sign_transaction(&mut tx)
+                    .await
+                    .map_err(guard_err)?;
+                tx.into_signed(sig).into()
+            }
+        };
+        Ok(SignedTx {
+            hash: *envelope.tx_hash(),
+            raw: envelope.encoded_2718().into(),
+            fees,
+        })
+    }
+
+    /// Reads the balance; sets or clears the low-balance flag.
+    pub(crate) async fn check_balance(&self) {
+        match self.client.balance(self.address).await {
+            Ok(balance) => {
+                *self.balance.lock().unwrap_or_else(|e| e.into_inner()) = Some(balance);
+                let low = balance < self.cfg.min_balance;
+                self.low_balance.store(low, Ordering::Relaxed);
+                if low {
+                    warn!(
+                        alarm = "low_balance",
+                        chain = %self.cfg.chain,
+                        address = %self.address,
+                        balance = %balance,
+                        min_balance = %self.cfg.min_balance,
+                        "operator balance below min_balance: top up this account, or votes will stop"
+                    );
+                }
+            }
+            Err(e) => {
+                warn!(chain = %self.cfg.chain, error = %e, "cannot read the operator balance");
+            }
+        }
+    }
+}

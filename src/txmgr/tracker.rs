@@ -1,0 +1,185 @@
+//! After the first broadcast: receipts, re-sends, fee-bump replacements; and the balance task.
+//!
+//! Every hash sent for the nonce is polled each `receipt_poll`; whichever is mined is the
+//! outcome. A transaction not mined `bump_after` after its last send is replaced with fees
+//! raised by `bump_percent` (same nonce, same calldata, re-signed: the guard's journal sees the
+//! same vote), at most `max_bumps` times and never above the cap; after that it is re-sent as
+//! is. If the account's mined nonce passes ours while no hash of ours has a receipt, another
+//! transaction took the nonce and the job starts over.
+
+use super::{Inner, Job, SignedTx, TxError, TxOutcome, inc};
+use crate::chain::BlockTag;
+use alloy::eips::BlockId;
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{B256, Bytes};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::error::SendRejection;
+
+/// Consecutive polls that must see the nonce used by a stranger before the job starts over
+/// (a receipt can lag the nonce on a load-balanced endpoint).
+const TAKEN_POLLS: u32 = 3;
+
+pub(crate) enum Tracked {
+    Done(TxOutcome),
+    /// The nonce was used by a transaction this job never sent.
+    NonceTaken,
+}
+
+pub(crate) async fn track(
+    inner: &Arc<Inner>,
+    job: &Job,
+    nonce: u64,
+    first: SignedTx,
+) -> Result<Tracked, TxError> {
+    let policy = inner.cfg.fees;
+    let mut hashes: Vec<B256> = vec![first.hash];
+    let mut last = first;
+    let mut last_sent = Instant::now();
+    let mut bumps = 0u32;
+    let mut taken_polls = 0u32;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(inner.cfg.receipt_poll) => {}
+            _ = inner.shutdown.cancelled() => return Err(inner.shutdown_err()),
+        }
+        if let Some(receipt) = find_receipt(inner, &hashes).await {
+            return Ok(Tracked::Done(outcome(inner, job, receipt).await));
+        }
+        match inner
+            .client
+            .transaction_count(inner.address, BlockTag::Latest)
+            .await
+        {
+            Ok(mined) if mined > nonce => {
+                taken_polls += 1;
+                if taken_polls >= TAKEN_POLLS {
+                    return Ok(Tracked::NonceTaken);
+                }
+                continue;
+            }
+            Ok(_) => taken_polls = 0,
+            Err(e) => debug!(chain = %inner.cfg.chain, error = %e, "nonce poll failed"),
+        }
+        if last_sent.elapsed() < policy.bump_after {
+            continue;
+        }
+        last_sent = Instant::now();
+        let bumped = (bumps < policy.max_bumps)
+            .then(|| last.fees.bumped(&policy))
+            .flatten();
+        let Some(fees) = bumped else {
+            // No room for a replacement: make sure the node still has the last one.
+            match inner.client.send_raw_transaction(&last.raw).await {
+                Ok(_) => inc(&inner.counters.resent),
+                Err(e) => {
+                    debug!(chain = %inner.cfg.chain, label = %job.label, nonce, error = %e, "re-send answered")
+                }
+            }
+            continue;
+        };
+        bumps += 1;
+        let replacement = inner.sign(job, nonce, fees).await?;
+        match inner.client.send_raw_transaction(&replacement.raw).await {
+            Ok(_) => {
+                inc(&inner.counters.replaced);
+                info!(chain = %inner.cfg.chain, label = %job.label, nonce, bump = bumps,
+                    old = %last.hash, new = %replacement.hash, max_fee_per_gas = fees.max_per_gas(),
+                    "not mined in time; replaced with higher fees");
+                hashes.push(replacement.hash);
+                last = replacement;
+            }
+            Err(e) => match SendRejection::of(&e) {
+                SendRejection::AlreadyKnown => {
+                    hashes.push(replacement.hash);
+                    last = replacement;
+                }
+                SendRejection::Underpriced => {
+                    // Raise from here next time, and keep tracking what is in the pool.
+                    warn!(chain = %inner.cfg.chain, label = %job.label, nonce, error = %e, "replacement underpriced");
+                    last.fees = fees;
+                }
+                _ => {
+                    // "nonce too low": something was mined at this nonce; the receipt polls tell
+                    // whether it was ours. Transport errors: try again at the next bump.
+                    if e.is_transient() {
+                        hashes.push(replacement.hash);
+                        last = replacement;
+                    }
+                    debug!(chain = %inner.cfg.chain, label = %job.label, nonce, error = %e, "replacement not taken");
+                }
+            },
+        }
+    }
+}
+
+async fn find_receipt(inner: &Inner, hashes: &[B256]) -> Option<TransactionReceipt> {
+    for hash in hashes.iter().rev() {
+        match inner.client.transaction_receipt(*hash).await {
+            Ok(Some(r)) => return Some(r),
+            Ok(None) => {}
+            Err(e) => {
+                debug!(chain = %inner.cfg.chain, tx = %hash, error = %e, "receipt poll failed")
+            }
+        }
+    }
+    None
+}
+
+async fn outcome(inner: &Inner, job: &Job, receipt: TransactionReceipt) -> TxOutcome {
+    inner.balance_now.notify_one();
+    let tx_hash = receipt.transaction_hash;
+    let block = receipt.block_number.unwrap_or_default();
+    if receipt.status() {
+        inc(&inner.counters.mined);
+        info!(chain = %inner.cfg.chain, label = %job.label, tx = %tx_hash, block, gas_used = receipt.gas_used, "mined");
+        return TxOutcome::Mined {
+            tx_hash,
+            block,
+            gas_used: receipt.gas_used,
+        };
+    }
+    inc(&inner.counters.reverted);
+    let revert = replay(inner, job, block).await;
+    warn!(chain = %inner.cfg.chain, label = %job.label, tx = %tx_hash, block,
+        revert = %revert.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "unknown".into()),
+        "mined but reverted");
+    TxOutcome::Reverted { tx_hash, revert }
+}
+
+/// The revert data of the call replayed on the state at the end of `block` (which includes
+/// whatever made it revert, e.g. another operator's executing vote earlier in that block).
+async fn replay(inner: &Inner, job: &Job, block: u64) -> Option<Bytes> {
+    let call = TransactionRequest::default()
+        .with_from(inner.address)
+        .with_to(inner.cfg.bridge)
+        .with_input(job.calldata.clone())
+        .with_gas_limit(job.gas);
+    match inner.client.call_at(call, BlockId::number(block)).await {
+        Err(e) => e.revert_data().cloned(),
+        Ok(_) => None,
+    }
+}
+
+/// Checks the balance every [`super::BALANCE_EVERY`] and when poked; ends on shutdown or when
+/// the manager is gone.
+pub(crate) async fn balance_loop(
+    inner: Weak<Inner>,
+    shutdown: CancellationToken,
+    now: Arc<Notify>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(super::BALANCE_EVERY) => {}
+            _ = now.notified() => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        inner.check_balance().await;
+    }
+}
