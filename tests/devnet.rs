@@ -151,11 +151,11 @@ fn devnet_up_binary_runs_until_sigterm_and_leaves_nothing_behind() {
 }
 
 #[test]
-fn demo_binary_lands_both_transfers() {
+fn demo_binary_runs_four_agents_and_reconciles() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
-        .args(["demo", "--dir"])
-        .arg(dir.path())
+        .args(["demo", "--transfers", "6", "--dir"])
+        .arg(dir.path().join("demo"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -165,12 +165,23 @@ fn demo_binary_lands_both_transfers() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("STANDS IN FOR THE AGENT"),
-        "stand-in is labelled:\n{stdout}"
-    );
-    assert!(
-        stdout.contains("0.000000000000000000 → 1.500000000000000000 ETH"),
+        stdout.contains("4 operator keys generated inside SoftHSM"),
         "{stdout}"
     );
-    assert!(stdout.contains("Both transfers landed"), "{stdout}");
+    assert!(stdout.contains("transfers executed: 6/6"), "{stdout}");
+    assert!(
+        stdout.contains("native held by both bridges (conserved)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("✗"), "{stdout}");
+    // Nothing left running: every anvil and agent of this demo has exited.
+    let pids: Vec<u32> = ["parent", "child"]
+        .iter()
+        .filter_map(|n| {
+            std::fs::read_to_string(dir.path().join(format!("demo/chains/{n}-anvil.pid"))).ok()
+        })
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    assert!(pids.iter().all(|p| !alive(*p)), "anvil left behind");
 }

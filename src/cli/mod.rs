@@ -50,11 +50,19 @@ enum Command {
     /// Local two-chain devnet (anvil) with the bridge pair and test tokens deployed.
     #[command(subcommand)]
     Devnet(devnet::DevnetCommand),
-    /// Interim demo: devnet up, one transfer each way, voted by a throw-away stand-in operator.
+    /// The demo: a local bridge run by 4 agents (threshold 3) signing with SoftHSM keys;
+    /// sends transfers both ways, waits for them, prints latency and reconciled balances, and
+    /// stops everything it started.
     Demo {
-        /// Folder for chain logs and the devnet description.
+        /// Folder for chains, keys, agent configs and logs (wiped at start).
         #[arg(long, default_value = ".devnet/demo")]
         dir: PathBuf,
+        /// Transfers to send (native, ERC-20, ERC-721, alternating directions).
+        #[arg(long, default_value_t = 30)]
+        transfers: usize,
+        /// Leave the network and the agents up after the summary, until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
     },
     /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show.
     Keys(keys::KeysArgs),
@@ -71,9 +79,18 @@ pub async fn run(cli: Cli) -> ExitCode {
             init_logging("info");
             report_anyhow(devnet::run(cmd).await)
         }
-        Command::Demo { dir } => {
-            init_logging("info");
-            report_anyhow(bridge_agent::demo::run(dir).await.context("demo failed"))
+        Command::Demo {
+            dir,
+            transfers,
+            keep,
+        } => {
+            init_logging("warn");
+            let opts = bridge_agent::demo::DemoOptions {
+                dir,
+                transfers,
+                keep,
+            };
+            report_anyhow(bridge_agent::demo::run(opts).await.context("demo failed"))
         }
         Command::Config(cmd) => {
             init_logging("warn");

@@ -19,6 +19,7 @@ mod deploy;
 mod description;
 pub mod stand_in;
 
+pub(crate) use anvil::tail;
 pub use anvil::{Anvil, AnvilOptions, locate_anvil};
 pub use description::{ChainInfo, DevnetDescription};
 

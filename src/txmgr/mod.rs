@@ -58,8 +58,10 @@ pub type GuardedSigner = Guard<Arc<dyn Signer>>;
 /// Gas limit = estimate + this percentage of it + [`GAS_EXTRA`]. A vote estimated before the
 /// others arrive may become the one that executes the transfer, which costs more.
 pub const GAS_MARGIN_PERCENT: u64 = 25;
-/// Fixed gas added to every estimate (see [`GAS_MARGIN_PERCENT`]).
-pub const GAS_EXTRA: u64 = 100_000;
+/// Fixed gas added to every estimate (see [`GAS_MARGIN_PERCENT`]). Sized for the worst
+/// execution a vote can trigger: the t-th vote mints an ERC-721 and stores its URI (the demo saw
+/// 100 000 run out of gas there, reverting with empty data). Only the gas used is paid.
+pub const GAS_EXTRA: u64 = 400_000;
 /// Period of the background balance check.
 pub const BALANCE_EVERY: Duration = Duration::from_secs(30);
 /// Nonce resynchronisations one submission tolerates before giving up.

@@ -1,0 +1,258 @@
+//! The demo's operators: keys generated inside a SoftHSM token through `bridge-agent keys
+//! generate`, one config file each, and one `bridge-agent run` process each.
+
+use super::{DemoError, step};
+use crate::devnet::{Devnet, Side};
+use alloy::primitives::Address;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const TOKEN: &str = "bridge-demo";
+/// The throw-away demo token's PIN. A real operator keeps the PIN in a file or a secret store.
+const DEMO_PIN: &str = "demo-only-pin-4321";
+const OPERATORS: usize = 4;
+
+/// Environment every SoftHSM-using child gets: the demo's own token store and the PIN.
+fn hsm_env(dir: &Path, cmd: &mut Command) {
+    cmd.env("SOFTHSM2_CONF", dir.join("softhsm").join("softhsm2.conf"))
+        .env("BRIDGE_PKCS11_PIN", DEMO_PIN);
+}
+
+/// Creates the demo token and four keys in it; returns their addresses.
+pub async fn provision_keys(dir: &Path) -> Result<Vec<Address>, DemoError> {
+    if !Path::new(MODULE).is_file() {
+        return Err(DemoError::Keys(format!(
+            "SoftHSM is not installed ({MODULE} missing): run ./scripts/setup, or apt-get install softhsm2"
+        )));
+    }
+    let hsm = dir.join("softhsm");
+    std::fs::create_dir_all(hsm.join("tokens")).map_err(|e| step("create the token folder", e))?;
+    std::fs::write(
+        hsm.join("softhsm2.conf"),
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            hsm.join("tokens")
+                .canonicalize()
+                .unwrap_or(hsm.join("tokens"))
+                .display()
+        ),
+    )
+    .map_err(|e| step("write softhsm2.conf", e))?;
+    let mut init = Command::new("softhsm2-util");
+    hsm_env(dir, &mut init);
+    let out = init
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            TOKEN,
+            "--pin",
+            DEMO_PIN,
+            "--so-pin",
+            "demo-so-pin",
+        ])
+        .output()
+        .map_err(|e| DemoError::Keys(format!("softhsm2-util: {e} (run ./scripts/setup)")))?;
+    if !out.status.success() {
+        return Err(DemoError::Keys(format!(
+            "softhsm2-util --init-token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let exe = std::env::current_exe().map_err(|e| step("find the bridge-agent binary", e))?;
+    let mut keys = Vec::new();
+    for i in 1..=OPERATORS {
+        let mut generate = Command::new(&exe);
+        hsm_env(dir, &mut generate);
+        let out = generate
+            .args([
+                "keys",
+                "generate",
+                "--backend",
+                "pkcs11",
+                "--module",
+                MODULE,
+                "--token-label",
+                TOKEN,
+            ])
+            .args(["--label", &format!("operator-{i}"), "--json"])
+            .output()
+            .map_err(|e| step("run keys generate", e))?;
+        if !out.status.success() {
+            return Err(DemoError::Keys(format!(
+                "keys generate operator-{i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| step("parse keys generate output", e))?;
+        let address = json["address"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| step("parse keys generate output", "no address"))?;
+        keys.push(address);
+    }
+    Ok(keys)
+}
+
+fn chain_section(name: &str, s: &Side) -> String {
+    format!(
+        "[{name}]\nchain_id = {}\nrpc = [\"{}\"]\nws = \"{}\"\nbridge = \"{}\"\ndeploy_block = {}\n\
+         confirmations = 0\npoll_interval_ms = 100\nrpc_timeout_ms = 3000\nmin_balance = \"1\"\n\n\
+         [{name}.fees]\nbump_after_secs = 10\n",
+        s.chain_id,
+        s.rpc_url(),
+        s.anvil.ws_url(),
+        s.bridge,
+        s.bridge_deploy_block
+    )
+}
+
+pub struct Running {
+    agents: Vec<(Child, PathBuf)>,
+    metrics: Vec<String>,
+}
+
+impl Running {
+    pub fn metrics_urls(&self) -> Vec<String> {
+        self.metrics.clone()
+    }
+
+    /// The last lines of every agent's log, for error reports.
+    pub fn log_tails(&self) -> String {
+        self.agents
+            .iter()
+            .map(|(_, log)| {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                format!(
+                    "--- {} ---\n{}",
+                    log.display(),
+                    crate::devnet::tail(&text, 12)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// SIGTERM to every agent, then waits; true when all exited cleanly.
+    pub fn stop(mut self) -> bool {
+        for (child, _) in &self.agents {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut clean = true;
+        for (child, log) in &mut self.agents {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(s)) => {
+                        if !s.success() {
+                            eprintln!("agent {} exited with {s}", log.display());
+                            clean = false;
+                        }
+                        break;
+                    }
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        clean = false;
+                        break;
+                    }
+                }
+            }
+        }
+        self.agents.clear();
+        clean
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.agents {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Writes one config per operator and starts `bridge-agent run` for each.
+pub fn start(dir: &Path, devnet: &Devnet, n: usize) -> Result<Running, DemoError> {
+    let agents_dir = dir.join("agents");
+    std::fs::create_dir_all(&agents_dir).map_err(|e| step("create the agents folder", e))?;
+    let exe = std::env::current_exe().map_err(|e| step("find the bridge-agent binary", e))?;
+    let mut running = Running {
+        agents: Vec::new(),
+        metrics: Vec::new(),
+    };
+    for i in 1..=n {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| step("pick a metrics port", e))?
+            .port();
+        let config = format!(
+            "# Demo operator {i}: written by `bridge-agent demo`.\n[agent]\ndata_dir = \"{}\"\nname = \"demo-op{i}\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = 5\n\n\
+             [signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\nkey_label = \"operator-{i}\"\n\
+             pin = {{ env = \"BRIDGE_PKCS11_PIN\" }}\n\n{}\n{}",
+            agents_dir.join(format!("op{i}")).display(),
+            chain_section("parent", &devnet.parent),
+            chain_section("child", &devnet.child),
+        );
+        let config_path = agents_dir.join(format!("op{i}.toml"));
+        std::fs::write(&config_path, config).map_err(|e| step("write an agent config", e))?;
+        let log = agents_dir.join(format!("op{i}.log"));
+        let file = std::fs::File::create(&log).map_err(|e| step("create an agent log", e))?;
+        let mut cmd = Command::new(&exe);
+        hsm_env(dir, &mut cmd);
+        let child = cmd
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .map_err(|e| step("start an agent", e))?;
+        running.agents.push((child, log.clone()));
+        running
+            .metrics
+            .push(format!("http://127.0.0.1:{port}/metrics"));
+        // One at a time: SoftHSM's file-backed token answers a login racing another
+        // process's login with CKR_GENERAL_ERROR.
+        wait_started(running.agents.last_mut().expect("just pushed"), &log)?;
+    }
+    Ok(running)
+}
+
+/// Waits until an agent logs that it runs; fails with its log if it exits first.
+fn wait_started(agent: &mut (Child, PathBuf), log: &Path) -> Result<(), DemoError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("agent running") {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = agent.0.try_wait() {
+            return Err(step(
+                "start an agent",
+                format!(
+                    "{} exited ({status}):\n{}",
+                    log.display(),
+                    crate::devnet::tail(&text, 12)
+                ),
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(step(
+                "start an agent",
+                format!("no \"agent running\" in {} after 60 s", log.display()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
