@@ -337,8 +337,58 @@ async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downt
             .unwrap(),
         U256::from(300)
     );
+    // The status command shows the running agent's readiness and metrics.
+    let status_cmd = || {
+        Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+            .args(["status", "--config"])
+            .arg(&config)
+            .env("BRIDGE_PKCS11_PIN", PIN)
+            .output()
+            .unwrap()
+    };
+    let out = status_cmd();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("READY"),
+        "{text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        agent.log()
+    );
+    assert!(
+        text.contains("votes sent") && text.contains("direction=\"parent_to_child\""),
+        "{text}"
+    );
+    // The vote for nonce 0 carried the request's extra data verbatim.
+    let handled = c
+        .reader()
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .address(c.bridge)
+                .from_block(c.bridge_deploy_block)
+                .event_signature(
+                    <Bridge::HandleValueTransfer as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                ),
+        )
+        .await
+        .unwrap();
+    let first = handled[0]
+        .log_decode::<Bridge::HandleValueTransfer>()
+        .unwrap()
+        .inner
+        .data;
+    assert_eq!(
+        (first.handleNonce, first.extraData.as_ref()),
+        (0, b"x1".as_slice())
+    );
     let status = agent.stop();
     assert!(status.success(), "clean stop: {status}");
+    let out = status_cmd();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("no agent answers") && text.contains("parent → child: requestNonce 3"),
+        "{text}"
+    );
 
     // Down while 10 requests happen; up again: all executed, each voted once by this operator.
     for i in 0..10u64 {

@@ -155,3 +155,51 @@ async fn reorg_below_the_depth_halts_the_direction() {
         Err(WatchError::Reorg { .. })
     ));
 }
+
+#[tokio::test]
+async fn reorg_within_the_depth_never_reports_the_orphaned_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = devnet(&dir).await;
+    let store = Arc::new(Store::open(dir.path().join("store.sqlite")).unwrap());
+    let c = client(&d.parent).await;
+    let w = watcher(&d, c.clone(), Arc::clone(&store), 3, 100);
+    let orphan_block = request(&d, 0).await;
+    let orphan_hash = c.block_by_number(orphan_block).await.unwrap().unwrap().hash;
+    // Not yet confirmed: nothing reported.
+    assert!(w.catch_up(orphan_block).await.unwrap().is_empty());
+    // The request's block is replaced (within the depth of 3), then a new request is made.
+    d.parent
+        .reader()
+        .anvil_reorg(ReorgOptions {
+            depth: 1,
+            tx_block_pairs: vec![],
+        })
+        .await
+        .unwrap();
+    request(&d, 1).await;
+    d.parent.reader().anvil_mine(Some(4), None).await.unwrap();
+    let head = c.block_number().await.unwrap();
+    let found = w.catch_up(head).await.unwrap();
+    assert!(!found.is_empty(), "the replacement request is reported");
+    for req in &found {
+        let canonical = c
+            .block_by_number(req.block_number)
+            .await
+            .unwrap()
+            .unwrap()
+            .hash;
+        let stored = store.request(P2C, req.nonce).unwrap().unwrap();
+        assert_eq!(
+            stored.block_hash, canonical,
+            "only canonical blocks are recorded"
+        );
+        assert_ne!(
+            stored.block_hash, orphan_hash,
+            "the orphaned block is never reported"
+        );
+    }
+    let nonces: Vec<u64> = found.iter().map(|r| r.nonce).collect();
+    let mut unique = nonces.clone();
+    unique.dedup();
+    assert_eq!(nonces, unique, "each nonce once");
+}

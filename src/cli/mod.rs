@@ -5,6 +5,7 @@
 //!  bridge-agent ─┬─ devnet up ──> devnet.rs ──> bridge_agent::devnet
 //!                ├─ demo ───────> bridge_agent::demo
 //!                ├─ run ──────────> run.rs ──> bridge_agent::agent
+//!                ├─ status ───────> status.rs (the agent's /readyz + /metrics, or the chains)
 //!                ├─ config check ──> config.rs ──> bridge_agent::config
 //!                └─ keys generate|list|show ──> keys.rs
 //!                        signer_args.rs: --config FILE | --backend … ──> Target
@@ -20,6 +21,7 @@ mod keys_pkcs11;
 mod report;
 mod run;
 mod signer_args;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +49,10 @@ enum Command {
     ///
     /// Example: BRIDGE_PKCS11_PIN=… bridge-agent run --config config/softhsm.toml
     Run(run::RunArgs),
+    /// The agent's state at a glance: readiness and the key metrics from its /readyz and
+    /// /metrics, or the bridges' progress read from the chains when it is not running.
+    /// Exit status 0 ready, 3 not ready or not running, 1 error.
+    Status(status::StatusArgs),
     /// Local two-chain devnet (anvil) with the bridge pair and test tokens deployed.
     #[command(subcommand)]
     Devnet(devnet::DevnetCommand),
@@ -75,6 +81,10 @@ enum Command {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Status(args) => {
+            init_logging("warn");
+            status::run(args).await
+        }
         Command::Devnet(cmd) => {
             init_logging("info");
             report_anyhow(devnet::run(cmd).await)

@@ -1,0 +1,153 @@
+//! `bridge-agent status --config FILE`: the running agent's state at a glance, from its own
+//! `/readyz` and `/metrics` (so it shows what Prometheus sees), or from the chains when the
+//! agent is not running.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bridge_agent::chain::{ChainAccessConfig, ChainClient, SensitiveUrl};
+use bridge_agent::config::{self, AgentConfig, Side};
+use bridge_agent::contracts::Bridge;
+use clap::Args;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The agent's TOML config file; `[http] listen` says where the agent serves.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+/// Metric families shown, in order, with a short caption.
+const SHOWN: [(&str, &str); 12] = [
+    ("bridge_direction_halted", "halted"),
+    ("bridge_request_nonce", "source requestNonce"),
+    ("bridge_lower_handle_nonce", "destination lowerHandleNonce"),
+    ("bridge_pending_requests", "pending"),
+    ("bridge_votes_sent_total", "votes sent"),
+    ("bridge_votes_failed_total", "votes failed"),
+    ("bridge_reorg_halts_total", "reorg halts"),
+    ("bridge_operator_balance_wei", "operator balance (wei)"),
+    ("bridge_operator_balance_low", "low balance"),
+    (
+        "bridge_signer_state",
+        "signer (0 usable, 1 degraded, 2 unusable)",
+    ),
+    ("bridge_txs_sent_total", "txs sent"),
+    (
+        "bridge_guard_conflicting_votes_refused_total",
+        "conflicting votes refused",
+    ),
+];
+
+/// `GET path` over plain HTTP/1.0 with a bound on every step; the body, if any.
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    s.take(4 << 20).read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+pub async fn run(args: StatusArgs) -> ExitCode {
+    let cfg = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = cfg.http.listen;
+    match (get(addr, "/readyz"), get(addr, "/metrics")) {
+        (Ok((ready, reasons)), Ok((200, metrics))) => {
+            println!(
+                "agent at http://{addr}: {}",
+                if ready == 200 { "READY" } else { "NOT READY" }
+            );
+            if ready != 200 {
+                print!("{reasons}");
+            }
+            for (family, caption) in SHOWN {
+                for line in metrics
+                    .lines()
+                    .filter(|l| l.starts_with(family) && !l.starts_with('#'))
+                {
+                    let rest = &line[family.len()..];
+                    if rest.starts_with('{') || rest.starts_with(' ') {
+                        println!("  {caption:<44} {}", rest.trim());
+                    }
+                }
+            }
+            if ready == 200 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            }
+        }
+        _ => {
+            println!(
+                "no agent answers at http://{addr} (not running, or [http] listen differs); reading the chains:"
+            );
+            chain_view(&cfg).await
+        }
+    }
+}
+
+/// Per direction, the bridges' own progress, without the agent.
+async fn chain_view(cfg: &AgentConfig) -> ExitCode {
+    let mut clients = Vec::new();
+    for side in Side::ALL {
+        let chain = cfg.chain(side);
+        let rpc = chain
+            .rpc
+            .iter()
+            .map(|e| SensitiveUrl::new(e.expose().clone()))
+            .collect();
+        let mut access = ChainAccessConfig::new(side.as_str(), chain.chain_id, rpc);
+        access.rpc_timeout = chain.rpc_timeout;
+        match ChainClient::connect(access).await {
+            Ok(c) => clients.push((side, c, chain.bridge)),
+            Err(e) => {
+                eprintln!("error: {side} chain: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for (src, dst) in [(0, 1), (1, 0)] {
+        let (src_side, src_client, src_bridge) = &clients[src];
+        let (dst_side, dst_client, dst_bridge) = &clients[dst];
+        let (sb, db) = (*src_bridge, *dst_bridge);
+        let requested = src_client
+            .run("Bridge.requestNonce", move |p| async move {
+                Bridge::new(sb, p).requestNonce().call().await
+            })
+            .await;
+        let lower = dst_client
+            .run("Bridge.lowerHandleNonce", move |p| async move {
+                Bridge::new(db, p).lowerHandleNonce().call().await
+            })
+            .await;
+        match (requested, lower) {
+            (Ok(r), Ok(l)) => println!(
+                "  {src_side} → {dst_side}: requestNonce {r}, lowerHandleNonce {l}, pending {}",
+                r.saturating_sub(l)
+            ),
+            (Err(e), _) | (_, Err(e)) => {
+                println!("  {src_side} → {dst_side}: cannot read the bridges: {e}")
+            }
+        }
+    }
+    ExitCode::from(3)
+}
