@@ -185,3 +185,26 @@ fn demo_binary_runs_four_agents_and_reconciles() {
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|p| !alive(*p)), "anvil left behind");
 }
+
+#[test]
+fn demo_binary_runs_on_hsm_sim_through_the_aws_kms_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+        .args(["demo", "--transfers", "4", "--keystore", "hsm-sim", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("inside hsm-sim at http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("transfers executed: 4/4"), "{stdout}");
+    let config = std::fs::read_to_string(dir.path().join("demo/agents/op1.toml")).unwrap();
+    assert!(config.contains("backend = \"aws-kms\""), "{config}");
+}

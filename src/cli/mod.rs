@@ -69,6 +69,10 @@ enum Command {
         /// Leave the network and the agents up after the summary, until Ctrl-C.
         #[arg(long)]
         keep: bool,
+        /// Where the 4 operator keys live: SoftHSM (PKCS#11) when installed, else hsm-sim
+        /// (the AWS KMS protocol, in this process).
+        #[arg(long, value_enum, default_value = "auto")]
+        keystore: bridge_agent::demo::agents::KeystoreChoice,
     },
     /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show.
     Keys(keys::KeysArgs),
@@ -93,12 +97,14 @@ pub async fn run(cli: Cli) -> ExitCode {
             dir,
             transfers,
             keep,
+            keystore,
         } => {
             init_logging("warn");
             let opts = bridge_agent::demo::DemoOptions {
                 dir,
                 transfers,
                 keep,
+                keystore,
             };
             report_anyhow(bridge_agent::demo::run(opts).await.context("demo failed"))
         }

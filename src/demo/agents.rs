@@ -14,19 +14,113 @@ const TOKEN: &str = "bridge-demo";
 const DEMO_PIN: &str = "demo-only-pin-4321";
 const OPERATORS: usize = 4;
 
-/// Environment every SoftHSM-using child gets: the demo's own token store and the PIN.
-fn hsm_env(dir: &Path, cmd: &mut Command) {
-    cmd.env("SOFTHSM2_CONF", dir.join("softhsm").join("softhsm2.conf"))
-        .env("BRIDGE_PKCS11_PIN", DEMO_PIN);
+/// Where the demo's operator keys live.
+pub enum Keystore {
+    /// A SoftHSM token in the demo folder (PKCS#11 backend).
+    SoftHsm,
+    /// hsm-sim in this process, speaking the AWS KMS protocol (aws-kms backend); the flag
+    /// says whether it was asked for (rather than chosen because SoftHSM is missing).
+    HsmSim(hsm_sim::HsmSim, bool),
 }
 
-/// Creates the demo token and four keys in it; returns their addresses.
-pub async fn provision_keys(dir: &Path) -> Result<Vec<Address>, DemoError> {
-    if !Path::new(MODULE).is_file() {
-        return Err(DemoError::Keys(format!(
-            "SoftHSM is not installed ({MODULE} missing): run ./scripts/setup, or apt-get install softhsm2"
-        )));
+/// Which key store to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeystoreChoice {
+    /// SoftHSM when installed, else hsm-sim.
+    Auto,
+    Softhsm,
+    HsmSim,
+}
+
+impl Keystore {
+    pub fn describe(&self) -> String {
+        match self {
+            Keystore::SoftHsm => "inside SoftHSM (PKCS#11, non-extractable)".into(),
+            Keystore::HsmSim(sim, asked) => format!(
+                "inside hsm-sim at {} (AWS KMS protocol; {})",
+                sim.endpoint(),
+                if *asked {
+                    "--keystore hsm-sim"
+                } else {
+                    "SoftHSM is not installed"
+                }
+            ),
+        }
     }
+
+    /// Environment every key-using child gets: the demo's token store and PIN, or test
+    /// credentials for the KMS simulator (which accepts any).
+    fn env(&self, dir: &Path, cmd: &mut Command) {
+        match self {
+            Keystore::SoftHsm => {
+                cmd.env("SOFTHSM2_CONF", dir.join("softhsm").join("softhsm2.conf"))
+                    .env("BRIDGE_PKCS11_PIN", DEMO_PIN);
+            }
+            Keystore::HsmSim(..) => {
+                cmd.env("AWS_ACCESS_KEY_ID", "demo-hsm-sim")
+                    .env("AWS_SECRET_ACCESS_KEY", "demo-hsm-sim-not-a-secret")
+                    .env("AWS_EC2_METADATA_DISABLED", "true")
+                    .env("AWS_CONFIG_FILE", "/nonexistent")
+                    .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+            }
+        }
+    }
+
+    /// The `[signer]` table for operator `i`.
+    fn signer_section(&self, i: usize) -> String {
+        match self {
+            Keystore::SoftHsm => format!(
+                "[signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\nkey_label = \"operator-{i}\"\n\
+                 pin = {{ env = \"BRIDGE_PKCS11_PIN\" }}\n"
+            ),
+            Keystore::HsmSim(sim, _) => format!(
+                "[signer]\nbackend = \"aws-kms\"\nkey_id = \"alias/operator-{i}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
+                sim.endpoint()
+            ),
+        }
+    }
+}
+
+/// Creates the demo's key store and four keys in it; returns it and their addresses.
+pub async fn provision_keys(
+    dir: &Path,
+    choice: KeystoreChoice,
+) -> Result<(Keystore, Vec<Address>), DemoError> {
+    let softhsm = Path::new(MODULE).is_file();
+    let store = match choice {
+        KeystoreChoice::Softhsm if !softhsm => {
+            return Err(DemoError::Keys(format!(
+                "SoftHSM is not installed ({MODULE} missing): run ./scripts/setup, or apt-get install softhsm2"
+            )));
+        }
+        KeystoreChoice::Softhsm => Keystore::SoftHsm,
+        KeystoreChoice::Auto if softhsm => Keystore::SoftHsm,
+        KeystoreChoice::Auto | KeystoreChoice::HsmSim => Keystore::HsmSim(
+            hsm_sim::HsmSim::start(hsm_sim::Config::default())
+                .await
+                .map_err(|e| DemoError::Keys(format!("start hsm-sim: {e}")))?,
+            choice == KeystoreChoice::HsmSim,
+        ),
+    };
+    let keys = match &store {
+        Keystore::SoftHsm => softhsm_keys(dir, &store)?,
+        Keystore::HsmSim(sim, _) => generate_keys(
+            dir,
+            &store,
+            &[
+                "--backend",
+                "aws-kms",
+                "--region",
+                "us-east-1",
+                "--endpoint",
+                &sim.endpoint(),
+            ],
+        )?,
+    };
+    Ok((store, keys))
+}
+
+fn softhsm_keys(dir: &Path, store: &Keystore) -> Result<Vec<Address>, DemoError> {
     let hsm = dir.join("softhsm");
     std::fs::create_dir_all(hsm.join("tokens")).map_err(|e| step("create the token folder", e))?;
     std::fs::write(
@@ -41,7 +135,7 @@ pub async fn provision_keys(dir: &Path) -> Result<Vec<Address>, DemoError> {
     )
     .map_err(|e| step("write softhsm2.conf", e))?;
     let mut init = Command::new("softhsm2-util");
-    hsm_env(dir, &mut init);
+    store.env(dir, &mut init);
     let out = init
         .args([
             "--init-token",
@@ -61,22 +155,34 @@ pub async fn provision_keys(dir: &Path) -> Result<Vec<Address>, DemoError> {
             String::from_utf8_lossy(&out.stderr)
         )));
     }
+    generate_keys(
+        dir,
+        store,
+        &[
+            "--backend",
+            "pkcs11",
+            "--module",
+            MODULE,
+            "--token-label",
+            TOKEN,
+        ],
+    )
+}
+
+/// `bridge-agent keys generate` once per operator, with the backend flags given.
+fn generate_keys(
+    dir: &Path,
+    store: &Keystore,
+    backend: &[&str],
+) -> Result<Vec<Address>, DemoError> {
     let exe = std::env::current_exe().map_err(|e| step("find the bridge-agent binary", e))?;
     let mut keys = Vec::new();
     for i in 1..=OPERATORS {
         let mut generate = Command::new(&exe);
-        hsm_env(dir, &mut generate);
+        store.env(dir, &mut generate);
         let out = generate
-            .args([
-                "keys",
-                "generate",
-                "--backend",
-                "pkcs11",
-                "--module",
-                MODULE,
-                "--token-label",
-                TOKEN,
-            ])
+            .args(["keys", "generate"])
+            .args(backend)
             .args(["--label", &format!("operator-{i}"), "--json"])
             .output()
             .map_err(|e| step("run keys generate", e))?;
@@ -182,7 +288,12 @@ impl Drop for Running {
 }
 
 /// Writes one config per operator and starts `bridge-agent run` for each.
-pub fn start(dir: &Path, devnet: &Devnet, n: usize) -> Result<Running, DemoError> {
+pub fn start(
+    dir: &Path,
+    devnet: &Devnet,
+    n: usize,
+    store: &Keystore,
+) -> Result<Running, DemoError> {
     let agents_dir = dir.join("agents");
     std::fs::create_dir_all(&agents_dir).map_err(|e| step("create the agents folder", e))?;
     let exe = std::env::current_exe().map_err(|e| step("find the bridge-agent binary", e))?;
@@ -198,9 +309,9 @@ pub fn start(dir: &Path, devnet: &Devnet, n: usize) -> Result<Running, DemoError
         let config = format!(
             "# Demo operator {i}: written by `bridge-agent demo`.\n[agent]\ndata_dir = \"{}\"\nname = \"demo-op{i}\"\n\n\
              [http]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = 5\n\n\
-             [signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\nkey_label = \"operator-{i}\"\n\
-             pin = {{ env = \"BRIDGE_PKCS11_PIN\" }}\n\n{}\n{}",
+             {}\n{}\n{}",
             agents_dir.join(format!("op{i}")).display(),
+            store.signer_section(i),
             chain_section("parent", &devnet.parent),
             chain_section("child", &devnet.child),
         );
@@ -209,7 +320,7 @@ pub fn start(dir: &Path, devnet: &Devnet, n: usize) -> Result<Running, DemoError
         let log = agents_dir.join(format!("op{i}.log"));
         let file = std::fs::File::create(&log).map_err(|e| step("create an agent log", e))?;
         let mut cmd = Command::new(&exe);
-        hsm_env(dir, &mut cmd);
+        store.env(dir, &mut cmd);
         let child = cmd
             .args(["run", "--config"])
             .arg(&config_path)

@@ -1,15 +1,16 @@
 //! The demo (`./scripts/demo`): a local bridge run by four operators, each its own
-//! `bridge-agent run` process signing with its own SoftHSM key, threshold 3.
+//! `bridge-agent run` process signing with its own key in SoftHSM (or in hsm-sim when SoftHSM
+//! is not installed, through the aws-kms backend), threshold 3.
 //!
 //! ```text
-//! SoftHSM token (demo dir) ─ keys generate ×4 ─> operator addresses
+//! SoftHSM token (demo dir), or hsm-sim without SoftHSM ─ keys generate ×4 ─> operator addresses
 //! devnet (2 anvil chains, bridges, tokens) with those 4 operators, t = 3
 //! 4 × `bridge-agent run --config opN.toml`  (logs in <dir>/agents/opN.log)
 //! N transfers, native / ERC-20 / ERC-721, alternating directions ─> wait for HandleValueTransfer
 //! summary: done, latency p50/p99, balances reconciled on both chains ─> stop everything
 //! ```
 
-mod agents;
+pub mod agents;
 mod load;
 
 use crate::devnet::{Devnet, DevnetError, DevnetOptions};
@@ -25,6 +26,8 @@ pub struct DemoOptions {
     pub transfers: usize,
     /// Leave the network and agents up after the summary, until Ctrl-C.
     pub keep: bool,
+    /// Where the operator keys live.
+    pub keystore: agents::KeystoreChoice,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +81,11 @@ fn clear_demo_dir(dir: &std::path::Path) -> Result<(), DemoError> {
 pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     clear_demo_dir(&opts.dir)?;
     println!("== bridge-agent demo: 4 operators, threshold 3 ==");
-    let keys = agents::provision_keys(&opts.dir).await?;
+    let (store, keys) = agents::provision_keys(&opts.dir, opts.keystore).await?;
     println!(
-        "[1/5] {} operator keys generated inside SoftHSM (non-extractable):",
-        keys.len()
+        "[1/5] {} operator keys generated {}:",
+        keys.len(),
+        store.describe()
     );
     for (i, k) in keys.iter().enumerate() {
         println!("      operator-{} {k}", i + 1);
@@ -101,7 +105,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         devnet.child.chain_id,
         devnet.child.rpc_url()
     );
-    let running = agents::start(&opts.dir, &devnet, keys.len())?;
+    let running = agents::start(&opts.dir, &devnet, keys.len(), &store)?;
     println!(
         "[3/5] 4 agents running (metrics: {}); logs in {}",
         running.metrics_urls().join(", "),
