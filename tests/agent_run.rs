@@ -1,6 +1,6 @@
 //! The real `bridge-agent run` binary, one operator (t = 1) signing through SoftHSM, on the
 //! anvil devnet: every token type both ways lands with its extra data and URI, and an agent that
-//! was down while requests happened catches up on restart, voting each exactly once.
+//! was down while 50 requests happened catches up on restart, voting each exactly once.
 
 use alloy::primitives::{Address, Bytes, U256, keccak256};
 use bridge_agent::contracts::{
@@ -390,8 +390,8 @@ async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downt
         "{text}"
     );
 
-    // Down while 10 requests happen; up again: all executed, each voted once by this operator.
-    for i in 0..10u64 {
+    // Down while 50 requests happen; up again: all executed, each voted once by this operator.
+    for i in 0..50u64 {
         send(
             p,
             &user,
@@ -406,11 +406,11 @@ async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downt
         .await;
     }
     let agent = Agent::start(&config, dir.path().join("agent-2.log"));
-    for n in 3..13 {
+    for n in 3..53 {
         executed(c, n, &agent).await;
     }
     let b = Bridge::new(c.bridge, c.reader());
-    for n in 0..13 {
+    for n in 0..53 {
         assert_ne!(
             b.voteOf(VOTE_TYPE_VALUE_TRANSFER, n, operator)
                 .call()
@@ -423,7 +423,7 @@ async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downt
     let sent = c.reader().get_transaction_count(operator).await.unwrap();
     assert_eq!(
         sent,
-        13,
+        53,
         "one vote per request, no re-votes:\n{}",
         agent.log()
     );
