@@ -1,7 +1,7 @@
 //! Bounded exponential backoff for transient backend failures.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -72,6 +72,20 @@ impl RetryPolicy {
             ));
         }
         out
+    }
+
+    /// [`RetryPolicy::run`] for one signature: on success also records its latency, retries
+    /// included, in `health`. Every backend's `sign_hash` goes through here.
+    pub async fn sign<T, E, F, Fut>(&self, health: &Health, op: F) -> Result<T, E>
+    where
+        E: Transient + std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let started = Instant::now();
+        let value = self.run(health, op).await?;
+        health.record_success(started.elapsed());
+        Ok(value)
     }
 
     /// Runs `op` until it succeeds, fails permanently, or the attempts are used up; counts

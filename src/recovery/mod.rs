@@ -16,7 +16,7 @@
 use crate::chain::ChainClient;
 use crate::contracts::Bridge;
 use crate::direction::Direction;
-use crate::planner::{PlanError, Planner};
+use crate::planner::{PlanError, Planned, Planner};
 use crate::votes::decode_request;
 use alloy::primitives::Address;
 use alloy::rpc::types::Filter;
@@ -137,14 +137,19 @@ impl Recovery {
                 let Ok(req) = decode_request(&log) else {
                     continue;
                 };
-                if req.nonce < lower || self.planner.executed(req.nonce).await? {
+                if req.nonce < lower {
                     continue;
+                }
+                // The planner checks execution itself; asking here too cost one RPC per request.
+                match self.planner.plan(&req).await {
+                    Ok(Planned::Executed) => continue,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(direction = %self.cfg.direction, nonce = req.nonce, error = %e, "re-fed vote failed; next check retries")
+                    }
                 }
                 report.refed.push(req.nonce);
                 self.stats.refed.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = self.planner.plan(&req).await {
-                    tracing::warn!(direction = %self.cfg.direction, nonce = req.nonce, error = %e, "re-fed vote failed; next check retries");
-                }
             }
             start = end + 1;
         }

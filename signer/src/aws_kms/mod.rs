@@ -26,7 +26,6 @@ mod error;
 mod keys;
 
 use std::fmt;
-use std::time::Instant;
 
 use alloy_primitives::{Address, B256, Signature};
 use alloy_signer_aws::AwsSigner;
@@ -146,14 +145,11 @@ impl Signer for AwsKmsSigner {
     }
 
     async fn sign_hash(&self, hash: &B256) -> Result<Signature, SignerError> {
-        let started = Instant::now();
         let digest = *hash;
-        let sig = self
+        Ok(self
             .retry
-            .run(&self.health, || self.sign_once(digest))
-            .await?;
-        self.health.record_success(started.elapsed());
-        Ok(sig)
+            .sign(&self.health, || self.sign_once(digest))
+            .await?)
     }
 
     fn health(&self) -> Option<&Health> {

@@ -16,7 +16,7 @@ mod token;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Signature};
 use async_trait::async_trait;
@@ -200,14 +200,11 @@ impl Signer for Pkcs11Signer {
     }
 
     async fn sign_hash(&self, hash: &B256) -> Result<Signature, SignerError> {
-        let started = Instant::now();
         let digest = *hash;
-        let sig = self
+        Ok(self
             .retry
-            .run(&self.health, || self.sign_once(digest))
-            .await?;
-        self.health.record_success(started.elapsed());
-        Ok(sig)
+            .sign(&self.health, || self.sign_once(digest))
+            .await?)
     }
 
     fn health(&self) -> Option<&Health> {
