@@ -12,10 +12,15 @@ use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
+/// How often the demo polls for its own request receipts (anvil mines at once).
+const RECEIPT_POLL: Duration = Duration::from_millis(5);
+/// How often the execution observer reads both destination bridges.
+const EXECUTION_POLL: Duration = Duration::from_millis(5);
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
@@ -86,13 +91,21 @@ async fn send(
         .with_to(to)
         .with_input(data)
         .with_value(value);
-    let r = p
+    let hash = *p
         .send_transaction(tx)
         .await
         .map_err(|e| step("send a request", e))?
-        .get_receipt()
-        .await
-        .map_err(|e| step("request receipt", e))?;
+        .tx_hash();
+    // anvil mines at once; alloy's receipt heartbeat would add up to its poll interval.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        match p.get_transaction_receipt(hash).await {
+            Ok(Some(r)) => break r,
+            Ok(None) if Instant::now() < deadline => tokio::time::sleep(RECEIPT_POLL).await,
+            Ok(None) => return Err(step("request receipt", format!("tx {hash} not mined in 30 s"))),
+            Err(e) => return Err(step("request receipt", e)),
+        }
+    };
     if !r.status() {
         return Err(step(
             "send a request",
@@ -179,25 +192,109 @@ async fn transfer(
     request_nonce(&receipt)
 }
 
-/// Executed request nonces on `dest` so far (HandleValueTransfer events).
-async fn executed(dest: &Side) -> Result<Vec<u64>, DemoError> {
+/// Request nonces executed on `dest` in blocks `from..` (HandleValueTransfer events), and the
+/// block to read from next time.
+async fn executed_since(dest: &Watched, from: u64) -> Result<(Vec<u64>, u64), DemoError> {
+    let reader = &dest.reader;
+    let head = reader
+        .get_block_number()
+        .await
+        .map_err(|e| step("read the head", e))?;
+    if head < from {
+        return Ok((Vec::new(), from));
+    }
     let filter = Filter::new()
         .address(dest.bridge)
-        .from_block(dest.bridge_deploy_block)
+        .from_block(from)
+        .to_block(head)
         .event_signature(Bridge::HandleValueTransfer::SIGNATURE_HASH);
-    let logs = dest
-        .reader()
+    let logs = reader
         .get_logs(&filter)
         .await
         .map_err(|e| step("read HandleValueTransfer", e))?;
-    Ok(logs
+    let nonces = logs
         .iter()
         .filter_map(|l| l.log_decode::<Bridge::HandleValueTransfer>().ok())
         .map(|l| l.inner.data.handleNonce)
-        .collect())
+        .collect();
+    Ok((nonces, head + 1))
 }
 
-pub async fn run(d: &Devnet, n: usize, agents: &Running) -> Result<Report, DemoError> {
+/// When each request was seen executed, keyed by (parent → child?, nonce): filled by a task
+/// that polls both destination bridges every [`EXECUTION_POLL`] while transfers are sent.
+type Executions = Arc<Mutex<HashMap<(bool, u64), Instant>>>;
+
+/// A destination bridge the observer reads.
+struct Watched {
+    reader: DynProvider,
+    bridge: Address,
+}
+
+impl Watched {
+    fn of(side: &Side) -> Self {
+        Self {
+            reader: side.reader(),
+            bridge: side.bridge,
+        }
+    }
+}
+
+fn observe_executions(d: &Devnet) -> (Executions, tokio::task::JoinHandle<()>) {
+    let seen: Executions = Arc::default();
+    let (child, parent) = (Watched::of(&d.child), Watched::of(&d.parent));
+    let (mut next_child, mut next_parent) =
+        (d.child.bridge_deploy_block, d.parent.bridge_deploy_block);
+    let out = Arc::clone(&seen);
+    let task = tokio::spawn(async move {
+        loop {
+            for (p2c, dest, next) in [
+                (true, &child, &mut next_child),
+                (false, &parent, &mut next_parent),
+            ] {
+                // A failed read is retried on the next round; the demo's deadline bounds it.
+                if let Ok((nonces, n)) = executed_since(dest, *next).await {
+                    let now = Instant::now();
+                    let mut map = out.lock().unwrap_or_else(PoisonError::into_inner);
+                    for nonce in nonces {
+                        map.entry((p2c, nonce)).or_insert(now);
+                    }
+                    *next = n;
+                }
+            }
+            tokio::time::sleep(EXECUTION_POLL).await;
+        }
+    });
+    (seen, task)
+}
+
+/// How the demo sends its transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// All at once, one after another without waiting: the agents vote under load.
+    Burst,
+    /// Each only after the previous one executed: the unloaded latency (benchmark P3).
+    OneAtATime,
+}
+
+pub async fn run(
+    d: &Devnet,
+    n: usize,
+    pace: Pace,
+    agents: &Running,
+) -> Result<Report, DemoError> {
+    let (executions, observer) = observe_executions(d);
+    let result = send_and_wait(d, n, pace, agents, &executions).await;
+    observer.abort();
+    result
+}
+
+async fn send_and_wait(
+    d: &Devnet,
+    n: usize,
+    pace: Pace,
+    agents: &Running,
+    executions: &Executions,
+) -> Result<Report, DemoError> {
     let users = d.users();
     let to_child = Address::from_word(keccak256("demo recipient on child"));
     let to_parent = Address::from_word(keccak256("demo recipient on parent"));
@@ -212,7 +309,12 @@ pub async fn run(d: &Devnet, n: usize, agents: &Running) -> Result<Report, DemoE
     let (mut native_p2c, mut native_c2p, mut erc20_p2c, mut erc20_c2p) =
         (U256::ZERO, U256::ZERO, U256::ZERO, U256::ZERO);
     let mut nfts_moved = Vec::new();
-    println!("      sending {n} transfers (native, ERC-20, ERC-721; both directions)…");
+    let how = match pace {
+        Pace::Burst => "without waiting",
+        Pace::OneAtATime => "one at a time, each after the previous executed",
+    };
+    println!("      sending {n} transfers (native, ERC-20, ERC-721; both directions), {how}…");
+    let progress = Progress::new(n);
     for i in 0..n {
         let p2c = i % 2 == 0;
         let (side, to) = if p2c {
@@ -238,8 +340,8 @@ pub async fn run(d: &Devnet, n: usize, agents: &Running) -> Result<Report, DemoE
             }
         }
         let amount = U256::from(1_000_000u64 + i as u64);
-        let at = Instant::now();
         let nonce = transfer(side, user, kind, to, nft, amount).await?;
+        let at = Instant::now();
         match (kind, p2c) {
             (Kind::Native, true) => native_p2c += amount,
             (Kind::Native, false) => native_c2p += amount,
@@ -249,48 +351,13 @@ pub async fn run(d: &Devnet, n: usize, agents: &Running) -> Result<Report, DemoE
         }
         *by_kind.entry((p2c, kind)).or_insert(0) += 1;
         sent.push(Sent { p2c, nonce, at });
+        if pace == Pace::OneAtATime {
+            wait_executed(&sent[sent.len() - 1..], executions, None, agents).await?;
+        }
+        progress.show(done_count(&sent, executions));
     }
-
-    // Wait for every request to execute, with a progress line.
-    let deadline = Instant::now() + TIMEOUT;
-    let mut latencies = HashMap::new();
-    let mut shown = usize::MAX;
-    loop {
-        let (on_child, on_parent) = (executed(&d.child).await?, executed(&d.parent).await?);
-        for s in &sent {
-            let done = if s.p2c { &on_child } else { &on_parent };
-            if done.contains(&s.nonce) {
-                latencies
-                    .entry((s.p2c, s.nonce))
-                    .or_insert_with(|| s.at.elapsed().as_millis());
-            }
-        }
-        if latencies.len() != shown {
-            shown = latencies.len();
-            let width = 30;
-            let filled = shown * width / n.max(1);
-            eprint!(
-                "\r      [{}{}] {shown}/{n} executed",
-                "#".repeat(filled),
-                ".".repeat(width - filled)
-            );
-            let _ = std::io::stderr().flush();
-        }
-        if latencies.len() == n {
-            eprintln!();
-            break;
-        }
-        if Instant::now() > deadline {
-            eprintln!();
-            eprintln!("{}", agents.log_tails());
-            return Err(DemoError::Timeout(
-                n - latencies.len(),
-                TIMEOUT,
-                "the demo folder's agents/".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let latencies = wait_executed(&sent, executions, Some(&progress), agents).await?;
+    eprintln!();
 
     let reconciled = reconcile(
         d,
@@ -303,9 +370,85 @@ pub async fn run(d: &Devnet, n: usize, agents: &Running) -> Result<Report, DemoE
     Ok(Report {
         transfers: n,
         by_kind,
-        latencies_ms: latencies.into_values().collect(),
+        latencies_ms: latencies,
         reconciled,
     })
+}
+
+fn done_count(sent: &[Sent], executions: &Executions) -> usize {
+    let map = executions.lock().unwrap_or_else(PoisonError::into_inner);
+    sent.iter()
+        .filter(|s| map.contains_key(&(s.p2c, s.nonce)))
+        .count()
+}
+
+/// Waits up to [`TIMEOUT`] until every transfer in `sent` executed; returns their latencies in
+/// milliseconds (request receipt → execution seen).
+async fn wait_executed(
+    sent: &[Sent],
+    executions: &Executions,
+    progress: Option<&Progress>,
+    agents: &Running,
+) -> Result<Vec<u128>, DemoError> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        {
+            let map = executions.lock().unwrap_or_else(PoisonError::into_inner);
+            let done: Vec<u128> = sent
+                .iter()
+                .filter_map(|s| {
+                    map.get(&(s.p2c, s.nonce))
+                        .map(|t| t.saturating_duration_since(s.at).as_millis())
+                })
+                .collect();
+            if let Some(p) = progress {
+                p.show(done.len());
+            }
+            if done.len() == sent.len() {
+                return Ok(done);
+            }
+            if Instant::now() > deadline {
+                eprintln!();
+                eprintln!("{}", agents.log_tails());
+                return Err(DemoError::Timeout(
+                    sent.len() - done.len(),
+                    TIMEOUT,
+                    "the demo folder's agents/".into(),
+                ));
+            }
+        }
+        tokio::time::sleep(EXECUTION_POLL).await;
+    }
+}
+
+/// The progress line on stderr.
+struct Progress {
+    total: usize,
+    shown: std::cell::Cell<usize>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Self {
+            total,
+            shown: std::cell::Cell::new(usize::MAX),
+        }
+    }
+
+    fn show(&self, done: usize) {
+        if self.shown.replace(done) == done {
+            return;
+        }
+        let width = 30;
+        let filled = done * width / self.total.max(1);
+        eprint!(
+            "\r      [{}{}] {done}/{} executed",
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            self.total
+        );
+        let _ = std::io::stderr().flush();
+    }
 }
 
 /// Checks what the recipients hold and that the bridges' locked amounts match what was minted.
