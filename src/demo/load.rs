@@ -12,8 +12,8 @@ use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -102,7 +102,12 @@ async fn send(
         match p.get_transaction_receipt(hash).await {
             Ok(Some(r)) => break r,
             Ok(None) if Instant::now() < deadline => tokio::time::sleep(RECEIPT_POLL).await,
-            Ok(None) => return Err(step("request receipt", format!("tx {hash} not mined in 30 s"))),
+            Ok(None) => {
+                return Err(step(
+                    "request receipt",
+                    format!("tx {hash} not mined in 30 s"),
+                ));
+            }
             Err(e) => return Err(step("request receipt", e)),
         }
     };
@@ -276,12 +281,7 @@ pub enum Pace {
     OneAtATime,
 }
 
-pub async fn run(
-    d: &Devnet,
-    n: usize,
-    pace: Pace,
-    agents: &Running,
-) -> Result<Report, DemoError> {
+pub async fn run(d: &Devnet, n: usize, pace: Pace, agents: &Running) -> Result<Report, DemoError> {
     let (executions, observer) = observe_executions(d);
     let result = send_and_wait(d, n, pace, agents, &executions).await;
     observer.abort();
