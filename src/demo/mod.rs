@@ -12,6 +12,7 @@
 
 pub mod agents;
 mod load;
+pub mod traffic;
 
 pub use load::Pace;
 
