@@ -13,6 +13,7 @@
 //! is started, votes in flight finish or are dropped, and what was recorded stays in the store
 //! and the journals for the next start.
 
+use crate::auditor::{Auditor, AuditorConfig};
 use crate::chain::{ChainAccessConfig, ChainClient, ChainError, SensitiveUrl};
 use crate::config::{AgentConfig, Side};
 use crate::direction::Direction;
@@ -33,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Votes planned at once per direction.
 const PLANS_IN_FLIGHT: usize = 16;
+/// How often each direction's auditor reads the destination's new votes.
+const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -202,6 +205,24 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             dest.client.clone(),
             planner.clone(),
         );
+        let auditor = Auditor::new(
+            AuditorConfig {
+                direction,
+                source_bridge: src_cfg.bridge,
+                dest_bridge: dst_cfg.bridge,
+                operator: dest.operator,
+                window_blocks: cfg.recovery.window_blocks,
+            },
+            source.client.clone(),
+            dest.client.clone(),
+            Arc::clone(&store),
+        );
+        tasks.spawn(audit_loop(
+            direction,
+            auditor,
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
         metrics.register_watcher(direction, watcher.stats());
         metrics.set_direction_running(direction);
         let heads = source.client.new_heads(&shutdown);
@@ -255,6 +276,26 @@ async fn balance_loop(
                 }
                 prev = now;
             }
+        }
+    }
+}
+
+/// Audits other operators' votes on the destination every [`AUDIT_EVERY`], until shutdown.
+async fn audit_loop(
+    direction: Direction,
+    mut auditor: Auditor,
+    metrics: Arc<AgentMetrics>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(AUDIT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => match auditor.check().await {
+                Ok(n) => metrics.direction(direction).forged_votes_seen.add(n),
+                Err(e) => tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying"),
+            },
         }
     }
 }

@@ -190,8 +190,9 @@ impl Planner {
         let calldata = self.calldata(req).await?;
         let key = keccak256(&calldata);
         if self.executed(req.nonce).await? {
+            // The key is kept even without a vote: the auditor compares others' votes with it.
             self.store
-                .set_state(dir, req.nonce, RequestState::Executed, None)?;
+                .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
             return Ok(Planned::Executed);
         }
         match self.vote_on_chain(req.nonce).await {
@@ -228,7 +229,7 @@ impl Planner {
         {
             Some(Bridge::BridgeErrors::AlreadyExecuted(_)) => {
                 self.store
-                    .set_state(dir, req.nonce, RequestState::Executed, None)?;
+                    .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
                 Ok(Planned::Late)
             }
             other => {
