@@ -19,7 +19,7 @@ use crate::config::{AgentConfig, Side};
 use crate::direction::Direction;
 use crate::http::{HttpError, HttpServer};
 use crate::metrics::{AgentMetrics, GuardStats};
-use crate::planner::{PlanError, Planner, PlannerConfig};
+use crate::planner::{Planner, PlannerConfig};
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::store::{Store, StoreError};
 use crate::txmgr::{TxError, TxManager, TxManagerConfig};
@@ -210,7 +210,6 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 direction,
                 source_bridge: src_cfg.bridge,
                 dest_bridge: dst_cfg.bridge,
-                operator: dest.operator,
                 window_blocks: cfg.recovery.window_blocks,
             },
             source.client.clone(),
@@ -397,9 +396,6 @@ async fn spawn_plan(
         }
         match result {
             Ok(outcome) => tracing::debug!(nonce = req.nonce, ?outcome, "planned"),
-            Err(e @ PlanError::ConflictingVoteOnChain { .. }) => {
-                tracing::error!(alarm = "conflicting_vote_on_chain", error = %e, "vote not sent")
-            }
             Err(e) => {
                 tracing::warn!(nonce = req.nonce, error = %e, "vote failed; recovery will retry")
             }

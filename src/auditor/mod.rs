@@ -1,8 +1,9 @@
 //! The vote auditor of one direction: reads the destination bridge's `Voted` events and compares
-//! every other operator's vote with the handle this agent built for the same request.
+//! every operator's vote (this one's too: its key may be used elsewhere) with the handle this
+//! agent built for the same request.
 //!
 //! ```text
-//! dest Voted(voteType 0, nonce, operator, voteKey), operator ≠ me
+//! dest Voted(voteType 0, nonce, operator, voteKey)
 //!   store: this agent's key for the request   ─> equal: honest │ different: FORGED
 //!   not known yet: nonce ≥ source requestNonce ─> FORGED (no such request)
 //!                  else                        ─> kept until the planner has built the key
@@ -20,7 +21,7 @@ use crate::store::{Store, StoreError};
 use alloy::primitives::{Address, B256};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,8 +33,6 @@ pub struct AuditorConfig {
     pub direction: Direction,
     pub source_bridge: Address,
     pub dest_bridge: Address,
-    /// This operator's address on the destination chain (its own votes are not audited).
-    pub operator: Address,
     /// Most blocks per `eth_getLogs`.
     pub window_blocks: u64,
 }
@@ -49,9 +48,9 @@ pub enum AuditError {
 /// Counters for metrics.
 #[derive(Debug, Default)]
 pub struct AuditStats {
-    /// Votes by other operators that match no request this agent knows.
+    /// Votes that match no request as this agent sees it.
     pub forged: AtomicU64,
-    /// Votes by other operators checked and found honest.
+    /// Votes checked and found honest.
     pub matched: AtomicU64,
 }
 
@@ -63,8 +62,9 @@ pub struct Auditor {
     stats: Arc<AuditStats>,
     /// The next destination block to read; `None` until the first check reads the head.
     next_block: Option<u64>,
-    /// (request nonce, operator) → the vote key seen, waiting for this agent's own key.
-    pending: BTreeMap<(u64, Address), B256>,
+    /// Votes (request nonce, operator, vote key) waiting for this agent's own key. Keyed by
+    /// the vote key too: a vote replaced before it was judged is still judged.
+    pending: BTreeSet<(u64, Address, B256)>,
 }
 
 impl Auditor {
@@ -81,7 +81,7 @@ impl Auditor {
             store,
             stats: Arc::default(),
             next_block: None,
-            pending: BTreeMap::new(),
+            pending: BTreeSet::new(),
         }
     }
 
@@ -104,11 +104,10 @@ impl Auditor {
                 .topic1(B256::with_last_byte(VOTE_TYPE_VALUE_TRANSFER));
             for log in self.dest.get_logs(&filter).await? {
                 match log.log_decode::<Bridge::Voted>() {
-                    Ok(v) if v.inner.operator != self.cfg.operator => {
+                    Ok(v) => {
                         let v = &v.inner.data;
-                        self.pending.insert((v.nonce, v.operator), v.voteKey);
+                        self.pending.insert((v.nonce, v.operator, v.voteKey));
                     }
-                    Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(direction = %self.cfg.direction, error = %e, "skipping a malformed Voted log")
                     }
@@ -133,12 +132,12 @@ impl Auditor {
         let dir = self.cfg.direction;
         let mut forged = 0;
         let mut judged = Vec::new();
-        for (&(nonce, operator), &seen) in &self.pending {
+        for &(nonce, operator, seen) in &self.pending {
             let ours = self.store.request(dir, nonce)?.and_then(|r| r.vote_hash);
             let expected = match ours {
                 Some(k) if k == seen => {
                     self.stats.matched.fetch_add(1, Ordering::Relaxed);
-                    judged.push((nonce, operator));
+                    judged.push((nonce, operator, seen));
                     continue;
                 }
                 Some(k) => k.to_string(),
@@ -148,7 +147,7 @@ impl Auditor {
                 None => continue,
             };
             forged += 1;
-            judged.push((nonce, operator));
+            judged.push((nonce, operator, seen));
             tracing::warn!(alarm = "forged_vote", direction = %dir, nonce, %operator,
                 vote_key = %seen, %expected,
                 "an operator voted a handle that matches no request as this agent sees it; \
@@ -158,7 +157,7 @@ impl Auditor {
             self.pending.remove(&k);
         }
         while self.pending.len() > MAX_PENDING {
-            if let Some(((nonce, operator), _)) = self.pending.pop_first() {
+            if let Some((nonce, operator, _)) = self.pending.pop_first() {
                 tracing::debug!(direction = %dir, nonce, %operator, "vote dropped unaudited: too many waiting");
             }
         }

@@ -9,5 +9,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod forged_votes;
 mod node_failure;
 mod normal;
