@@ -10,5 +10,7 @@
 mod support;
 
 mod forged_votes;
+mod kill9;
 mod node_failure;
 mod normal;
+mod recovery;
