@@ -11,6 +11,7 @@ mod support;
 
 mod forged_votes;
 mod kill9;
+mod network;
 mod node_failure;
 mod normal;
 mod recovery;
