@@ -15,3 +15,5 @@ mod network;
 mod node_failure;
 mod normal;
 mod recovery;
+mod reorg;
+mod signer_faults;
