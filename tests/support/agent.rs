@@ -6,11 +6,11 @@ use bridge_agent::contracts::Bridge;
 use bridge_agent::devnet::{Devnet, Side};
 use bridge_signer::Pin;
 use bridge_signer::pkcs11::Pkcs11Token;
+pub use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const TOKEN: &str = "agent-run";
 pub const PIN: &str = "agent-run-pin-2718";
 
@@ -20,36 +20,10 @@ pub async fn provision_key(dir: &Path) -> Address {
         Path::new(MODULE).is_file(),
         "{MODULE} missing: run ./scripts/setup"
     );
-    let conf = dir.join("softhsm2.conf");
-    std::fs::create_dir_all(dir.join("tokens")).unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.join("tokens").display()
-        ),
-    )
-    .unwrap();
+    let hsm = SoftHsmDir::create(dir).unwrap();
     // SAFETY: this test binary runs one test, which calls this before anything loads SoftHSM.
-    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--pin",
-            PIN,
-            "--so-pin",
-            "so-2718",
-        ])
-        .output()
-        .expect("softhsm2-util");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &hsm.conf) };
+    hsm.init_token(TOKEN, PIN, "so-2718").unwrap();
     let token = Pkcs11Token::open(MODULE, TOKEN, Pin::new(PIN))
         .await
         .unwrap();

@@ -18,13 +18,13 @@ use bridge_agent::demo::traffic::Traffic;
 use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
 use bridge_signer::Pin;
 use bridge_signer::pkcs11::Pkcs11Token;
+pub use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const PIN: &str = "ha-harness-pin-1618";
 /// SoftHSM operator keys made per process (scenarios use the first N).
 const SOFTHSM_KEYS: usize = 4;
@@ -71,37 +71,22 @@ async fn softhsm() -> &'static SoftHsm {
             let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
                 .join(format!("ha-softhsm-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(dir.join("tokens")).unwrap();
-            let conf = dir.join("softhsm2.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                    dir.join("tokens").display()
-                ),
-            )
-            .unwrap();
+            let hsm = SoftHsmDir::create(&dir).unwrap();
             // SAFETY: set once, under the scenario lock, before this process loads SoftHSM.
-            unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+            unsafe { std::env::set_var("SOFTHSM2_CONF", &hsm.conf) };
             for i in 0..SOFTHSM_KEYS {
-                let out = Command::new("softhsm2-util")
-                    .args(["--init-token", "--free", "--label"])
-                    .arg(SoftHsm::token_label(i))
-                    .args(["--pin", PIN, "--so-pin", "ha-so-pin"])
-                    .output()
-                    .expect("softhsm2-util");
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                hsm.init_token(&SoftHsm::token_label(i), PIN, "ha-so-pin")
+                    .unwrap();
             }
             let mut keys = Vec::new();
             for i in 0..SOFTHSM_KEYS {
                 let token = SoftHsm::token(i).await;
                 keys.push(token.generate_key("operator", None).await.unwrap().address);
             }
-            SoftHsm { conf, keys }
+            SoftHsm {
+                conf: hsm.conf,
+                keys,
+            }
         })
         .await
 }
