@@ -6,6 +6,7 @@
 //! vote planner, tx manager, recovery, store and HTTP endpoints arrive with issue #4.
 #![forbid(unsafe_code)]
 
+pub mod admin_tx;
 pub mod agent;
 pub mod chain;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod planner;
 pub mod recovery;
+pub mod rotation;
 pub mod store;
 pub mod txmgr;
 pub mod votes;

@@ -20,6 +20,8 @@ use crate::http::{HttpError, HttpServer};
 use crate::metrics::{AgentMetrics, GuardStats};
 use crate::planner::{PlanError, Planner, PlannerConfig};
 use crate::recovery::{Recovery, RecoveryConfig};
+use crate::rotation::RotationStore;
+use crate::rotation::switch::SwitchSide;
 use crate::store::{Store, StoreError};
 use crate::txmgr::{TxError, TxManager, TxManagerConfig};
 use crate::votes::Request;
@@ -56,6 +58,8 @@ pub enum AgentError {
     },
     #[error("{side} tx manager: {source}")]
     Tx { side: Side, source: TxError },
+    #[error(transparent)]
+    Rotation(#[from] crate::rotation::RotationError),
 }
 
 /// The source and destination of a direction.
@@ -66,7 +70,7 @@ pub fn sides(direction: Direction) -> (Side, Side) {
     }
 }
 
-fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig {
+pub(crate) fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig {
     let chain = cfg.chain(side);
     let url = |e: &crate::config::Endpoint| SensitiveUrl::new(e.expose().clone());
     let mut access = ChainAccessConfig::new(
@@ -89,16 +93,30 @@ struct ChainParts {
     operator: alloy::primitives::Address,
 }
 
+/// The tx manager settings of `side` (shared with the key switch of `rotation`).
+pub(crate) fn txm_config(cfg: &AgentConfig, side: Side) -> TxManagerConfig {
+    let chain = cfg.chain(side);
+    TxManagerConfig {
+        chain: side.as_str().into(),
+        bridge: chain.bridge,
+        fees: chain.fees,
+        min_balance: chain.min_balance,
+        receipt_poll: chain.poll_interval.min(Duration::from_millis(500)),
+        max_in_flight: PLANS_IN_FLIGHT,
+    }
+}
+
 async fn chain_parts(
     cfg: &AgentConfig,
     side: Side,
+    rotations: &RotationStore,
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
     let client = ChainClient::connect(access_config(cfg, side))
         .await
         .map_err(|source| AgentError::Chain { side, source })?;
-    let signer: Arc<dyn Signer> = cfg
-        .signer_for(side)
+    // The key holding the seat: the config's, or the one a rotation moved the seat to.
+    let signer: Arc<dyn Signer> = crate::rotation::keys::seated(cfg, side, rotations)?
         .connect()
         .await
         .map_err(|source| AgentError::Signer { side, source })?;
@@ -109,14 +127,7 @@ async fn chain_parts(
     );
     let chain = cfg.chain(side);
     let txm = TxManager::start(
-        TxManagerConfig {
-            chain: side.as_str().into(),
-            bridge: chain.bridge,
-            fees: chain.fees,
-            min_balance: chain.min_balance,
-            receipt_poll: chain.poll_interval.min(Duration::from_millis(500)),
-            max_in_flight: PLANS_IN_FLIGHT,
-        },
+        txm_config(cfg, side),
         client.clone(),
         Arc::clone(&guard),
         shutdown.clone(),
@@ -142,8 +153,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     let metrics = Arc::new(AgentMetrics::new());
     let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
-    let parent = chain_parts(&cfg, Side::Parent, &shutdown).await?;
-    let child = chain_parts(&cfg, Side::Child, &shutdown).await?;
+    let rotations =
+        RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
+    let parent = chain_parts(&cfg, Side::Parent, &rotations, &shutdown).await?;
+    let child = chain_parts(&cfg, Side::Child, &rotations, &shutdown).await?;
+    drop(rotations);
+    let mut switch_sides = Vec::new();
     let part = |side: Side| match side {
         Side::Parent => &parent,
         Side::Child => &child,
@@ -202,6 +217,13 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             dest.client.clone(),
             planner.clone(),
         );
+        switch_sides.push(SwitchSide {
+            side: dst,
+            client: dest.client.clone(),
+            key: planner.active_key(),
+            journal: dest.guard.shared_journal(),
+            txm_config: txm_config(&cfg, dst),
+        });
         metrics.register_watcher(direction, watcher.stats());
         metrics.set_direction_running(direction);
         let heads = source.client.new_heads(&shutdown);
@@ -218,6 +240,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             shutdown.clone(),
         ));
     }
+    // Key rotation: switch a chain to the new key once its seat moved (rotation/switch.rs).
+    tokio::spawn(crate::rotation::switch::watch(
+        cfg.clone(),
+        switch_sides,
+        shutdown.clone(),
+    ));
     tracing::info!("agent running");
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {

@@ -16,6 +16,7 @@ mod tokens;
 use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, TokenType, VOTE_TYPE_VALUE_TRANSFER};
 use crate::direction::Direction;
+use crate::rotation::ActiveKey;
 use crate::store::{RequestState, Store, StoreError};
 use crate::txmgr::{TxError, TxManager, TxOutcome};
 use crate::votes::{Request, handle_calldata};
@@ -91,7 +92,8 @@ pub struct PlannerConfig {
     pub direction: Direction,
     pub source_bridge: Address,
     pub dest_bridge: Address,
-    /// This operator's address on the destination chain.
+    /// This operator's address on the destination chain at start (after a key switch, the
+    /// active key's address counts).
     pub operator: Address,
 }
 
@@ -101,7 +103,8 @@ pub struct Planner {
     cfg: PlannerConfig,
     dest: ChainClient,
     store: Arc<Store>,
-    txm: TxManager,
+    /// The destination tx manager of the key that holds the seat (switched by a rotation).
+    txm: ActiveKey,
     tokens: Arc<CounterpartTokens>,
     stats: Arc<PlannerStats>,
     /// Request nonces being planned now: one plan per request at a time.
@@ -130,11 +133,16 @@ impl Planner {
             cfg,
             dest,
             store,
-            txm,
+            txm: ActiveKey::new(txm),
             tokens,
             stats: Arc::default(),
             inflight: Arc::default(),
         }
+    }
+
+    /// The key votes are sent with; `rotation::switch` replaces it when the seat moves.
+    pub fn active_key(&self) -> ActiveKey {
+        self.txm.clone()
     }
 
     pub fn stats(&self) -> Arc<PlannerStats> {
@@ -211,7 +219,7 @@ impl Planner {
             _ => {}
         }
         let label = format!("{dir} nonce {}", req.nonce);
-        let outcome = self.txm.submit(calldata, label).await?;
+        let outcome = self.txm.current().submit(calldata, label).await?;
         let (tx_hash, revert) = match outcome {
             TxOutcome::Mined { tx_hash, .. } => {
                 self.store
@@ -264,7 +272,7 @@ impl Planner {
     /// This operator's vote key for `nonce` on chain, or `None` when the bridge has no such
     /// view (Kaia's contracts) or it cannot be read now.
     async fn vote_on_chain(&self, nonce: u64) -> Option<B256> {
-        let (bridge, me) = (self.cfg.dest_bridge, self.cfg.operator);
+        let (bridge, me) = (self.cfg.dest_bridge, self.txm.address());
         self.dest
             .run("Bridge.voteOf", move |p| async move {
                 Bridge::new(bridge, p)
