@@ -7,7 +7,8 @@
 //!                ├─ run ──────────> run.rs ──> bridge_agent::agent
 //!                ├─ status ───────> status.rs (the agent's /readyz + /metrics, or the chains)
 //!                ├─ config check ──> config.rs ──> bridge_agent::config
-//!                └─ keys generate|list|show ──> keys.rs
+//!                ├─ admin … ──────> admin/ (owner calls, configuration votes)
+//!                └─ keys generate|list|show ──> keys.rs · keys rotate ──> keys_rotate.rs
 //!                        signer_args.rs: --config FILE | --backend … ──> Target
 //!                        keys_pkcs11.rs / keys_aws_kms.rs ──> report.rs (text or --json)
 //! ```
@@ -18,6 +19,7 @@ mod error;
 mod keys;
 mod keys_aws_kms;
 mod keys_pkcs11;
+mod keys_rotate;
 mod report;
 mod run;
 mod signer_args;
@@ -74,7 +76,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         keystore: bridge_agent::demo::agents::KeystoreChoice,
     },
-    /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show.
+    /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show, rotate.
     Keys(keys::KeysArgs),
     /// The agent's config file: `config check` reports every problem at once.
     #[command(subcommand)]
@@ -113,6 +115,13 @@ pub async fn run(cli: Cli) -> ExitCode {
             config::run(cmd)
         }
         Command::Keys(args) => {
+            let args = match args.into_rotate() {
+                Ok(rotate) => {
+                    init_logging("warn,bridge_signer::retry=off");
+                    return keys_rotate::run(rotate).await;
+                }
+                Err(args) => args,
+            };
             // Key commands print their result on stdout and their error on stderr; only
             // warnings go to the log (not the retry layer's, which would repeat the error).
             init_logging("warn,bridge_signer::retry=off");
