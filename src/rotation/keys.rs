@@ -159,12 +159,18 @@ pub async fn destroy(cfg: &SignerConfig) -> Result<String, RotationError> {
             let client = bridge_signer::aws_kms::AwsKmsClient::from_config(c)
                 .await
                 .map_err(key_err)?;
+            // ScheduleKeyDeletion takes a key id or ARN, not an alias.
+            let id = client
+                .describe_key(&c.key_id)
+                .await
+                .map_err(key_err)?
+                .key_id;
             client
-                .schedule_key_deletion(&c.key_id, 7)
+                .schedule_key_deletion(&id, 7)
                 .await
                 .map_err(key_err)?;
             Ok(format!(
-                "KMS key {} scheduled for deletion in 7 days",
+                "KMS key {} ({id}) scheduled for deletion in 7 days",
                 c.key_id
             ))
         }
