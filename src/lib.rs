@@ -6,6 +6,7 @@
 //! vote planner, tx manager, recovery, store and HTTP endpoints arrive with issue #4.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admin_tx;
 pub mod agent;
 pub mod chain;

@@ -13,6 +13,7 @@
 //!                        keys_pkcs11.rs / keys_aws_kms.rs ──> report.rs (text or --json)
 //! ```
 
+mod admin;
 mod config;
 mod devnet;
 mod error;
@@ -78,6 +79,9 @@ enum Command {
     },
     /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show, rotate.
     Keys(keys::KeysArgs),
+    /// Bridge administration: owner calls (operators, thresholds, tokens, pause/resume, fee
+    /// receiver) signed by the owner key in an HSM/KMS, and this operator's configuration votes.
+    Admin(admin::AdminArgs),
     /// The agent's config file: `config check` reports every problem at once.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -109,6 +113,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                 keystore,
             };
             report_anyhow(bridge_agent::demo::run(opts).await.context("demo failed"))
+        }
+        Command::Admin(args) => {
+            init_logging("warn,bridge_signer::retry=off");
+            admin::run(args).await
         }
         Command::Config(cmd) => {
             init_logging("warn");
