@@ -98,7 +98,10 @@ pub enum AdminError {
     #[error("{side} chain: {source}")]
     Chain { side: Side, source: ChainError },
     #[error("{side} chain: {source}")]
-    Tx { side: Side, source: AdminTxError },
+    Tx {
+        side: Side,
+        source: Box<AdminTxError>,
+    },
     #[error("signer: {0}")]
     Signer(String),
 }
@@ -499,7 +502,7 @@ pub async fn run(opts: AdminOptions, say: &dyn Fn(&str)) -> Result<(), AdminErro
         }
         .map_err(|source| AdminError::Tx {
             side: v.side,
-            source,
+            source: Box::new(source),
         })?;
         say(&format!(
             "{}: mined in block {} (tx {}, gas {}): {}",

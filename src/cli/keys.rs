@@ -82,12 +82,18 @@ Examples:
     Rotate(super::keys_rotate::RotateArgs),
 }
 
+/// `keys rotate` has its own output and errors; the other commands go through [`run`].
+pub enum Dispatch {
+    Rotate(super::keys_rotate::RotateArgs),
+    Keys(KeysArgs),
+}
+
 impl KeysArgs {
-    /// `keys rotate` has its own output and errors; the other commands go through [`run`].
-    pub fn into_rotate(self) -> Result<super::keys_rotate::RotateArgs, Self> {
+    /// Which runner takes this command.
+    pub fn dispatch(self) -> Dispatch {
         match self.command {
-            KeysCommand::Rotate(r) => Ok(r),
-            command => Err(Self { command, ..self }),
+            KeysCommand::Rotate(r) => Dispatch::Rotate(r),
+            command => Dispatch::Keys(Self { command, ..self }),
         }
     }
 }

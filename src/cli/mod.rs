@@ -123,12 +123,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             config::run(cmd)
         }
         Command::Keys(args) => {
-            let args = match args.into_rotate() {
-                Ok(rotate) => {
+            let args = match args.dispatch() {
+                keys::Dispatch::Rotate(rotate) => {
                     init_logging("warn,bridge_signer::retry=off");
                     return keys_rotate::run(rotate).await;
                 }
-                Err(args) => args,
+                keys::Dispatch::Keys(args) => args,
             };
             // Key commands print their result on stdout and their error on stderr; only
             // warnings go to the log (not the retry layer's, which would repeat the error).

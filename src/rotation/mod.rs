@@ -55,7 +55,7 @@ pub enum RotationError {
     #[error("{side} chain: {source}")]
     Tx {
         side: crate::config::Side,
-        source: crate::admin_tx::AdminTxError,
+        source: Box<crate::admin_tx::AdminTxError>,
     },
     /// The running agent did not switch in time.
     #[error(

@@ -78,7 +78,10 @@ fn chain_err(side: Side) -> impl FnOnce(crate::chain::ChainError) -> RotationErr
 }
 
 fn tx_err(side: Side) -> impl FnOnce(admin_tx::AdminTxError) -> RotationError {
-    move |source| RotationError::Tx { side, source }
+    move |source| RotationError::Tx {
+        side,
+        source: Box::new(source),
+    }
 }
 
 async fn is_operator(c: &Chain, who: Address) -> Result<bool, RotationError> {
@@ -456,8 +459,7 @@ fn old_key_of(
     let before = store
         .all()?
         .into_iter()
-        .filter(|x| x.id < r.id && x.done(Step::Accept(Side::Parent)))
-        .next_back();
+        .rfind(|x| x.id < r.id && x.done(Step::Accept(Side::Parent)));
     match before {
         Some(prev) => keys::rotated(keys::common_signer(cfg)?, &prev.new_key),
         None => Ok(keys::common_signer(cfg)?.clone()),
