@@ -69,6 +69,12 @@ pub enum PlanError {
         tx_hash: Option<B256>,
         reason: String,
     },
+    #[error("{direction} nonce {nonce}: sent by {old}, whose seat moved to a new key meanwhile")]
+    KeySwitched {
+        direction: Direction,
+        nonce: u64,
+        old: Address,
+    },
     #[error(transparent)]
     Chain(#[from] ChainError),
     #[error(transparent)]
@@ -180,7 +186,12 @@ impl Planner {
             set: Arc::clone(&self.inflight),
             nonce: req.nonce,
         };
-        let result = self.plan_inner(req).await;
+        let mut result = self.plan_inner(req).await;
+        if let Err(PlanError::KeySwitched { old, .. }) = &result {
+            tracing::info!(direction = %self.cfg.direction, nonce = req.nonce, %old, new = %self.txm.address(),
+                "the seat moved to the new key during this vote; voting again with the new key");
+            result = self.plan_inner(req).await;
+        }
         let counter = match &result {
             Ok(Planned::Voted { .. }) => &self.stats.voted,
             Ok(Planned::Executed) => &self.stats.skipped_executed,
@@ -219,7 +230,8 @@ impl Planner {
             _ => {}
         }
         let label = format!("{dir} nonce {}", req.nonce);
-        let outcome = self.txm.current().submit(calldata, label).await?;
+        let txm = self.txm.current();
+        let outcome = txm.submit(calldata, label).await?;
         let (tx_hash, revert) = match outcome {
             TxOutcome::Mined { tx_hash, .. } => {
                 self.store
@@ -238,6 +250,13 @@ impl Planner {
                 self.store
                     .set_state(dir, req.nonce, RequestState::Executed, None)?;
                 Ok(Planned::Late)
+            }
+            Some(Bridge::BridgeErrors::NotOperator(_)) if self.txm.address() != txm.address() => {
+                Err(PlanError::KeySwitched {
+                    direction: dir,
+                    nonce: req.nonce,
+                    old: txm.address(),
+                })
             }
             other => {
                 let reason = match other {
