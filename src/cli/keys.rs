@@ -84,7 +84,8 @@ Examples:
 
 /// `keys rotate` has its own output and errors; the other commands go through [`run`].
 pub enum Dispatch {
-    Rotate(super::keys_rotate::RotateArgs),
+    /// The rotation's arguments, and whether `--json` was given (not supported there).
+    Rotate(super::keys_rotate::RotateArgs, bool),
     Keys(KeysArgs),
 }
 
@@ -92,7 +93,7 @@ impl KeysArgs {
     /// Which runner takes this command.
     pub fn dispatch(self) -> Dispatch {
         match self.command {
-            KeysCommand::Rotate(r) => Dispatch::Rotate(r),
+            KeysCommand::Rotate(r) => Dispatch::Rotate(r, self.json),
             command => Dispatch::Keys(Self { command, ..self }),
         }
     }

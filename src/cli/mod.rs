@@ -124,7 +124,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Keys(args) => {
             let args = match args.dispatch() {
-                keys::Dispatch::Rotate(rotate) => {
+                keys::Dispatch::Rotate(_, true) => {
+                    eprintln!(
+                        "error: keys rotate prints its progress as text; --json is not supported there"
+                    );
+                    return ExitCode::from(2);
+                }
+                keys::Dispatch::Rotate(rotate, false) => {
                     init_logging("warn,bridge_signer::retry=off");
                     return keys_rotate::run(rotate).await;
                 }

@@ -367,3 +367,47 @@ impl RotationStore {
             .and_then(|r| r.new.map(|a| (r.new_key, a))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_recorded_once_and_the_accepted_key_follows_each_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RotationStore::open(dir.path().join("store.sqlite")).unwrap();
+        let (old, new) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let key = NewKey::Pkcs11 {
+            key_label: "operator-1-r1".into(),
+        };
+        let id = store.begin(old, &key).unwrap();
+        assert_eq!(store.accepted_key(Side::Parent).unwrap(), None);
+        store.set_new_address(id, new).unwrap();
+        store.record(id, Step::Fund(Side::Parent), "0xaa").unwrap();
+        store.record(id, Step::Fund(Side::Parent), "0xbb").unwrap();
+        store
+            .record(id, Step::Accept(Side::Parent), "0xcc")
+            .unwrap();
+        let r = store.latest().unwrap().unwrap();
+        assert_eq!(r.new, Some(new));
+        assert!(r.done(Step::Key) && r.done(Step::Fund(Side::Parent)));
+        assert!(!r.done(Step::Accept(Side::Child)) && !r.finished());
+        let fund: Vec<_> = r.steps.iter().filter(|(s, _)| s == "fund:parent").collect();
+        assert_eq!(
+            fund,
+            [&("fund:parent".to_owned(), "0xaa".to_owned())],
+            "first detail kept"
+        );
+        // Parent's seat moved, child's not yet: each side has its own seated key.
+        assert_eq!(
+            store.accepted_key(Side::Parent).unwrap(),
+            Some((key.clone(), new))
+        );
+        assert_eq!(store.accepted_key(Side::Child).unwrap(), None);
+        store.record(id, Step::Retire, "old").unwrap();
+        assert!(store.get(id).unwrap().unwrap().finished());
+        // Reopened (another process): the same records.
+        let again = RotationStore::open(dir.path().join("store.sqlite")).unwrap();
+        assert_eq!(again.all().unwrap(), vec![store.get(id).unwrap().unwrap()]);
+    }
+}
