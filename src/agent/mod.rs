@@ -13,12 +13,13 @@
 //! is started, votes in flight finish or are dropped, and what was recorded stays in the store
 //! and the journals for the next start.
 
+use crate::auditor::{Auditor, AuditorConfig};
 use crate::chain::{ChainAccessConfig, ChainClient, ChainError, SensitiveUrl};
 use crate::config::{AgentConfig, Side};
 use crate::direction::Direction;
 use crate::http::{HttpError, HttpServer};
 use crate::metrics::{AgentMetrics, GuardStats};
-use crate::planner::{PlanError, Planner, PlannerConfig};
+use crate::planner::{Planner, PlannerConfig};
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::rotation::RotationStore;
 use crate::rotation::switch::SwitchSide;
@@ -35,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Votes planned at once per direction.
 const PLANS_IN_FLIGHT: usize = 16;
+/// How often each direction's auditor reads the destination's new votes.
+const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -224,6 +227,23 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             journal: dest.guard.shared_journal(),
             txm_config: txm_config(&cfg, dst),
         });
+        let auditor = Auditor::new(
+            AuditorConfig {
+                direction,
+                source_bridge: src_cfg.bridge,
+                dest_bridge: dst_cfg.bridge,
+                window_blocks: cfg.recovery.window_blocks,
+            },
+            source.client.clone(),
+            dest.client.clone(),
+            Arc::clone(&store),
+        );
+        tasks.spawn(audit_loop(
+            direction,
+            auditor,
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
         metrics.register_watcher(direction, watcher.stats());
         metrics.set_direction_running(direction);
         let heads = source.client.new_heads(&shutdown);
@@ -283,6 +303,26 @@ async fn balance_loop(
                 }
                 prev = now;
             }
+        }
+    }
+}
+
+/// Audits other operators' votes on the destination every [`AUDIT_EVERY`], until shutdown.
+async fn audit_loop(
+    direction: Direction,
+    mut auditor: Auditor,
+    metrics: Arc<AgentMetrics>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(AUDIT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => match auditor.check().await {
+                Ok(n) => metrics.direction(direction).forged_votes_seen.add(n),
+                Err(e) => tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying"),
+            },
         }
     }
 }
@@ -384,9 +424,6 @@ async fn spawn_plan(
         }
         match result {
             Ok(outcome) => tracing::debug!(nonce = req.nonce, ?outcome, "planned"),
-            Err(e @ PlanError::ConflictingVoteOnChain { .. }) => {
-                tracing::error!(alarm = "conflicting_vote_on_chain", error = %e, "vote not sent")
-            }
             Err(e) => {
                 tracing::warn!(nonce = req.nonce, error = %e, "vote failed; recovery will retry")
             }

@@ -76,6 +76,10 @@ enum Command {
         /// (the AWS KMS protocol, in this process).
         #[arg(long, value_enum, default_value = "auto")]
         keystore: bridge_agent::demo::agents::KeystoreChoice,
+        /// Send each transfer only after the previous one executed, to measure the latency of
+        /// one transfer with nothing else in flight (benchmark P3; see BENCHMARKS.md).
+        #[arg(long)]
+        one_at_a_time: bool,
     },
     /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show, rotate.
     Keys(keys::KeysArgs),
@@ -104,6 +108,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             transfers,
             keep,
             keystore,
+            one_at_a_time,
         } => {
             init_logging("warn");
             let opts = bridge_agent::demo::DemoOptions {
@@ -111,6 +116,11 @@ pub async fn run(cli: Cli) -> ExitCode {
                 transfers,
                 keep,
                 keystore,
+                pace: if one_at_a_time {
+                    bridge_agent::demo::Pace::OneAtATime
+                } else {
+                    bridge_agent::demo::Pace::Burst
+                },
             };
             report_anyhow(bridge_agent::demo::run(opts).await.context("demo failed"))
         }

@@ -6,6 +6,7 @@
 //!         ─> pre-check on the destination:
 //!              executed (closedValueTransferVotes)        ─> Executed, nothing sent
 //!              voteOf(0, nonce, me) == keccak(calldata)   ─> AlreadyVoted, nothing sent
+//!              voteOf(0, nonce, me) is another key        ─> alarm, then vote (replaces it)
 //!              voteOf reverts (Kaia's bridge has no view) ─> go on (the guard makes a re-send
 //!                                                            identical, the contract ignores it)
 //!         ─> tx manager ─> guard ─> signer ─> mined / reverted (AlreadyExecuted is fine)
@@ -52,16 +53,6 @@ pub enum PlanError {
         nonce: u64,
         token: Address,
     },
-    #[error(
-        "{direction} nonce {nonce}: this operator already holds a DIFFERENT vote {on_chain} on chain \
-         (this agent built {ours}); was the key used elsewhere? investigate before resuming"
-    )]
-    ConflictingVoteOnChain {
-        direction: Direction,
-        nonce: u64,
-        on_chain: B256,
-        ours: B256,
-    },
     #[error("{direction} nonce {nonce}: vote reverted on chain (tx {tx_hash:?}): {reason}")]
     VoteReverted {
         direction: Direction,
@@ -91,6 +82,8 @@ pub struct PlannerStats {
     pub skipped_voted: AtomicU64,
     pub late: AtomicU64,
     pub failed: AtomicU64,
+    /// Votes by this operator's key that this agent never built, replaced by the right one.
+    pub replaced_foreign: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -209,8 +202,9 @@ impl Planner {
         let calldata = self.calldata(req).await?;
         let key = keccak256(&calldata);
         if self.executed(req.nonce).await? {
+            // The key is kept even without a vote: the auditor compares others' votes with it.
             self.store
-                .set_state(dir, req.nonce, RequestState::Executed, None)?;
+                .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
             return Ok(Planned::Executed);
         }
         match self.vote_on_chain(req.nonce).await {
@@ -220,12 +214,15 @@ impl Planner {
                 return Ok(Planned::AlreadyVoted);
             }
             Some(v) if v != B256::ZERO => {
-                return Err(PlanError::ConflictingVoteOnChain {
-                    direction: dir,
-                    nonce: req.nonce,
-                    on_chain: v,
-                    ours: key,
-                });
+                // Only this operator's key can have cast it, and not through this agent: the
+                // key is being used elsewhere. The vote is replaced with the right one (the
+                // bridge keeps one vote per operator and nonce), so the seat still counts for
+                // the real transfer, and the operator is told loudly.
+                tracing::error!(alarm = "conflicting_vote_on_chain", direction = %dir,
+                    nonce = req.nonce, on_chain = %v, ours = %key,
+                    "this operator's key voted a handle this agent never built; replacing it \
+                     with the right vote. The key may be in other hands: rotate it");
+                self.stats.replaced_foreign.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -248,7 +245,7 @@ impl Planner {
         {
             Some(Bridge::BridgeErrors::AlreadyExecuted(_)) => {
                 self.store
-                    .set_state(dir, req.nonce, RequestState::Executed, None)?;
+                    .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
                 Ok(Planned::Late)
             }
             Some(Bridge::BridgeErrors::NotOperator(_)) if self.txm.address() != txm.address() => {
