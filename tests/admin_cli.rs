@@ -256,6 +256,19 @@ async fn admin_commands_change_the_bridges_and_refuse_bad_input() {
     .await;
 
     // Pause / resume; the wrong key is refused.
+    a.refused(
+        &cfg[0],
+        &[
+            "--chain",
+            "both",
+            "--owner-key-label",
+            "operator-4",
+            "pause",
+        ],
+        "is not the bridge owner",
+        ops[3],
+    )
+    .await;
     let out = a.ok(&cfg[0], &with(&["pause"]));
     assert!(out.contains("isRunning() = false"), "{out}");
     assert!(!bridge(&d.child).isRunning().call().await.unwrap());

@@ -221,15 +221,11 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             }
         }
         (None, false) => {
-            let placeholder = opts.new_key.clone().unwrap_or(NewKey::Pkcs11 {
-                key_label: String::new(),
-            });
-            let id = store.begin(old, &placeholder)?;
-            let new_key = opts
-                .new_key
-                .clone()
-                .unwrap_or_else(|| keys::default_new_key(&base, id));
-            store.set_new_key(id, &new_key)?;
+            let (id, new_key) = store.begin(old, |id| {
+                opts.new_key
+                    .clone()
+                    .unwrap_or_else(|| keys::default_new_key(&base, id))
+            })?;
             ui.say(&format!(
                 "rotation {id}: {old} ({}) → {new_key}",
                 keys::describe(&old_cfg)

@@ -200,36 +200,34 @@ impl RotationStore {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a rotation of `old` to `new_key`; returns its id.
-    pub fn begin(&self, old: Address, new_key: &NewKey) -> Result<i64, RotationStoreError> {
-        let key = serde_json::to_string(new_key).map_err(|e| RotationStoreError::Corrupt {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        let conn = self.conn();
-        conn.execute(
+    /// Starts a rotation of `old`; `new_key` names the new key from the rotation's id (a
+    /// default label carries it). Row and key are written in one transaction.
+    pub fn begin(
+        &self,
+        old: Address,
+        new_key: impl FnOnce(i64) -> NewKey,
+    ) -> Result<(i64, NewKey), RotationStoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        tx.execute(
             "INSERT INTO key_rotations (old_address, new_key, state, started_at, updated_at)
-             VALUES (?1, ?2, 'active', ?3, ?3)",
-            params![old.as_slice(), key, now()],
+             VALUES (?1, '', 'active', ?2, ?2)",
+            params![old.as_slice(), now()],
         )
         .map_err(|e| self.err(e))?;
-        Ok(conn.last_insert_rowid())
-    }
-
-    /// Replaces the new key of a rotation whose key step is not done (a default label is
-    /// only fixed once the rotation has its id).
-    pub fn set_new_key(&self, id: i64, new_key: &NewKey) -> Result<(), RotationStoreError> {
-        let key = serde_json::to_string(new_key).map_err(|e| RotationStoreError::Corrupt {
+        let id = tx.last_insert_rowid();
+        let key = new_key(id);
+        let json = serde_json::to_string(&key).map_err(|e| RotationStoreError::Corrupt {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
-        self.conn()
-            .execute(
-                "UPDATE key_rotations SET new_key = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, key, now()],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        tx.execute(
+            "UPDATE key_rotations SET new_key = ?2 WHERE id = ?1",
+            params![id, json],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok((id, key))
     }
 
     /// Records the new address (with the key step).
@@ -380,7 +378,7 @@ mod tests {
         let key = NewKey::Pkcs11 {
             key_label: "operator-1-r1".into(),
         };
-        let id = store.begin(old, &key).unwrap();
+        let (id, _) = store.begin(old, |_| key.clone()).unwrap();
         assert_eq!(store.accepted_key(Side::Parent).unwrap(), None);
         store.set_new_address(id, new).unwrap();
         store.record(id, Step::Fund(Side::Parent), "0xaa").unwrap();
