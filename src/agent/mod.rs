@@ -21,8 +21,8 @@ use crate::http::{HttpError, HttpServer};
 use crate::metrics::{AgentMetrics, GuardStats};
 use crate::planner::{Planner, PlannerConfig};
 use crate::recovery::{Recovery, RecoveryConfig};
-use crate::rotation::RotationStore;
 use crate::rotation::switch::SwitchSide;
+use crate::rotation::{ActiveKey, RotationStore};
 use crate::store::{Store, StoreError};
 use crate::txmgr::{TxError, TxManager, TxManagerConfig};
 use crate::votes::Request;
@@ -91,7 +91,8 @@ pub(crate) fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig 
 /// Everything per chain the directions share.
 struct ChainParts {
     client: ChainClient,
-    txm: TxManager,
+    /// The tx manager of the key holding the seat; a rotation switches it (rotation/switch.rs).
+    key: ActiveKey,
     guard: Arc<Guard<Arc<dyn Signer>>>,
     operator: alloy::primitives::Address,
 }
@@ -140,7 +141,7 @@ async fn chain_parts(
     tracing::info!(chain = %side, chain_id = chain.chain_id, operator = %operator, "chain ready");
     Ok(ChainParts {
         client,
-        txm,
+        key: ActiveKey::new(txm),
         guard,
         operator,
     })
@@ -176,7 +177,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         metrics.register_guard(side, move || GuardStats::from(g.counters()));
         tokio::spawn(balance_loop(
             side,
-            p.txm.clone(),
+            p.key.clone(),
             Arc::clone(&metrics),
             shutdown.clone(),
         ));
@@ -206,7 +207,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             },
             dest.client.clone(),
             Arc::clone(&store),
-            dest.txm.clone(),
+            dest.key.clone(),
         );
         let recovery = Recovery::new(
             RecoveryConfig {
@@ -226,6 +227,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             key: planner.active_key(),
             journal: dest.guard.shared_journal(),
             txm_config: txm_config(&cfg, dst),
+            metrics: Arc::clone(&metrics),
         });
         let auditor = Auditor::new(
             AuditorConfig {
@@ -279,19 +281,25 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     Ok(())
 }
 
-/// Publishes the tx manager's counters, the operator's balance and the low-balance flag.
+/// Publishes the tx manager's counters, the operator's balance and the low-balance flag, of the
+/// key in use (after a key switch, the new account's).
 async fn balance_loop(
     side: Side,
-    txm: TxManager,
+    key: ActiveKey,
     metrics: Arc<AgentMetrics>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut txm = key.current();
     let mut prev = txm.stats();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
+                if txm.address() != key.address() {
+                    txm = key.current();
+                    prev = txm.stats();
+                }
                 let now = txm.stats();
                 let m = metrics.chain(side);
                 m.txs_sent.add(now.sent.saturating_sub(prev.sent));

@@ -19,7 +19,7 @@ use crate::contracts::{Bridge, TokenType, VOTE_TYPE_VALUE_TRANSFER};
 use crate::direction::Direction;
 use crate::rotation::ActiveKey;
 use crate::store::{RequestState, Store, StoreError};
-use crate::txmgr::{TxError, TxManager, TxOutcome};
+use crate::txmgr::{TxError, TxOutcome};
 use crate::votes::{Request, handle_calldata};
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::sol_types::SolInterface;
@@ -126,13 +126,19 @@ impl Drop for InFlightGuard {
 }
 
 impl Planner {
-    pub fn new(cfg: PlannerConfig, dest: ChainClient, store: Arc<Store>, txm: TxManager) -> Self {
+    /// `txm`: a [`crate::txmgr::TxManager`], or the agent's [`ActiveKey`] a rotation switches.
+    pub fn new(
+        cfg: PlannerConfig,
+        dest: ChainClient,
+        store: Arc<Store>,
+        txm: impl Into<ActiveKey>,
+    ) -> Self {
         let tokens = Arc::new(CounterpartTokens::new(dest.clone(), cfg.dest_bridge));
         Self {
             cfg,
             dest,
             store,
-            txm: ActiveKey::new(txm),
+            txm: txm.into(),
             tokens,
             stats: Arc::default(),
             inflight: Arc::default(),

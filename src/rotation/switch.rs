@@ -67,6 +67,12 @@ impl ActiveKey {
     }
 }
 
+impl From<TxManager> for ActiveKey {
+    fn from(txm: TxManager) -> Self {
+        Self::new(txm)
+    }
+}
+
 /// What the switch needs per chain.
 pub struct SwitchSide {
     pub side: Side,
@@ -74,6 +80,8 @@ pub struct SwitchSide {
     pub key: ActiveKey,
     pub journal: Arc<Journal>,
     pub txm_config: TxManagerConfig,
+    /// Signer health and guard counters are re-registered for the new key.
+    pub metrics: Arc<crate::metrics::AgentMetrics>,
 }
 
 /// Watches the store for rotations and switches each chain's key once its seat moved. Runs
@@ -166,11 +174,17 @@ async fn switch_side(
         let txm = TxManager::start(
             s.txm_config.clone(),
             s.client.clone(),
-            guard,
+            Arc::clone(&guard),
             shutdown.clone(),
         )
         .await
         .map_err(|e| e.to_string())?;
+        let g = Arc::clone(&guard);
+        s.metrics
+            .register_signer(s.side, move || g.signer().health().map(|h| h.snapshot()));
+        s.metrics.register_guard(s.side, move || {
+            crate::metrics::GuardStats::from(guard.counters())
+        });
         let _old = s.key.switch(txm);
     }
     Ok(())
