@@ -7,6 +7,8 @@
 //! [`demo`] run all of it locally; ARCHITECTURE.md has the map.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod admin_tx;
 pub mod agent;
 pub mod auditor;
 pub mod chain;
@@ -19,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod planner;
 pub mod recovery;
+pub mod rotation;
 pub mod store;
 pub mod txmgr;
 pub mod votes;

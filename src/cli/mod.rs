@@ -7,17 +7,20 @@
 //!                ├─ run ──────────> run.rs ──> bridge_agent::agent
 //!                ├─ status ───────> status.rs (the agent's /readyz + /metrics, or the chains)
 //!                ├─ config check ──> config.rs ──> bridge_agent::config
-//!                └─ keys generate|list|show ──> keys.rs
+//!                ├─ admin … ──────> admin/ (owner calls, configuration votes)
+//!                └─ keys generate|list|show ──> keys.rs · keys rotate ──> keys_rotate.rs
 //!                        signer_args.rs: --config FILE | --backend … ──> Target
 //!                        keys_pkcs11.rs / keys_aws_kms.rs ──> report.rs (text or --json)
 //! ```
 
+mod admin;
 mod config;
 mod devnet;
 mod error;
 mod keys;
 mod keys_aws_kms;
 mod keys_pkcs11;
+mod keys_rotate;
 mod report;
 mod run;
 mod signer_args;
@@ -78,8 +81,11 @@ enum Command {
         #[arg(long)]
         one_at_a_time: bool,
     },
-    /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show.
+    /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show, rotate.
     Keys(keys::KeysArgs),
+    /// Bridge administration: owner calls (operators, thresholds, tokens, pause/resume, fee
+    /// receiver) signed by the owner key in an HSM/KMS, and this operator's configuration votes.
+    Admin(admin::AdminArgs),
     /// The agent's config file: `config check` reports every problem at once.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -118,11 +124,28 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             report_anyhow(bridge_agent::demo::run(opts).await.context("demo failed"))
         }
+        Command::Admin(args) => {
+            init_logging("warn,bridge_signer::retry=off");
+            admin::run(args).await
+        }
         Command::Config(cmd) => {
             init_logging("warn");
             config::run(cmd)
         }
         Command::Keys(args) => {
+            let args = match args.dispatch() {
+                keys::Dispatch::Rotate(_, true) => {
+                    eprintln!(
+                        "error: keys rotate prints its progress as text; --json is not supported there"
+                    );
+                    return ExitCode::from(2);
+                }
+                keys::Dispatch::Rotate(rotate, false) => {
+                    init_logging("warn,bridge_signer::retry=off");
+                    return keys_rotate::run(rotate).await;
+                }
+                keys::Dispatch::Keys(args) => args,
+            };
             // Key commands print their result on stdout and their error on stderr; only
             // warnings go to the log (not the retry layer's, which would repeat the error).
             init_logging("warn,bridge_signer::retry=off");

@@ -17,8 +17,9 @@ mod tokens;
 use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, TokenType, VOTE_TYPE_VALUE_TRANSFER};
 use crate::direction::Direction;
+use crate::rotation::ActiveKey;
 use crate::store::{RequestState, Store, StoreError};
-use crate::txmgr::{TxError, TxManager, TxOutcome};
+use crate::txmgr::{TxError, TxOutcome};
 use crate::votes::{Request, handle_calldata};
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::sol_types::SolInterface;
@@ -59,6 +60,12 @@ pub enum PlanError {
         tx_hash: Option<B256>,
         reason: String,
     },
+    #[error("{direction} nonce {nonce}: sent by {old}, whose seat moved to a new key meanwhile")]
+    KeySwitched {
+        direction: Direction,
+        nonce: u64,
+        old: Address,
+    },
     #[error(transparent)]
     Chain(#[from] ChainError),
     #[error(transparent)]
@@ -84,7 +91,8 @@ pub struct PlannerConfig {
     pub direction: Direction,
     pub source_bridge: Address,
     pub dest_bridge: Address,
-    /// This operator's address on the destination chain.
+    /// This operator's address on the destination chain at start (after a key switch, the
+    /// active key's address counts).
     pub operator: Address,
 }
 
@@ -94,7 +102,8 @@ pub struct Planner {
     cfg: PlannerConfig,
     dest: ChainClient,
     store: Arc<Store>,
-    txm: TxManager,
+    /// The destination tx manager of the key that holds the seat (switched by a rotation).
+    txm: ActiveKey,
     tokens: Arc<CounterpartTokens>,
     stats: Arc<PlannerStats>,
     /// Request nonces being planned now: one plan per request at a time.
@@ -117,17 +126,28 @@ impl Drop for InFlightGuard {
 }
 
 impl Planner {
-    pub fn new(cfg: PlannerConfig, dest: ChainClient, store: Arc<Store>, txm: TxManager) -> Self {
+    /// `txm`: a [`crate::txmgr::TxManager`], or the agent's [`ActiveKey`] a rotation switches.
+    pub fn new(
+        cfg: PlannerConfig,
+        dest: ChainClient,
+        store: Arc<Store>,
+        txm: impl Into<ActiveKey>,
+    ) -> Self {
         let tokens = Arc::new(CounterpartTokens::new(dest.clone(), cfg.dest_bridge));
         Self {
             cfg,
             dest,
             store,
-            txm,
+            txm: txm.into(),
             tokens,
             stats: Arc::default(),
             inflight: Arc::default(),
         }
+    }
+
+    /// The key votes are sent with; `rotation::switch` replaces it when the seat moves.
+    pub fn active_key(&self) -> ActiveKey {
+        self.txm.clone()
     }
 
     pub fn stats(&self) -> Arc<PlannerStats> {
@@ -165,7 +185,12 @@ impl Planner {
             set: Arc::clone(&self.inflight),
             nonce: req.nonce,
         };
-        let result = self.plan_inner(req).await;
+        let mut result = self.plan_inner(req).await;
+        if let Err(PlanError::KeySwitched { old, .. }) = &result {
+            tracing::info!(direction = %self.cfg.direction, nonce = req.nonce, %old, new = %self.txm.address(),
+                "the seat moved to the new key during this vote; voting again with the new key");
+            result = self.plan_inner(req).await;
+        }
         let counter = match &result {
             Ok(Planned::Voted { .. }) => &self.stats.voted,
             Ok(Planned::Executed) => &self.stats.skipped_executed,
@@ -208,7 +233,8 @@ impl Planner {
             _ => {}
         }
         let label = format!("{dir} nonce {}", req.nonce);
-        let outcome = self.txm.submit(calldata, label).await?;
+        let txm = self.txm.current();
+        let outcome = txm.submit(calldata, label).await?;
         let (tx_hash, revert) = match outcome {
             TxOutcome::Mined { tx_hash, .. } => {
                 self.store
@@ -227,6 +253,13 @@ impl Planner {
                 self.store
                     .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
                 Ok(Planned::Late)
+            }
+            Some(Bridge::BridgeErrors::NotOperator(_)) if self.txm.address() != txm.address() => {
+                Err(PlanError::KeySwitched {
+                    direction: dir,
+                    nonce: req.nonce,
+                    old: txm.address(),
+                })
             }
             other => {
                 let reason = match other {
@@ -261,7 +294,7 @@ impl Planner {
     /// This operator's vote key for `nonce` on chain, or `None` when the bridge has no such
     /// view (Kaia's contracts) or it cannot be read now.
     async fn vote_on_chain(&self, nonce: u64) -> Option<B256> {
-        let (bridge, me) = (self.cfg.dest_bridge, self.cfg.operator);
+        let (bridge, me) = (self.cfg.dest_bridge, self.txm.address());
         self.dest
             .run("Bridge.voteOf", move |p| async move {
                 Bridge::new(bridge, p)
