@@ -572,6 +572,29 @@ pub fn spawn_load(
     })
 }
 
+/// Sends transfers from a task, `pause` apart, until `stop` is cancelled (at most 10 000);
+/// returns the traffic when stopped.
+pub fn spawn_load_until(
+    devnet: Arc<Devnet>,
+    stop: tokio_util::sync::CancellationToken,
+    pause: Duration,
+) -> tokio::task::JoinHandle<Traffic> {
+    tokio::spawn(async move {
+        let mut traffic = Traffic::new(&devnet);
+        for _ in 0..10_000 {
+            if stop.is_cancelled() {
+                break;
+            }
+            traffic
+                .send_next(&devnet)
+                .await
+                .unwrap_or_else(|e| panic!("sending a transfer: {e}"));
+            tokio::time::sleep(pause).await;
+        }
+        traffic
+    })
+}
+
 pub async fn request_nonce(side: &Side) -> u64 {
     Bridge::new(side.bridge, side.reader())
         .requestNonce()
