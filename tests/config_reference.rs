@@ -256,7 +256,8 @@ fn every_key_is_documented_with_its_values() {
                 for v in values {
                     assert!(
                         found.iter().any(|(row, _)| row.contains(&format!("`{v}`"))
-                            || row.contains(&format!("\"{v}\""))),
+                            || row.contains(&format!("\"{v}\""))
+                            || row.contains(&format!("{{ {v} = "))),
                         "{DOC}: the row of `{key}` does not name the value {v:?}"
                     );
                 }
