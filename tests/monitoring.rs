@@ -136,3 +136,33 @@ fn grafana_dashboard_is_valid_json_using_only_exported_metrics() {
         assert!(text.contains(metric), "no panel shows {metric}");
     }
 }
+
+/// `promtool check rules` and the rule unit tests (`bridge-agent.rules.test.yml`: each of the
+/// five asked-for alerts fires on a synthetic series and stays quiet before). promtool comes
+/// with Debian's `prometheus` package, which `scripts/setup` does not install (it would start
+/// a Prometheus server on the machine); without it this test says so and checks nothing more.
+#[test]
+fn promtool_checks_and_unit_tests_pass_when_installed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/monitoring");
+    let Ok(version) = std::process::Command::new("promtool").arg("--version").output() else {
+        eprintln!("promtool not installed (apt-get install prometheus): rule unit tests skipped");
+        return;
+    };
+    assert!(version.status.success());
+    for args in [
+        &["check", "rules", "bridge-agent.rules.yml"][..],
+        &["test", "rules", "bridge-agent.rules.test.yml"][..],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
