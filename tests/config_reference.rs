@@ -67,7 +67,9 @@ fn probe_table(table: &str, extra: &str) -> Shape {
 }
 
 fn shape_of(problems: &[Problem], path: &str) -> Shape {
-    for p in problems.iter().filter(|p| p.path.starts_with(path)) {
+    // `__probe__` is in one place only, so a message naming it is about the probe, whatever
+    // its path (inside a tagged enum serde buffers the table and loses the exact position).
+    for p in problems {
         let m = &p.message;
         if m.starts_with(&format!("unknown field `{PROBE}`")) {
             return Shape::Table(expected_names(m));
@@ -86,7 +88,7 @@ fn shape_of(problems: &[Problem], path: &str) -> Shape {
             };
             return Shape::Tagged(tag.to_owned(), variants);
         }
-        if m.starts_with("unknown PIN source") {
+        if m.starts_with("unknown PIN source") && p.path.starts_with(path) {
             // The PIN is checked before serde (so that a PIN is never echoed): its forms.
             return Shape::Table(vec!["env".into(), "file".into()]);
         }
@@ -208,7 +210,8 @@ fn rows() -> BTreeMap<String, Vec<(String, String)>> {
         let Some(cell) = line.strip_prefix("| `") else {
             continue;
         };
-        let Some((key, _)) = cell.split_once('`') else {
+        // Config keys are dotted; the environment table's rows are not keys.
+        let Some((key, _)) = cell.split_once('`').filter(|(k, _)| k.contains('.')) else {
             continue;
         };
         out.entry(key.to_owned())
@@ -242,7 +245,7 @@ fn the_schema_walk_finds_the_keys_we_know() {
     }
     assert!(keys["log.format"].contains("json"), "{keys:#?}");
     assert!(keys["signer.backend"].contains("aws-kms"), "{keys:#?}");
-    assert!(keys.len() > 40, "{keys:#?}");
+    assert!(keys.len() >= 35, "{keys:#?}");
 }
 
 #[test]
