@@ -179,7 +179,8 @@ const MISTAKES: &[(&str, &str, &str, &str)] = &[
     ("child.ws", "child", "ws", "\"http://127.0.0.1:1\""),
     ("child.rpc_timeout_ms", "child", "rpc_timeout_ms", "0"),
     ("parent.fees.bump_percent", "parent.fees", "bump_percent", "5"),
-    ("child.fees.priority_fee_gwei", "child.fees", "priority_fee_gwei", "501"),
+    // The cross-check names the cap: "500 is below priority_fee_gwei (501)".
+    ("child.fees.max_fee_gwei", "child.fees", "priority_fee_gwei", "501"),
 ];
 
 /// `text` with `key` in `[table]` set to `value`.

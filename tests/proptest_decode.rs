@@ -50,10 +50,17 @@ impl Signer for NeverSigns {
     }
 }
 
-fn guard() -> (Guard<NeverSigns>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(dir.path().join("j.sqlite")).unwrap();
-    (Guard::new(NeverSigns, CHAIN, BRIDGE, journal), dir)
+/// One guard for every case (opening a journal per case would dominate the run time).
+fn guard() -> &'static Guard<NeverSigns> {
+    static GUARD: std::sync::OnceLock<(Guard<NeverSigns>, tempfile::TempDir)> =
+        std::sync::OnceLock::new();
+    &GUARD
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let journal = Journal::open(dir.path().join("j.sqlite")).unwrap();
+            (Guard::new(NeverSigns, CHAIN, BRIDGE, journal), dir)
+        })
+        .0
 }
 
 fn rpc_log(data: LogData) -> Log {
@@ -82,6 +89,39 @@ fn check_accepted(log: &Log, req: &Request, guard: &Guard<NeverSigns>) -> Result
         TokenType::Native | TokenType::Erc20 | TokenType::Erc721
     ));
     prop_assert_eq!(req.token_uri.is_some(), topics[0] == Bridge::RequestValueTransferEncoded::SIGNATURE_HASH);
+    // Canonical: the request re-encodes to exactly the log it came from.
+    let token_type = match req.token_type {
+        TokenType::Native => 0,
+        TokenType::Erc20 => 1,
+        TokenType::Erc721 => 2,
+    };
+    let reencoded = match &req.token_uri {
+        None => Bridge::RequestValueTransfer {
+            tokenType: token_type,
+            from: req.from,
+            to: req.to,
+            tokenAddress: req.token,
+            valueOrTokenId: req.value_or_id,
+            requestNonce: req.nonce,
+            fee: req.fee,
+            extraData: req.extra_data.clone(),
+        }
+        .encode_log_data(),
+        Some(uri) => Bridge::RequestValueTransferEncoded {
+            tokenType: token_type,
+            from: req.from,
+            to: req.to,
+            tokenAddress: req.token,
+            valueOrTokenId: req.value_or_id,
+            requestNonce: req.nonce,
+            fee: req.fee,
+            extraData: req.extra_data.clone(),
+            encodingVer: 2,
+            encodedData: uri.abi_encode().into(),
+        }
+        .encode_log_data(),
+    };
+    prop_assert_eq!(&reencoded, &log.inner.data, "accepted a non-canonical log");
 
     let calldata = handle_calldata(req, Address::repeat_byte(0xc2));
     let tx = alloy::consensus::TxEip1559 {
@@ -270,23 +310,23 @@ proptest! {
         data in bytes(700),
         no_topics in any::<bool>(),
     ) {
-        let (guard, _dir) = guard();
+        let guard = guard();
         let mut topics = if no_topics { vec![] } else { vec![topic0] };
         topics.extend(more);
         let log = rpc_log(LogData::new_unchecked(topics, data));
         if let Ok(req) = decode_request(&log) {
-            check_accepted(&log, &req, &guard)?;
+            check_accepted(&log, &req, guard)?;
         }
     }
 
     #[test]
     fn request_events_decode_to_their_fields((data, expected) in request_event()) {
-        let (guard, _dir) = guard();
+        let guard = guard();
         let log = rpc_log(data);
         match (decode_request(&log), expected) {
             (Ok(req), Some(expected)) => {
                 prop_assert_eq!(&req, &expected);
-                check_accepted(&log, &req, &guard)?;
+                check_accepted(&log, &req, guard)?;
             }
             (Err(e), None) => prop_assert!(!e.reason.is_empty()),
             (got, expected) => prop_assert!(false, "decoded {:?}, expected {:?}", got, expected),
@@ -298,14 +338,14 @@ proptest! {
         (data, _) in request_event(),
         mutations in prop::collection::vec(mutation(), 1..4),
     ) {
-        let (guard, _dir) = guard();
+        let guard = guard();
         let mut data = data;
         for m in &mutations {
             data = mutate(data, m);
         }
         let log = rpc_log(data);
         match decode_request(&log) {
-            Ok(req) => check_accepted(&log, &req, &guard)?,
+            Ok(req) => check_accepted(&log, &req, guard)?,
             Err(e) => {
                 prop_assert_eq!((e.tx_hash, e.log_index), (TX, 3));
                 prop_assert!(!e.reason.is_empty());

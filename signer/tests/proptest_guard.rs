@@ -12,8 +12,6 @@
 //! Cases per property: `PROPTEST_CASES` (default 256; 32 for the journal sequences, which
 //! fsync). Longer run: `PROPTEST_CASES=20000 cargo test -p bridge-signer --test proptest_guard`.
 
-#![forbid(unsafe_code)]
-
 mod common;
 
 use std::collections::HashMap;
@@ -62,11 +60,18 @@ fn tx(chain_id: u64, to: Address, value: U256, input: Bytes) -> TxEip1559 {
     }
 }
 
-/// A guard whose journal lives in a temp dir; policy checks never touch it.
-fn policy_guard() -> (Guard<LocalKey>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(dir.path().join("votes.sqlite")).unwrap();
-    (Guard::new(LocalKey::new(5), CHAIN, BRIDGE, journal), dir)
+/// One guard for the policy properties (they never touch its journal; opening a journal per
+/// case would dominate the run time).
+fn policy_guard() -> &'static Guard<LocalKey> {
+    static GUARD: std::sync::OnceLock<(Guard<LocalKey>, tempfile::TempDir)> =
+        std::sync::OnceLock::new();
+    &GUARD
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let journal = Journal::open(dir.path().join("votes.sqlite")).unwrap();
+            (Guard::new(LocalKey::new(5), CHAIN, BRIDGE, journal), dir)
+        })
+        .0
 }
 
 /// One allowed call, its canonical encoding, and what the parser must report for it.
@@ -305,16 +310,16 @@ proptest! {
         tail in prop::collection::vec(any::<u8>(), 0..400),
         raw in prop::collection::vec(any::<u8>(), 0..8),
     ) {
-        let (guard, _dir) = policy_guard();
-        check_parse(&guard, raw)?;
+        let guard = policy_guard();
+        check_parse(guard, raw)?;
         let mut input = selector.to_vec();
         input.extend_from_slice(&tail);
-        check_parse(&guard, input)?;
+        check_parse(guard, input)?;
     }
 
     #[test]
     fn valid_calls_are_accepted_with_their_nonce(call in allowed_call()) {
-        let (guard, _dir) = policy_guard();
+        let guard = policy_guard();
         let t = tx(CHAIN, BRIDGE, U256::ZERO, call.input.clone().into());
         prop_assert_eq!(guard.check_policy(&t), Ok(call.expected));
     }
@@ -324,12 +329,12 @@ proptest! {
         call in allowed_call(),
         mutations in prop::collection::vec(mutation(), 1..4),
     ) {
-        let (guard, _dir) = policy_guard();
+        let guard = policy_guard();
         let mut input = call.input.clone();
         for m in &mutations {
             input = mutate(input, m);
         }
-        check_parse(&guard, input)?;
+        check_parse(guard, input)?;
     }
 
     #[test]
@@ -339,7 +344,7 @@ proptest! {
         to in prop_oneof![Just(BRIDGE), address()],
         value in prop_oneof![Just(U256::ZERO), word()],
     ) {
-        let (guard, _dir) = policy_guard();
+        let guard = policy_guard();
         let t = tx(chain, to, value, call.input.clone().into());
         let got = guard.check_policy(&t);
         let expected: Result<AllowedCall, Refused> = if chain != CHAIN {
@@ -428,6 +433,7 @@ proptest! {
             let hash = keccak256(&input);
             let mut t = tx(CHAIN, BRIDGE, U256::ZERO, input);
             let got = rt.block_on(guard.sign_transaction(&mut t));
+            let ok = got.is_ok();
             match first.get(&(config, nonce)) {
                 None => {
                     prop_assert!(got.is_ok(), "first vote refused: {:?}", got);
@@ -442,7 +448,7 @@ proptest! {
                     other => prop_assert!(false, "conflicting vote not refused: {:?}", other),
                 },
             }
-            if got.is_ok() {
+            if ok {
                 signed.entry((config, nonce)).or_default().push(hash);
             }
         }
