@@ -32,6 +32,7 @@ const RPC_PATH_KEY: &str = "RPCPATHKEY-Mu2dF5";
 const RPC_QUERY_KEY: &str = "RPCQUERYKEY-Ey9gH3";
 const RPC_USERINFO: &str = "RPCUSERPW-Lr7sK4";
 const WS_PATH_KEY: &str = "WSPATHKEY-Pa1xC6";
+const WS_QUERY_KEY: &str = "WSQUERYKEY-Tb3kM8";
 const KMS_QUERY_KEY: &str = "KMSQUERYKEY-Nd8bV2";
 const KMS_USERINFO: &str = "KMSUSERPW-Gc5tY0";
 
@@ -47,6 +48,7 @@ const SECRETS: &[&str] = &[
     RPC_QUERY_KEY,
     RPC_USERINFO,
     WS_PATH_KEY,
+    WS_QUERY_KEY,
     KMS_QUERY_KEY,
     KMS_USERINFO,
 ];
@@ -55,12 +57,15 @@ const SECRETS: &[&str] = &[
 const RPC_ENV: &str = "SECRETS_TEST_CHILD_RPC";
 
 fn assert_hidden(what: &str, text: &str) {
-    for s in SECRETS {
-        assert!(
-            !text.contains(s),
-            "{what} prints the secret {s:?}:\n{text}"
-        );
-    }
+    let leaks: Vec<String> = text
+        .lines()
+        .filter(|l| SECRETS.iter().any(|s| l.contains(s)))
+        .map(|l| {
+            let names: Vec<&&str> = SECRETS.iter().filter(|s| l.contains(**s)).collect();
+            format!("{names:?} in: {}", l.chars().take(400).collect::<String>())
+        })
+        .collect();
+    assert!(leaks.is_empty(), "{what} prints secrets:\n{}", leaks.join("\n"));
 }
 
 // ---------------------------------------------------------------- log capture
@@ -83,8 +88,9 @@ impl Write for Capture {
 fn init() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
+        // What the agent binary installs for `level = "trace"`.
         tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
+            .with_env_filter(bridge_agent::logging::env_filter("trace"))
             .with_ansi(false)
             .with_writer(|| Capture)
             .init();
@@ -146,7 +152,7 @@ bridge = "0x00000000000000000000000000000000000000b1"
 chain_id = 1002
 rpc = [{{ env = "{RPC_ENV}" }}]
 bridge = "0x00000000000000000000000000000000000000b2"
-signer = {{ backend = "aws-kms", key_id = "alias/op", region = "us-east-1", endpoint = "https://kms.example/?X-Amz-Security-Token={KMS_QUERY_KEY}" }}
+signer = {{ backend = "aws-kms", key_id = "alias/op", region = "us-east-1", endpoint = "https://kms.example:4443/" }}
 "#,
         dir = dir.display(),
         pin = pin_file(dir).display(),
@@ -261,6 +267,11 @@ fn config_errors_print_no_secret() {
             ),
         ),
         (
+            "KMS endpoint with a query string",
+            "signer",
+            format!("backend = \"aws-kms\"\nkey_id = \"k\"\nendpoint = \"https://kms.example/?token={KMS_QUERY_KEY}\""),
+        ),
+        (
             "KMS endpoint without a scheme",
             "signer",
             format!("backend = \"aws-kms\"\nkey_id = \"k\"\nendpoint = \"kms.example/{KMS_QUERY_KEY}\""),
@@ -322,11 +333,14 @@ async fn aws_kms_signer_prints_no_credentials() {
     let sim = hsm_sim::HsmSim::start(hsm_sim::Config::default())
         .await
         .unwrap();
-    // A query string is the form a pre-signed or token-carrying endpoint takes.
-    let endpoint = format!("{}/?X-Amz-Security-Token={KMS_QUERY_KEY}", sim.endpoint());
     let mut cfg = AwsKmsConfig::new("alias/secrets-test");
     cfg.region = Some("us-east-1".into());
-    cfg.endpoint = Some(endpoint);
+    // A query string is refused (the SDK would ignore it, and log it).
+    cfg.endpoint = Some(format!("{}/?X-Amz-Security-Token={KMS_QUERY_KEY}", sim.endpoint()));
+    let err = AwsKmsSigner::connect(&cfg).await.unwrap_err();
+    assert!(err.to_string().contains("query string"), "{err}");
+    assert_hidden("AwsKmsSigner::connect error (query)", &format!("{err} {err:?}"));
+    cfg.endpoint = Some(sim.endpoint());
     cfg.retry.max_attempts = 1;
 
     // No such key yet: the error names the key, not the credentials.
@@ -383,13 +397,24 @@ async fn pkcs11_signer_and_agent_binary_print_no_secret() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Wrong PIN: a clear error, without either PIN.
-    let err = Pkcs11Token::open(MODULE, TOKEN, Pin::new(WRONG_PIN))
+    // (Opening does not log in; the first use does.)
+    let wrong = Pkcs11Token::open(MODULE, TOKEN, Pin::new(WRONG_PIN))
         .await
-        .map(|_| ())
-        .unwrap_err();
+        .unwrap();
+    let err = wrong.list_keys().await.map(|_| ()).unwrap_err();
+    drop(wrong);
     let printed = format!("{err} {err:?}");
     assert!(printed.to_lowercase().contains("pin"), "{printed}");
     assert_hidden("wrong-PIN error", &printed);
+
+    // The signer with a PIN file holding the wrong PIN (before anything logs in: PKCS#11
+    // login state is per process, and a second login counts as success).
+    let wrong_pin = dir.path().join("wrong-pin");
+    std::fs::write(&wrong_pin, WRONG_PIN).unwrap();
+    let mut wrong = Pkcs11Config::new(MODULE, TOKEN, PinSource::File(wrong_pin));
+    wrong.key_label = Some("operator".into());
+    let err = Pkcs11Signer::connect(&wrong).await.unwrap_err();
+    assert_hidden("Pkcs11Signer::connect error", &format!("{err} {err:?}"));
 
     let token = Pkcs11Token::open(MODULE, TOKEN, Pin::new(PIN)).await.unwrap();
     token.generate_key("operator", None).await.unwrap();
@@ -402,12 +427,6 @@ async fn pkcs11_signer_and_agent_binary_print_no_secret() {
         .await
         .unwrap();
     assert_hidden("Pkcs11Signer / Pkcs11Config Debug", &format!("{signer:?} {cfg:?}"));
-    let mut wrong = cfg.clone();
-    let wrong_pin = dir.path().join("wrong-pin");
-    std::fs::write(&wrong_pin, WRONG_PIN).unwrap();
-    wrong.pin = PinSource::File(wrong_pin);
-    let err = Pkcs11Signer::connect(&wrong).await.unwrap_err();
-    assert_hidden("Pkcs11Signer::connect error", &format!("{err} {err:?}"));
     drop(signer);
     drop(token);
     assert_hidden("logs", &logs());
@@ -426,12 +445,14 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
     .unwrap();
     let chain = |name: &str, s: &bridge_agent::devnet::Side| {
         format!(
-            "[{name}]\nchain_id = {}\nrpc = [\"{url}/?apikey={RPC_QUERY_KEY}\"]\nbridge = \"{}\"\n\
+            "[{name}]\nchain_id = {}\nrpc = [\"{url}/?apikey={RPC_QUERY_KEY}\"]\n\
+             ws = \"{ws}/?apikey={WS_QUERY_KEY}\"\nbridge = \"{}\"\n\
              deploy_block = {}\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\nmin_balance = \"0\"\n",
             s.chain_id,
             s.bridge,
             s.bridge_deploy_block,
             url = s.rpc_url().trim_end_matches('/'),
+            ws = s.anvil.ws_url().trim_end_matches('/'),
         )
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
