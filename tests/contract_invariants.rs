@@ -16,7 +16,7 @@
 //! - paused bridges refuse requests; `requestNonce`, `lowerHandleNonce`, `upperHandleNonce` and
 //!   the operator lists match the model.
 //!
-//! `BRIDGE_INVARIANT_STEPS` (default 150) sets the length, `BRIDGE_INVARIANT_SEED` replays a run
+//! `BRIDGE_INVARIANT_STEPS` (default 300) sets the length, `BRIDGE_INVARIANT_SEED` replays a run
 //! (the seed is printed; a failure shows it).
 
 #![forbid(unsafe_code)]
@@ -132,8 +132,9 @@ struct World<'a> {
     stats: BTreeMap<&'static str, u32>,
 }
 
-impl World<'_> {
-    fn side(&self, s: S) -> &Side {
+impl<'a> World<'a> {
+    /// The chain of side `s`; borrows the devnet, not the world.
+    fn side(&self, s: S) -> &'a Side {
         match s {
             S::Parent => &self.n.d.parent,
             S::Child => &self.n.d.child,
@@ -550,7 +551,7 @@ async fn random_requests_votes_rotations_and_pauses_keep_the_invariants() {
             .unwrap()
             .as_nanos() as u64
     }) | 1;
-    let steps = env_u64("BRIDGE_INVARIANT_STEPS").unwrap_or(150);
+    let steps = env_u64("BRIDGE_INVARIANT_STEPS").unwrap_or(300);
     println!("contract invariants: BRIDGE_INVARIANT_SEED={seed} BRIDGE_INVARIANT_STEPS={steps}");
 
     let n = net().await;
@@ -612,7 +613,6 @@ async fn random_requests_votes_rotations_and_pauses_keep_the_invariants() {
     }
     while let Some(i) = w.m.requests.iter().position(|r| !r.executed) {
         let req = w.m.requests[i].clone();
-        let dest = req.source.other();
         // Every seat votes the honest calldata in turn (again, if it already did: a re-vote
         // re-counts, which executes a nonce whose threshold was lowered after its votes).
         for op in 0..4 {
