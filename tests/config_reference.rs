@@ -37,7 +37,11 @@ fn expected_names(message: &str) -> Vec<String> {
     let Some((_, list)) = message.split_once("expected") else {
         return Vec::new();
     };
-    list.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What the schema says about a value placed at a key.
@@ -279,7 +283,10 @@ fn every_row_is_a_real_key() {
         .into_keys()
         .filter(|k| !schema().keys.contains_key(k))
         .collect();
-    assert!(stale.is_empty(), "{DOC} documents keys the schema does not have: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "{DOC} documents keys the schema does not have: {stale:?}"
+    );
 }
 
 // ---------------------------------------------------------------- defaults

@@ -148,7 +148,13 @@ impl<'a> World<'a> {
 
 /// Sends and returns the receipt; the devnet automines, so it is there at once (polled
 /// briefly instead of the provider's block watcher, to keep the test fast).
-async fn send(side: &Side, key: &PrivateKeySigner, to: Address, data: Bytes, value: U256) -> TransactionReceipt {
+async fn send(
+    side: &Side,
+    key: &PrivateKeySigner,
+    to: Address,
+    data: Bytes,
+    value: U256,
+) -> TransactionReceipt {
     let p = side.provider_with(key.clone());
     let tx = TransactionRequest::default()
         .with_to(to)
@@ -182,7 +188,11 @@ fn handled(receipt: &TransactionReceipt) -> Vec<Bridge::HandleValueTransfer> {
 // ---------------------------------------------------------------- operations
 
 async fn op_request(w: &mut World<'_>) {
-    let s = if w.rng.chance(50) { S::Parent } else { S::Child };
+    let s = if w.rng.chance(50) {
+        S::Parent
+    } else {
+        S::Child
+    };
     let u = w.rng.below(w.n.users.len());
     let user = w.n.users[u].clone();
     let to_user = w.rng.below(w.n.users.len());
@@ -202,13 +212,12 @@ async fn op_request(w: &mut World<'_>) {
         return;
     }
     // ERC-721 when this user holds one here, else native or ERC-20.
-    let nft = w
-        .m
-        .nft_owner
-        .iter()
-        .filter(|((side, _), owner)| *side == s && **owner == u)
-        .map(|((_, id), _)| *id)
-        .next();
+    let nft =
+        w.m.nft_owner
+            .iter()
+            .filter(|((side, _), owner)| *side == s && **owner == u)
+            .map(|((_, id), _)| *id)
+            .next();
     let pick = w.rng.below(3);
     let (req, kind) = if pick == 2
         && let Some(id) = nft
@@ -232,7 +241,10 @@ async fn op_request(w: &mut World<'_>) {
         (r, Kind::Native(value))
     };
     let expected_nonce = w.m.requests.iter().filter(|r| r.source == s).count() as u64;
-    assert_eq!(req.nonce, expected_nonce, "request nonces are dense per side");
+    assert_eq!(
+        req.nonce, expected_nonce,
+        "request nonces are dense per side"
+    );
     let honest = handle_data(side, &req).await;
     w.m.requests.push(Req {
         source: s,
@@ -260,7 +272,9 @@ async fn op_vote(w: &mut World<'_>) {
         return;
     }
     // Mostly requests still open, sometimes a late vote.
-    let open: Vec<usize> = (0..w.m.requests.len()).filter(|&i| !w.m.requests[i].executed).collect();
+    let open: Vec<usize> = (0..w.m.requests.len())
+        .filter(|&i| !w.m.requests[i].executed)
+        .collect();
     let i = if !open.is_empty() && w.rng.chance(85) {
         open[w.rng.below(open.len())]
     } else {
@@ -271,7 +285,11 @@ async fn op_vote(w: &mut World<'_>) {
     let op = w.rng.below(4);
     let key = w.m.seats[ix(dest)][op].clone();
     let forge = w.rng.chance(15);
-    let data = if forge { forged(&req.honest, op) } else { req.honest.clone() };
+    let data = if forge {
+        forged(&req.honest, op)
+    } else {
+        req.honest.clone()
+    };
     let side = w.side(dest);
 
     if req.executed {
@@ -293,7 +311,10 @@ async fn op_vote(w: &mut World<'_>) {
         .count();
     let t = w.m.threshold[ix(dest)];
     let expect_exec = holders >= usize::from(t);
-    assert!(!(expect_exec && forge), "model error: a forged key reached the threshold");
+    assert!(
+        !(expect_exec && forge),
+        "model error: a forged key reached the threshold"
+    );
 
     let receipt = send(side, &key, side.bridge, data.clone(), U256::ZERO).await;
     let done = handled(&receipt);
@@ -308,20 +329,42 @@ async fn op_vote(w: &mut World<'_>) {
         .call()
         .await
         .unwrap();
-    assert_eq!(on_chain_count, U256::from(holders), "voteCount disagrees with the model");
+    assert_eq!(
+        on_chain_count,
+        U256::from(holders),
+        "voteCount disagrees with the model"
+    );
     assert_eq!(on_chain_t, t, "threshold disagrees with the model");
     if done.is_empty() {
-        assert!(!expect_exec, "nonce {} reached {holders}/{t} votes but did not execute", req.nonce);
-        w.count(if forge { "forged vote (no effect)" } else { "vote below threshold" });
+        assert!(
+            !expect_exec,
+            "nonce {} reached {holders}/{t} votes but did not execute",
+            req.nonce
+        );
+        w.count(if forge {
+            "forged vote (no effect)"
+        } else {
+            "vote below threshold"
+        });
         return;
     }
     // It executed: never below threshold, exactly once, and what the request asked for.
-    assert!(expect_exec, "nonce {} executed with {holders} of {t} votes", req.nonce);
-    assert!(on_chain_count >= U256::from(on_chain_t), "executed below the on-chain threshold");
+    assert!(
+        expect_exec,
+        "nonce {} executed with {holders} of {t} votes",
+        req.nonce
+    );
+    assert!(
+        on_chain_count >= U256::from(on_chain_t),
+        "executed below the on-chain threshold"
+    );
     assert_eq!(done.len(), 1);
     let ev = &done[0];
     assert_eq!(ev.handleNonce, req.nonce);
-    assert_eq!(ev.to, req.to, "executed a handle whose recipient is not the request's");
+    assert_eq!(
+        ev.to, req.to,
+        "executed a handle whose recipient is not the request's"
+    );
     assert!(
         w.m.executed.insert((dest, req.nonce)),
         "nonce {} executed twice on {dest:?}",
@@ -337,7 +380,11 @@ async fn op_vote(w: &mut World<'_>) {
         Kind::Erc721(id) => {
             assert_eq!(ev.valueOrTokenId, id);
             w.m.nft_at.insert(id, Some(dest));
-            let owner = w.n.users.iter().position(|u| u.address() == req.to).unwrap();
+            let owner =
+                w.n.users
+                    .iter()
+                    .position(|u| u.address() == req.to)
+                    .unwrap();
             w.m.nft_owner.insert((dest, id), owner);
         }
     }
@@ -345,7 +392,11 @@ async fn op_vote(w: &mut World<'_>) {
 }
 
 async fn op_rotate(w: &mut World<'_>) {
-    let s = if w.rng.chance(50) { S::Parent } else { S::Child };
+    let s = if w.rng.chance(50) {
+        S::Parent
+    } else {
+        S::Child
+    };
     let op = w.rng.below(4);
     let side = w.side(s);
     let old = w.m.seats[ix(s)][op].clone();
@@ -380,16 +431,32 @@ async fn op_rotate(w: &mut World<'_>) {
 }
 
 async fn op_retired_votes(w: &mut World<'_>) {
-    let s = if w.rng.chance(50) { S::Parent } else { S::Child };
+    let s = if w.rng.chance(50) {
+        S::Parent
+    } else {
+        S::Child
+    };
     let Some(old) = w.m.retired[ix(s)].last().cloned() else {
         return;
     };
-    let Some(req) = w.m.requests.iter().find(|r| r.source == s.other() && !r.executed).cloned()
+    let Some(req) =
+        w.m.requests
+            .iter()
+            .find(|r| r.source == s.other() && !r.executed)
+            .cloned()
     else {
         return;
     };
     let side = w.side(s);
-    match revert_of(side, old.address(), side.bridge, req.honest.clone(), U256::ZERO).await {
+    match revert_of(
+        side,
+        old.address(),
+        side.bridge,
+        req.honest.clone(),
+        U256::ZERO,
+    )
+    .await
+    {
         Bridge::BridgeErrors::NotOperator(e) => assert_eq!(e.caller, old.address()),
         other => panic!("a rotated-out key voted: {other:?}"),
     }
@@ -397,16 +464,31 @@ async fn op_retired_votes(w: &mut World<'_>) {
 }
 
 async fn op_pause(w: &mut World<'_>) {
-    let s = if w.rng.chance(50) { S::Parent } else { S::Child };
+    let s = if w.rng.chance(50) {
+        S::Parent
+    } else {
+        S::Child
+    };
     let status = w.m.paused[ix(s)]; // resume when paused, pause when running
     let side = w.side(s);
-    send(side, &w.n.owner, side.bridge, encode(Bridge::startCall { status }), U256::ZERO).await;
+    send(
+        side,
+        &w.n.owner,
+        side.bridge,
+        encode(Bridge::startCall { status }),
+        U256::ZERO,
+    )
+    .await;
     w.m.paused[ix(s)] = !status;
     w.count(if status { "resume" } else { "pause" });
 }
 
 async fn op_threshold(w: &mut World<'_>) {
-    let s = if w.rng.chance(50) { S::Parent } else { S::Child };
+    let s = if w.rng.chance(50) {
+        S::Parent
+    } else {
+        S::Child
+    };
     let t = 2 + w.rng.below(3) as u8; // 2..=4 of 4 seats
     let side = w.side(s);
     send(
@@ -436,21 +518,31 @@ async fn check(w: &World<'_>, base: &Baseline) {
         let side = w.side(s);
         let b = bridge(side);
         let requests = w.m.requests.iter().filter(|r| r.source == s).count() as u64;
-        assert_eq!(b.requestNonce().call().await.unwrap(), requests, "{s:?} requestNonce");
-        assert_eq!(b.isRunning().call().await.unwrap(), !w.m.paused[ix(s)], "{s:?} isRunning");
+        assert_eq!(
+            b.requestNonce().call().await.unwrap(),
+            requests,
+            "{s:?} requestNonce"
+        );
+        assert_eq!(
+            b.isRunning().call().await.unwrap(),
+            !w.m.paused[ix(s)],
+            "{s:?} isRunning"
+        );
         // Handle nonces on this side as destination.
-        let done: Vec<u64> = w
-            .m
-            .executed
-            .iter()
-            .filter(|(d, _)| *d == s)
-            .map(|(_, n)| *n)
-            .collect();
+        let done: Vec<u64> =
+            w.m.executed
+                .iter()
+                .filter(|(d, _)| *d == s)
+                .map(|(_, n)| *n)
+                .collect();
         // Every nonce below lowerHandleNonce executed; it stops at the first gap (or earlier:
         // the contract advances it at most MAX_HANDLE_NONCE_ADVANCE per handle).
         let gap = (0..).find(|n| !done.contains(n)).unwrap();
         let lower = b.lowerHandleNonce().call().await.unwrap();
-        assert!(lower <= gap, "{s:?} lowerHandleNonce {lower} passes the unexecuted {gap}");
+        assert!(
+            lower <= gap,
+            "{s:?} lowerHandleNonce {lower} passes the unexecuted {gap}"
+        );
         if done.len() < 200 {
             assert_eq!(lower, gap, "{s:?} lowerHandleNonce");
         }
@@ -460,29 +552,44 @@ async fn check(w: &World<'_>, base: &Baseline) {
             "{s:?} upperHandleNonce"
         );
         let seats: BTreeSet<Address> = w.m.seats[ix(s)].iter().map(|k| k.address()).collect();
-        let list: BTreeSet<Address> = b.getOperatorList().call().await.unwrap().into_iter().collect();
+        let list: BTreeSet<Address> = b
+            .getOperatorList()
+            .call()
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
         assert_eq!(list, seats, "{s:?} operator list");
         // Native: exactly the model's balance, and it covers every unclaimed payout.
         let native = balance(side, side.bridge).await;
-        assert_eq!(native, w.m.native_balance[ix(s)], "{s:?} bridge native balance");
+        assert_eq!(
+            native,
+            w.m.native_balance[ix(s)],
+            "{s:?} bridge native balance"
+        );
         let unclaimed = b.totalUnclaimedNative().call().await.unwrap();
-        assert!(native >= unclaimed, "{s:?}: native {native} below unclaimed {unclaimed}");
+        assert!(
+            native >= unclaimed,
+            "{s:?}: native {native} below unclaimed {unclaimed}"
+        );
     }
     // ERC-20: the parent locks what the child minted, plus what is in flight both ways.
     let (p, c) = (&w.n.d.parent, &w.n.d.child);
     let locked = erc20(p).balanceOf(p.bridge).call().await.unwrap();
     let supply = erc20(c).totalSupply().call().await.unwrap();
-    let in_flight: U256 = w
-        .m
-        .requests
-        .iter()
-        .filter(|r| !r.executed)
-        .filter_map(|r| match r.kind {
-            Kind::Erc20(v) => Some(v),
-            _ => None,
-        })
-        .sum();
-    assert!(locked >= supply, "parent locks {locked} ERC-20 but the child has {supply}");
+    let in_flight: U256 =
+        w.m.requests
+            .iter()
+            .filter(|r| !r.executed)
+            .filter_map(|r| match r.kind {
+                Kind::Erc20(v) => Some(v),
+                _ => None,
+            })
+            .sum();
+    assert!(
+        locked >= supply,
+        "parent locks {locked} ERC-20 but the child has {supply}"
+    );
     assert_eq!(
         locked - supply,
         base.erc20_gap + in_flight,
@@ -490,12 +597,11 @@ async fn check(w: &World<'_>, base: &Baseline) {
     );
     // ERC-721: the parent holds exactly the tracked ids that are on the child or in flight.
     let held = erc721(p).balanceOf(p.bridge).call().await.unwrap();
-    let expected = w
-        .m
-        .nft_at
-        .values()
-        .filter(|at| **at != Some(S::Parent))
-        .count();
+    let expected =
+        w.m.nft_at
+            .values()
+            .filter(|at| **at != Some(S::Parent))
+            .count();
     assert_eq!(held, U256::from(expected), "NFTs locked on the parent");
 }
 
@@ -517,7 +623,10 @@ async fn final_check(w: &World<'_>) {
             None => {
                 let owner = erc721(&w.n.d.parent).ownerOf(id).call().await.ok();
                 // In flight: locked on the parent, or not (yet) existing on the child.
-                assert!(owner.is_none() || owner == Some(w.n.d.parent.bridge), "NFT {id} in flight");
+                assert!(
+                    owner.is_none() || owner == Some(w.n.d.parent.bridge),
+                    "NFT {id} in flight"
+                );
             }
         }
     }
@@ -535,10 +644,23 @@ async fn final_check(w: &World<'_>) {
             .unwrap();
         let mut seen = BTreeSet::new();
         for l in logs {
-            let n = l.log_decode::<Bridge::HandleValueTransfer>().unwrap().inner.data.handleNonce;
-            assert!(seen.insert(n), "{s:?}: nonce {n} executed twice (event log)");
+            let n = l
+                .log_decode::<Bridge::HandleValueTransfer>()
+                .unwrap()
+                .inner
+                .data
+                .handleNonce;
+            assert!(
+                seen.insert(n),
+                "{s:?}: nonce {n} executed twice (event log)"
+            );
         }
-        let model: BTreeSet<u64> = w.m.executed.iter().filter(|(d, _)| *d == s).map(|(_, n)| *n).collect();
+        let model: BTreeSet<u64> =
+            w.m.executed
+                .iter()
+                .filter(|(d, _)| *d == s)
+                .map(|(_, n)| *n)
+                .collect();
         assert_eq!(seen, model, "{s:?}: executed nonces in the event log");
     }
 }
@@ -582,7 +704,10 @@ async fn random_requests_votes_rotations_and_pauses_keep_the_invariants() {
     };
     let locked = erc20(p).balanceOf(p.bridge).call().await.unwrap();
     let supply = erc20(c).totalSupply().call().await.unwrap();
-    assert!(locked >= supply, "the devnet starts with the child's ERC-20 backed");
+    assert!(
+        locked >= supply,
+        "the devnet starts with the child's ERC-20 backed"
+    );
     let base = Baseline {
         erc20_gap: locked - supply,
     };
@@ -621,19 +746,34 @@ async fn random_requests_votes_rotations_and_pauses_keep_the_invariants() {
             }
             honest_vote(&mut w, i, op).await;
         }
-        assert!(w.m.requests[i].executed, "nonce {} did not execute with every seat voting", req.nonce);
+        assert!(
+            w.m.requests[i].executed,
+            "nonce {} did not execute with every seat voting",
+            req.nonce
+        );
     }
     check(&w, &base).await;
     final_check(&w).await;
     println!("contract invariants: {:?}", w.stats);
     for what in ["executed", "rotation", "request native", "request erc20"] {
-        assert!(w.stats.get(what).copied().unwrap_or(0) > 0 || steps < 50, "the run never did {what:?}: {:?}", w.stats);
+        assert!(
+            w.stats.get(what).copied().unwrap_or(0) > 0 || steps < 50,
+            "the run never did {what:?}: {:?}",
+            w.stats
+        );
     }
 }
 
 async fn op_pause_side(w: &mut World<'_>, s: S) {
     let side = w.side(s);
-    send(side, &w.n.owner, side.bridge, encode(Bridge::startCall { status: true }), U256::ZERO).await;
+    send(
+        side,
+        &w.n.owner,
+        side.bridge,
+        encode(Bridge::startCall { status: true }),
+        U256::ZERO,
+    )
+    .await;
     w.m.paused[ix(s)] = false;
 }
 
@@ -653,9 +793,17 @@ async fn honest_vote(w: &mut World<'_>, i: usize, op: usize) {
     let side = w.side(dest);
     let receipt = send(side, &key, side.bridge, req.honest.clone(), U256::ZERO).await;
     let done = handled(&receipt);
-    assert_eq!(!done.is_empty(), expect_exec, "drain: nonce {} with {holders} votes", req.nonce);
+    assert_eq!(
+        !done.is_empty(),
+        expect_exec,
+        "drain: nonce {} with {holders} votes",
+        req.nonce
+    );
     if let Some(ev) = done.first() {
-        assert!(w.m.executed.insert((dest, req.nonce)), "nonce executed twice");
+        assert!(
+            w.m.executed.insert((dest, req.nonce)),
+            "nonce executed twice"
+        );
         assert_eq!(ev.to, req.to);
         w.m.requests[i].executed = true;
         match req.kind {
@@ -663,7 +811,11 @@ async fn honest_vote(w: &mut World<'_>, i: usize, op: usize) {
             Kind::Erc20(_) => {}
             Kind::Erc721(id) => {
                 w.m.nft_at.insert(id, Some(dest));
-                let owner = w.n.users.iter().position(|u| u.address() == req.to).unwrap();
+                let owner =
+                    w.n.users
+                        .iter()
+                        .position(|u| u.address() == req.to)
+                        .unwrap();
                 w.m.nft_owner.insert((dest, id), owner);
             }
         }

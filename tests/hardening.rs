@@ -21,11 +21,21 @@ fn root() -> &'static Path {
 #[test]
 fn every_crate_root_binary_and_bench_forbids_unsafe() {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--no-deps", "--offline", "--format-version", "1"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
         .current_dir(root())
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut checked = Vec::new();
     for package in meta["packages"].as_array().unwrap() {
@@ -43,18 +53,34 @@ fn every_crate_root_binary_and_bench_forbids_unsafe() {
                 continue;
             }
             let src = Path::new(target["src_path"].as_str().unwrap());
-            let rel = src.strip_prefix(root()).unwrap_or(src).display().to_string();
+            let rel = src
+                .strip_prefix(root())
+                .unwrap_or(src)
+                .display()
+                .to_string();
             let text = std::fs::read_to_string(src).unwrap();
             let forbids = text.lines().any(|l| l.trim() == "#![forbid(unsafe_code)]");
             match UNSAFE_ALLOWED.iter().find(|(p, _)| *p == rel) {
-                Some(_) => assert!(!forbids, "{rel} forbids unsafe now: drop it from UNSAFE_ALLOWED"),
+                Some(_) => assert!(
+                    !forbids,
+                    "{rel} forbids unsafe now: drop it from UNSAFE_ALLOWED"
+                ),
                 None => assert!(forbids, "{rel} lacks #![forbid(unsafe_code)]"),
             }
             checked.push(rel);
         }
     }
-    for must in ["src/lib.rs", "src/main.rs", "signer/src/lib.rs", "hsm-sim/src/lib.rs", "hsm-sim/src/main.rs"] {
-        assert!(checked.iter().any(|c| c == must), "{must} not among the targets: {checked:?}");
+    for must in [
+        "src/lib.rs",
+        "src/main.rs",
+        "signer/src/lib.rs",
+        "hsm-sim/src/lib.rs",
+        "hsm-sim/src/main.rs",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == must),
+            "{must} not among the targets: {checked:?}"
+        );
     }
 }
 
@@ -89,5 +115,8 @@ fn no_code_relies_on_catching_panics() {
     for dir in ["src", "signer/src", "hsm-sim/src"] {
         scan(&root().join(dir), &mut hits);
     }
-    assert!(hits.is_empty(), "catch_unwind in {hits:?}: incompatible with panic = \"abort\"");
+    assert!(
+        hits.is_empty(),
+        "catch_unwind in {hits:?}: incompatible with panic = \"abort\""
+    );
 }

@@ -32,7 +32,8 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     let mut i = 0;
     while let Some(at) = text[i..].find("bridge_") {
         let start = i + at;
-        let boundary = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let boundary =
+            start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
         let end = text[start..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .map_or(text.len(), |e| start + e);
@@ -66,7 +67,10 @@ fn the_registry_renders_its_families_even_before_any_sample() {
         "bridge_direction_halted",
         "bridge_signer_latency_seconds",
     ] {
-        assert!(families.contains_key(name), "{name} not rendered: {families:?}");
+        assert!(
+            families.contains_key(name),
+            "{name} not rendered: {families:?}"
+        );
     }
 }
 
@@ -78,7 +82,10 @@ fn alert_rules_use_only_exported_metrics_and_cover_the_alarms() {
     assert!(used.len() >= 10, "{used:?}");
     for name in &used {
         // `bridge-agent` the job name is not a metric; identifiers are.
-        assert!(is_exported(name, &families), "rules use {name}, which the agent does not export");
+        assert!(
+            is_exported(name, &families),
+            "rules use {name}, which the agent does not export"
+        );
     }
     for alert in [
         "BridgeDirectionStalled",
@@ -87,7 +94,10 @@ fn alert_rules_use_only_exported_metrics_and_cover_the_alarms() {
         "BridgeConflictingVoteRefused",
         "BridgeReorgHalt",
     ] {
-        assert!(rules.contains(&format!("- alert: {alert}\n")), "no alert {alert}");
+        assert!(
+            rules.contains(&format!("- alert: {alert}\n")),
+            "no alert {alert}"
+        );
     }
     // Every alert has an expression and a severity.
     let alerts = rules.matches("- alert: ").count();
@@ -109,12 +119,19 @@ fn grafana_dashboard_is_valid_json_using_only_exported_metrics() {
     let mut exprs = 0;
     let mut ids = BTreeSet::new();
     for p in panels {
-        assert!(ids.insert(p["id"].as_u64().expect("panel id")), "duplicate panel id");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "duplicate panel id"
+        );
         for t in p["targets"].as_array().into_iter().flatten() {
             let expr = t["expr"].as_str().expect("target expr");
             exprs += 1;
             let names = metric_names(expr);
-            assert!(!names.is_empty(), "panel {:?}: no metric in {expr}", p["title"]);
+            assert!(
+                !names.is_empty(),
+                "panel {:?}: no metric in {expr}",
+                p["title"]
+            );
             for name in names {
                 assert!(
                     is_exported(&name, &families),
@@ -144,7 +161,10 @@ fn grafana_dashboard_is_valid_json_using_only_exported_metrics() {
 #[test]
 fn promtool_checks_and_unit_tests_pass_when_installed() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/monitoring");
-    let Ok(version) = std::process::Command::new("promtool").arg("--version").output() else {
+    let Ok(version) = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+    else {
         eprintln!("promtool not installed (apt-get install prometheus): rule unit tests skipped");
         return;
     };

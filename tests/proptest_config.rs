@@ -75,7 +75,11 @@ fn check_report(text: &str) -> Result<(), TestCaseError> {
     prop_assert!(!problems.is_empty(), "an error without problems");
     let lines = text.lines().count().max(1);
     for p in &problems {
-        prop_assert!(!p.message.trim().is_empty(), "problem without a message: {:?}", p);
+        prop_assert!(
+            !p.message.trim().is_empty(),
+            "problem without a message: {:?}",
+            p
+        );
         if let Some(at) = p.location {
             prop_assert!(
                 at.line >= 1 && at.line <= lines + 1,
@@ -111,12 +115,45 @@ fn value() -> impl Strategy<Value = String> {
 /// Key names: real ones (so the value checks are reached) and a few that are not.
 fn key() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "data_dir", "name", "listen", "format", "level", "interval_secs", "window_blocks",
-        "backend", "module", "token_label", "key_label", "key_id", "pin", "sessions",
-        "call_timeout_ms", "retry", "region", "endpoint", "chain_id", "rpc", "ws", "bridge",
-        "deploy_block", "confirmations", "poll_interval_ms", "rpc_timeout_ms", "min_balance",
-        "fees", "signer", "mode", "max_fee_gwei", "priority_fee_gwei", "gas_price_gwei",
-        "bump_after_secs", "bump_percent", "max_bumps", "unknown_key", "parent", "child",
+        "data_dir",
+        "name",
+        "listen",
+        "format",
+        "level",
+        "interval_secs",
+        "window_blocks",
+        "backend",
+        "module",
+        "token_label",
+        "key_label",
+        "key_id",
+        "pin",
+        "sessions",
+        "call_timeout_ms",
+        "retry",
+        "region",
+        "endpoint",
+        "chain_id",
+        "rpc",
+        "ws",
+        "bridge",
+        "deploy_block",
+        "confirmations",
+        "poll_interval_ms",
+        "rpc_timeout_ms",
+        "min_balance",
+        "fees",
+        "signer",
+        "mode",
+        "max_fee_gwei",
+        "priority_fee_gwei",
+        "gas_price_gwei",
+        "bump_after_secs",
+        "bump_percent",
+        "max_bumps",
+        "unknown_key",
+        "parent",
+        "child",
     ])
     .prop_map(str::to_owned)
 }
@@ -178,9 +215,19 @@ const MISTAKES: &[(&str, &str, &str, &str)] = &[
     ("child.min_balance", "child", "min_balance", "\"lots\""),
     ("child.ws", "child", "ws", "\"http://127.0.0.1:1\""),
     ("child.rpc_timeout_ms", "child", "rpc_timeout_ms", "0"),
-    ("parent.fees.bump_percent", "parent.fees", "bump_percent", "5"),
+    (
+        "parent.fees.bump_percent",
+        "parent.fees",
+        "bump_percent",
+        "5",
+    ),
     // The cross-check names the cap: "500 is below priority_fee_gwei (501)".
-    ("child.fees.max_fee_gwei", "child.fees", "priority_fee_gwei", "501"),
+    (
+        "child.fees.max_fee_gwei",
+        "child.fees",
+        "priority_fee_gwei",
+        "501",
+    ),
 ];
 
 /// `text` with `key` in `[table]` set to `value`.

@@ -77,9 +77,17 @@ fn rpc_log(data: LogData) -> Log {
 }
 
 /// The checks every accepted log must pass, against its own topics and the guard.
-fn check_accepted(log: &Log, req: &Request, guard: &Guard<NeverSigns>) -> Result<(), TestCaseError> {
+fn check_accepted(
+    log: &Log,
+    req: &Request,
+    guard: &Guard<NeverSigns>,
+) -> Result<(), TestCaseError> {
     let topics = log.topics();
-    prop_assert!(topics.len() >= 4, "accepted a log with {} topics", topics.len());
+    prop_assert!(
+        topics.len() >= 4,
+        "accepted a log with {} topics",
+        topics.len()
+    );
     prop_assert_eq!(topics[1], req.from.into_word());
     prop_assert_eq!(topics[2], req.to.into_word());
     prop_assert_eq!(topics[3], req.token.into_word());
@@ -88,7 +96,10 @@ fn check_accepted(log: &Log, req: &Request, guard: &Guard<NeverSigns>) -> Result
         req.token_type,
         TokenType::Native | TokenType::Erc20 | TokenType::Erc721
     ));
-    prop_assert_eq!(req.token_uri.is_some(), topics[0] == Bridge::RequestValueTransferEncoded::SIGNATURE_HASH);
+    prop_assert_eq!(
+        req.token_uri.is_some(),
+        topics[0] == Bridge::RequestValueTransferEncoded::SIGNATURE_HASH
+    );
     // Canonical: the request re-encodes to exactly the log it came from.
     let token_type = match req.token_type {
         TokenType::Native => 0,

@@ -65,7 +65,11 @@ fn assert_hidden(what: &str, text: &str) {
             format!("{names:?} in: {}", l.chars().take(400).collect::<String>())
         })
         .collect();
-    assert!(leaks.is_empty(), "{what} prints secrets:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "{what} prints secrets:\n{}",
+        leaks.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------- log capture
@@ -183,11 +187,20 @@ fn loaded_config_prints_no_secret() {
                 .collect::<Vec<_>>()
                 .join(" "),
         ),
-        ("parent signer", format!("{:?}", cfg.signer_for(config::Side::Parent))),
-        ("child signer", format!("{:?}", cfg.signer_for(config::Side::Child))),
+        (
+            "parent signer",
+            format!("{:?}", cfg.signer_for(config::Side::Parent)),
+        ),
+        (
+            "child signer",
+            format!("{:?}", cfg.signer_for(config::Side::Child)),
+        ),
     ] {
         assert_hidden(what, &printed);
-        assert!(printed.contains("node") || printed.contains("Pkcs11") || printed.contains("Kms"), "{what}: {printed}");
+        assert!(
+            printed.contains("node") || printed.contains("Pkcs11") || printed.contains("Kms"),
+            "{what}: {printed}"
+        );
     }
     assert!(format!("{cfg:?}").contains("node.example"));
     assert_hidden("logs", &logs());
@@ -199,7 +212,9 @@ fn loaded_config_prints_no_secret() {
 fn config_errors_print_no_secret() {
     init();
     let dir = tempfile::tempdir().unwrap();
-    let pkcs11 = format!("backend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"t\"\nkey_label = \"k\"");
+    let pkcs11 = format!(
+        "backend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"t\"\nkey_label = \"k\""
+    );
     let parent = |line: &str| {
         format!(
             "chain_id = 1001\nbridge = \"0x00000000000000000000000000000000000000b1\"\n\
@@ -213,7 +228,11 @@ fn config_errors_print_no_secret() {
             "signer",
             format!("{pkcs11}\npin = {{ value = \"{PIN}\" }}"),
         ),
-        ("PIN as an array", "signer", format!("{pkcs11}\npin = [\"{PIN}\"]")),
+        (
+            "PIN as an array",
+            "signer",
+            format!("{pkcs11}\npin = [\"{PIN}\"]"),
+        ),
         (
             "inline PIN in a chain's signer",
             "parent",
@@ -269,12 +288,16 @@ fn config_errors_print_no_secret() {
         (
             "KMS endpoint with a query string",
             "signer",
-            format!("backend = \"aws-kms\"\nkey_id = \"k\"\nendpoint = \"https://kms.example/?token={KMS_QUERY_KEY}\""),
+            format!(
+                "backend = \"aws-kms\"\nkey_id = \"k\"\nendpoint = \"https://kms.example/?token={KMS_QUERY_KEY}\""
+            ),
         ),
         (
             "KMS endpoint without a scheme",
             "signer",
-            format!("backend = \"aws-kms\"\nkey_id = \"k\"\nendpoint = \"kms.example/{KMS_QUERY_KEY}\""),
+            format!(
+                "backend = \"aws-kms\"\nkey_id = \"k\"\nendpoint = \"kms.example/{KMS_QUERY_KEY}\""
+            ),
         ),
         (
             "AWS secret written as an unknown key",
@@ -306,7 +329,9 @@ fn replace_table(text: &str, name: &str, body: &str) -> String {
     let header = format!("[{name}]\n");
     let start = text.find(&header).expect("table in the base config");
     let rest = &text[start + header.len()..];
-    let end = rest.find("\n[").map_or(text.len(), |i| start + header.len() + i + 1);
+    let end = rest
+        .find("\n[")
+        .map_or(text.len(), |i| start + header.len() + i + 1);
     format!("{}{header}{body}\n{}", &text[..start], &text[end..])
 }
 
@@ -336,10 +361,16 @@ async fn aws_kms_signer_prints_no_credentials() {
     let mut cfg = AwsKmsConfig::new("alias/secrets-test");
     cfg.region = Some("us-east-1".into());
     // A query string is refused (the SDK would ignore it, and log it).
-    cfg.endpoint = Some(format!("{}/?X-Amz-Security-Token={KMS_QUERY_KEY}", sim.endpoint()));
+    cfg.endpoint = Some(format!(
+        "{}/?X-Amz-Security-Token={KMS_QUERY_KEY}",
+        sim.endpoint()
+    ));
     let err = AwsKmsSigner::connect(&cfg).await.unwrap_err();
     assert!(err.to_string().contains("query string"), "{err}");
-    assert_hidden("AwsKmsSigner::connect error (query)", &format!("{err} {err:?}"));
+    assert_hidden(
+        "AwsKmsSigner::connect error (query)",
+        &format!("{err} {err:?}"),
+    );
     cfg.endpoint = Some(sim.endpoint());
     cfg.retry.max_attempts = 1;
 
@@ -350,20 +381,23 @@ async fn aws_kms_signer_prints_no_credentials() {
     assert_hidden("AwsKmsSigner::connect error", &printed);
 
     let client = AwsKmsClient::from_config(&cfg).await.unwrap();
-    client
-        .create_key(Some("secrets-test"), None)
-        .await
-        .unwrap();
+    client.create_key(Some("secrets-test"), None).await.unwrap();
     let signer = AwsKmsSigner::connect(&cfg).await.unwrap();
     signer
         .sign_hash(&alloy::primitives::B256::repeat_byte(7))
         .await
         .unwrap();
-    let printed = format!("{signer:?} {cfg:?} {:?}", bridge_signer::SignerConfig::AwsKms(cfg.clone()));
+    let printed = format!(
+        "{signer:?} {cfg:?} {:?}",
+        bridge_signer::SignerConfig::AwsKms(cfg.clone())
+    );
     assert!(printed.contains("alias/secrets-test"), "{printed}");
     assert_hidden("AwsKmsSigner / AwsKmsConfig Debug", &printed);
     let logs = logs();
-    assert!(logs.contains("aws-kms signer ready"), "logs not captured:\n{logs}");
+    assert!(
+        logs.contains("aws-kms signer ready"),
+        "logs not captured:\n{logs}"
+    );
     assert_hidden("logs", &logs);
 }
 
@@ -391,10 +425,23 @@ async fn pkcs11_signer_and_agent_binary_print_no_secret() {
     // variable is read by SoftHSM when the module is initialised, below.
     unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
     let out = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", TOKEN, "--pin", PIN, "--so-pin", SO_PIN])
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            TOKEN,
+            "--pin",
+            PIN,
+            "--so-pin",
+            SO_PIN,
+        ])
         .output()
         .expect("softhsm2-util");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Wrong PIN: a clear error, without either PIN.
     // (Opening does not log in; the first use does.)
@@ -416,7 +463,9 @@ async fn pkcs11_signer_and_agent_binary_print_no_secret() {
     let err = Pkcs11Signer::connect(&wrong).await.unwrap_err();
     assert_hidden("Pkcs11Signer::connect error", &format!("{err} {err:?}"));
 
-    let token = Pkcs11Token::open(MODULE, TOKEN, Pin::new(PIN)).await.unwrap();
+    let token = Pkcs11Token::open(MODULE, TOKEN, Pin::new(PIN))
+        .await
+        .unwrap();
     token.generate_key("operator", None).await.unwrap();
     let pin = pin_file(dir.path());
     let mut cfg = Pkcs11Config::new(MODULE, TOKEN, PinSource::File(pin.clone()));
@@ -426,7 +475,10 @@ async fn pkcs11_signer_and_agent_binary_print_no_secret() {
         .sign_hash(&alloy::primitives::B256::repeat_byte(9))
         .await
         .unwrap();
-    assert_hidden("Pkcs11Signer / Pkcs11Config Debug", &format!("{signer:?} {cfg:?}"));
+    assert_hidden(
+        "Pkcs11Signer / Pkcs11Config Debug",
+        &format!("{signer:?} {cfg:?}"),
+    );
     drop(signer);
     drop(token);
     assert_hidden("logs", &logs());
@@ -526,7 +578,10 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
     }
     let text = std::fs::read_to_string(&log).unwrap();
     // Trace really was on, and the endpoints were logged (redacted).
-    assert!(text.contains("TRACE") || text.contains("\"level\":\"TRACE\""), "{text}");
+    assert!(
+        text.contains("TRACE") || text.contains("\"level\":\"TRACE\""),
+        "{text}"
+    );
     assert!(text.contains("127.0.0.1"), "{text}");
     assert_hidden("agent run log (trace)", &text);
 }

@@ -111,8 +111,16 @@ fn bytes() -> impl Strategy<Value = Bytes> {
 fn allowed_call() -> impl Strategy<Value = Call> {
     let hash = any::<[u8; 32]>().prop_map(B256::from);
     prop_oneof![
-        (hash.clone(), address(), address(), word(), any::<u64>(), any::<u64>(), bytes()).prop_map(
-            |(h, from, to, value, nonce, block, extra)| vote(
+        (
+            hash.clone(),
+            address(),
+            address(),
+            word(),
+            any::<u64>(),
+            any::<u64>(),
+            bytes()
+        )
+            .prop_map(|(h, from, to, value, nonce, block, extra)| vote(
                 "handleKLAYTransfer",
                 Namespace::Request,
                 nonce,
@@ -126,9 +134,17 @@ fn allowed_call() -> impl Strategy<Value = Call> {
                     extraData: extra,
                 }
                 .abi_encode()
-            )
-        ),
-        (hash.clone(), address(), address(), address(), word(), any::<u64>(), any::<u64>(), bytes())
+            )),
+        (
+            hash.clone(),
+            address(),
+            address(),
+            address(),
+            word(),
+            any::<u64>(),
+            any::<u64>(),
+            bytes()
+        )
             .prop_map(|(h, from, to, token, value, nonce, block, extra)| vote(
                 "handleERC20Transfer",
                 Namespace::Request,

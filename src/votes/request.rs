@@ -57,9 +57,11 @@ pub fn decode_request(log: &Log) -> Result<Request, DecodeError> {
         if encoded == log.inner.data {
             Ok(())
         } else {
-            Err(bad("not the canonical encoding of the event (dirty padding in a topic or \
+            Err(bad(
+                "not the canonical encoding of the event (dirty padding in a topic or \
                      the data, extra bytes or topics)"
-                .into()))
+                    .into(),
+            ))
         }
     };
     match log.topic0() {
@@ -213,9 +215,7 @@ mod tests {
         assert!(reason(rpc_log(padded)).starts_with("not the canonical encoding"));
         // Also found there: a token URI that is not UTF-8 was decoded lossily (U+FFFD).
         let not_utf8 = Bytes::from_static(b"\xff\xfe").abi_encode();
-        assert!(
-            reason(rpc_log(encoded(2, not_utf8.into()))).starts_with("token URI is not UTF-8")
-        );
+        assert!(reason(rpc_log(encoded(2, not_utf8.into()))).starts_with("token URI is not UTF-8"));
         let other = LogData::new_unchecked(vec![B256::repeat_byte(9)], Bytes::new());
         assert_eq!(reason(rpc_log(other)), "not a request event");
         let mut pending = rpc_log(native(0));

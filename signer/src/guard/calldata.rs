@@ -151,7 +151,10 @@ mod tests {
             extraData: Bytes::new(),
         }
         .abi_encode();
-        assert!(matches!(decode(&call), Ok(AllowedCall::Vote { nonce: 5, .. })));
+        assert!(matches!(
+            decode(&call),
+            Ok(AllowedCall::Vote { nonce: 5, .. })
+        ));
         for extra in [&[0u8][..], &[0; 32], &[5, 126, 186]] {
             let mut padded = call.clone();
             padded.extend_from_slice(extra);
