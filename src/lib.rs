@@ -1,12 +1,16 @@
 //! `bridge-agent`: the agent that carries value transfers between a parent chain and its service
 //! chain, one vote per operator, through a guarded HSM/KMS signer.
 //!
-//! Today the crate holds the contract bindings ([`contracts`]), the local two-chain devnet
-//! ([`devnet`]) that tests and the demo run on, and the interim demo ([`demo`]). The watcher,
-//! vote planner, tx manager, recovery, store and HTTP endpoints arrive with issue #4.
+//! Per direction: [`watcher`] → [`planner`] → [`txmgr`] (→ the guarded signer), with [`recovery`]
+//! re-feeding what was missed and [`auditor`] watching the other operators' votes; [`agent`]
+//! wires them, [`store`] persists them, [`metrics`] and [`http`] expose them. [`devnet`] and
+//! [`demo`] run all of it locally; ARCHITECTURE.md has the map.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod admin_tx;
 pub mod agent;
+pub mod auditor;
 pub mod chain;
 pub mod config;
 pub mod contracts;
@@ -18,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod planner;
 pub mod recovery;
+pub mod rotation;
 pub mod store;
 pub mod txmgr;
 pub mod votes;

@@ -6,182 +6,11 @@ use alloy::primitives::{Address, Bytes, U256, keccak256};
 use bridge_agent::contracts::{
     Bridge, ServiceChainNFT, ServiceChainToken, VOTE_TYPE_VALUE_TRANSFER,
 };
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side, seed};
-use bridge_signer::Pin;
-use bridge_signer::pkcs11::Pkcs11Token;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use bridge_agent::devnet::{Devnet, DevnetOptions, seed};
+use std::process::Command;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const TOKEN: &str = "agent-run";
-const PIN: &str = "agent-run-pin-2718";
-
-/// A SoftHSM token store in `dir` with one operator key; returns its address.
-async fn provision_key(dir: &Path) -> Address {
-    assert!(
-        Path::new(MODULE).is_file(),
-        "{MODULE} missing: run ./scripts/setup"
-    );
-    let conf = dir.join("softhsm2.conf");
-    std::fs::create_dir_all(dir.join("tokens")).unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.join("tokens").display()
-        ),
-    )
-    .unwrap();
-    // SAFETY: this test binary runs one test, which calls this before anything loads SoftHSM.
-    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--pin",
-            PIN,
-            "--so-pin",
-            "so-2718",
-        ])
-        .output()
-        .expect("softhsm2-util");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = Pkcs11Token::open(MODULE, TOKEN, Pin::new(PIN))
-        .await
-        .unwrap();
-    token.generate_key("operator", None).await.unwrap().address
-}
-
-fn write_config(dir: &Path, d: &Devnet) -> PathBuf {
-    let chain = |name: &str, s: &Side| {
-        format!(
-            "[{name}]\nchain_id = {}\nrpc = [\"{}\"]\nws = \"{}\"\nbridge = \"{}\"\ndeploy_block = {}\n\
-             confirmations = 0\npoll_interval_ms = 100\nrpc_timeout_ms = 3000\nmin_balance = \"1\"\n",
-            s.chain_id,
-            s.rpc_url(),
-            s.anvil.ws_url(),
-            s.bridge,
-            s.bridge_deploy_block
-        )
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let text = format!(
-        "[agent]\ndata_dir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\n\n\
-         [recovery]\ninterval_secs = 2\n\n[signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\n\
-         token_label = \"{TOKEN}\"\nkey_label = \"operator\"\npin = {{ env = \"BRIDGE_PKCS11_PIN\" }}\n\n{}\n{}",
-        dir.join("agent").display(),
-        chain("parent", &d.parent),
-        chain("child", &d.child),
-    );
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(config: &Path, log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("BRIDGE_PKCS11_PIN", PIN)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, and the exit status within a bound.
-    fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent ignored SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until the destination bridge has executed `nonce`.
-async fn executed(dest: &Side, nonce: u64, agent: &Agent) {
-    let b = Bridge::new(dest.bridge, dest.reader());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !b.closedValueTransferVotes(nonce).call().await.unwrap() {
-        assert!(
-            Instant::now() < deadline,
-            "nonce {nonce} not executed on chain {}:\n{}",
-            dest.chain_id,
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn send(
-    side: &Side,
-    user: &alloy::signers::local::PrivateKeySigner,
-    to: Address,
-    data: Bytes,
-    value: U256,
-) {
-    use alloy::network::TransactionBuilder;
-    use alloy::providers::Provider;
-    let tx = alloy::rpc::types::TransactionRequest::default()
-        .with_to(to)
-        .with_input(data)
-        .with_value(value);
-    let p = side.provider_with(user.clone());
-    let r = p
-        .send_transaction(tx)
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(r.status());
-}
-
-fn enc(c: impl alloy::sol_types::SolCall) -> Bytes {
-    c.abi_encode().into()
-}
+mod support;
+use support::agent::{Agent, Endpoints, enc, executed, provision_key, send, write_config};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downtime() {
@@ -196,7 +25,12 @@ async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downt
     })
     .await
     .unwrap();
-    let config = write_config(dir.path(), &d);
+    let config = write_config(
+        dir.path(),
+        &d,
+        Endpoints::of(&d.parent),
+        Endpoints::of(&d.child),
+    );
     let agent = Agent::start(&config, dir.path().join("agent-1.log"));
     let user = d.users()[0].clone();
     let to = Address::from_word(keccak256("agent run recipient"));
@@ -342,7 +176,8 @@ async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downt
         Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
             .args(["status", "--config"])
             .arg(&config)
-            .env("BRIDGE_PKCS11_PIN", PIN)
+            // status never signs: it must not need the PIN.
+            .env_remove("BRIDGE_PKCS11_PIN")
             .output()
             .unwrap()
     };

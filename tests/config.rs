@@ -108,6 +108,10 @@ fn a_broken_file_is_reported_whole() {
         shown.contains("BRIDGE_AGENT_TEST_UNSET_PIN_VAR is not set"),
         "{shown}"
     );
+    // Commands that never sign (status) do not need the PIN; the other problems remain.
+    let e = config::load_with(&path, config::Secrets::Skip).unwrap_err();
+    assert!(!e.paths().contains(&"signer.pin.env"), "{e}");
+    assert_eq!(e.problems.len(), 4, "{e}");
 }
 
 #[test]

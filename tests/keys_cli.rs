@@ -9,9 +9,9 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use alloy::primitives::{Address, keccak256};
+use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
 use serde_json::Value;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const PIN: &str = "cli-pin-6407381";
 const WRONG_PIN: &str = "cli-wrong-5550213";
 const SO_PIN: &str = "cli-so-pin-0917";
@@ -43,30 +43,11 @@ fn hsm() -> &'static Hsm {
             .tempdir()
             .expect("temp dir")
             .keep();
-        let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
+        let hsm = SoftHsmDir::create(&dir).unwrap();
         for label in [TOKEN, WRONG_PIN_TOKEN] {
-            let out = Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--pin", PIN, "--so-pin", SO_PIN])
-                .output()
-                .expect("softhsm2-util not found: install it with `apt-get install -y softhsm2`");
-            assert!(
-                out.status.success(),
-                "softhsm2-util --init-token {label} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            hsm.init_token(label, PIN, SO_PIN).unwrap();
         }
+        let conf = hsm.conf;
         Hsm { dir, conf }
     })
 }

@@ -472,3 +472,55 @@ async fn legacy_fees_send_a_legacy_transaction_at_the_policy_price() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
+    bounded(180, async {
+        let policy = fees(Duration::from_secs(60));
+        let rig = Rig::start(policy, seed::coins(1)).await;
+        let votes = rig.native_requests(2, recipient("txmgr-restart")).await;
+        rig.child().anvil_set_auto_mine(false).await.unwrap();
+        // The first run sends a vote that stays in the pool, then stops.
+        let txm = rig.txm.clone();
+        let first = votes[0].1.clone();
+        let pending = tokio::spawn(async move { txm.submit(first, "earlier run".into()).await });
+        while rig.txm.stats().sent < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        rig.shutdown.cancel();
+        assert!(pending.await.unwrap().is_err(), "stopped before mining");
+
+        // The next run starts at the mined count and outbids it with its own vote.
+        let shutdown = CancellationToken::new();
+        let txm = TxManager::start(
+            config(&rig.d, policy, seed::coins(1)),
+            rig.client.clone(),
+            Arc::clone(&rig.guard),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(txm.stats().nonce, 0);
+        let second = votes[1].1.clone();
+        let txm2 = txm.clone();
+        let next = tokio::spawn(async move { txm2.submit(second, "next run".into()).await });
+        while txm.stats().sent < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        rig.child().anvil_mine(Some(1), None).await.unwrap();
+        let outcome = next.await.unwrap().expect("mined");
+        let TxOutcome::Mined { tx_hash, .. } = outcome else {
+            panic!("expected Mined, got {outcome:?}");
+        };
+        let tx = rig
+            .child()
+            .get_transaction_by_hash(tx_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(tx.nonce(), 0, "the earlier run's nonce, taken over");
+        assert_eq!(rig.chain_nonce().await, 1, "one transaction for nonce 0");
+        shutdown.cancel();
+    })
+    .await;
+}

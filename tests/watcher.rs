@@ -203,3 +203,34 @@ async fn reorg_within_the_depth_never_reports_the_orphaned_request() {
     unique.dedup();
     assert_eq!(nonces, unique, "each nonce once");
 }
+
+#[tokio::test]
+async fn a_chain_behind_the_cursor_is_waited_for_then_judged_by_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = devnet(&dir).await;
+    let store = Arc::new(Store::open(dir.path().join("store.sqlite")).unwrap());
+    let c = client(&d.parent).await;
+    let w = watcher(&d, c.clone(), Arc::clone(&store), 0, 100);
+    request(&d, 0).await;
+    d.parent.reader().anvil_mine(Some(3), None).await.unwrap();
+    let head = c.block_number().await.unwrap();
+    assert_eq!(w.catch_up(head).await.unwrap().len(), 1);
+
+    // The chain loses its last 2 blocks (a lagging endpoint looks the same): not an error,
+    // not a reorg yet, just nothing to do.
+    d.parent.reader().anvil_rollback(Some(2)).await.unwrap();
+    let lower = c.block_number().await.unwrap();
+    assert_eq!(lower, head - 2);
+    assert!(w.step(lower).await.unwrap().is_none());
+    assert_eq!(
+        w.stats().behind.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // Once the chain is back at the scanned height (through a block with a different
+    // transaction), the block there has another hash.
+    request(&d, 1).await;
+    d.parent.reader().anvil_mine(Some(1), None).await.unwrap();
+    let err = w.step(head).await.unwrap_err();
+    assert!(matches!(err, WatchError::Reorg { .. }), "{err}");
+}

@@ -23,7 +23,6 @@
 //! SQLite) competes with the second session; a network HSM signs elsewhere.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +31,7 @@ use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_sol_types::{SolCall, sol};
 use bridge_signer::guard::Journal;
+use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
 use bridge_signer::pkcs11::{Pkcs11Config, Pkcs11Signer, Pkcs11Token};
 use bridge_signer::{Guard, Pin, PinSource, Signer};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -43,7 +43,6 @@ use cryptoki::types::AuthPin;
 #[path = "../tests/common/kms.rs"]
 mod kms;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "p1-bench";
 const KEY: &str = "p1-key";
 const PIN: &str = "bench-pin-1234";
@@ -72,40 +71,14 @@ fn init_softhsm(dir: &Path) {
         Path::new(MODULE).is_file(),
         "{MODULE} missing: run ./scripts/setup"
     );
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
+    let hsm = SoftHsmDir::create(dir).unwrap();
+    let conf = hsm.conf.clone();
     // SAFETY: single-threaded here, before anything loads the module or reads the variables.
     unsafe {
         std::env::set_var("SOFTHSM2_CONF", &conf);
         std::env::set_var(PIN_ENV, PIN);
     }
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--pin",
-            PIN,
-            "--so-pin",
-            "so-1234",
-        ])
-        .output()
-        .expect("softhsm2-util");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    hsm.init_token(TOKEN, PIN, "so-1234").unwrap();
 }
 
 /// Raw cryptoki: logged-in sessions and the key handle, nothing of ours in the loop.

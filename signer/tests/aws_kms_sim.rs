@@ -145,17 +145,18 @@ async fn throttling_and_transient_errors_are_retried_then_succeed() {
             ErrorCode::KmsInternalException,
             ErrorCode::DependencyTimeoutException,
         ] {
+            let mut retrying = kms_config(&sim.endpoint(), &key_id);
+            retrying.retry.max_attempts = 12;
+            // Connected first: on a busy machine connecting could outlast a short outage.
+            let signer = connect(&retrying).await;
             sim.reset_stats();
             sim.set_faults(FaultConfig {
-                outage_secs: 0.05,
+                outage_secs: 0.2,
                 outage_code: code,
                 operations: vec![hsm_sim::Operation::Sign],
                 ..FaultConfig::default()
             })
             .unwrap();
-            let mut retrying = kms_config(&sim.endpoint(), &key_id);
-            retrying.retry.max_attempts = 12;
-            let signer = connect(&retrying).await;
             let digest = keccak256(format!("{code:?}"));
             let sig = signer.sign_hash(&digest).await.expect("sign after outage");
             assert_eq!(

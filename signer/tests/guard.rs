@@ -132,9 +132,11 @@ async fn policy_and_journal_table() {
             )),
         ),
         (
-            "key rotation",
+            "key rotation without a permit (the running agent)",
             tx(CHAIN, BRIDGE, 0, propose_key()),
-            Ok(Safe::KeyRotation),
+            Err(Refused::RotationNotPermitted {
+                function: "proposeOperatorKey",
+            }),
         ),
     ];
     let (mut signed, mut refused, mut conflicts) = (0, 0, 0);
@@ -186,6 +188,119 @@ async fn policy_and_journal_table() {
             .unwrap(),
         Some(keccak256(klay_vote(1, 100)))
     );
+}
+
+/// With a permit for `old → new`, exactly the rotation's own calls pass.
+#[tokio::test]
+async fn rotation_permit_allows_only_the_own_seat_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = std::sync::Arc::new(Journal::open(dir.path().join("votes.sqlite")).unwrap());
+    let (old_key, new_key) = (LocalKey::new(3), LocalKey::new(4));
+    let (old, new) = (old_key.address(), new_key.address());
+    let permit = bridge_signer::guard::RotationPermit { old, new };
+    let old_g =
+        Guard::with_journal(old_key, CHAIN, BRIDGE, journal.clone()).with_rotation_permit(permit);
+    let new_g = Guard::with_journal(new_key, CHAIN, BRIDGE, journal).with_rotation_permit(permit);
+    let stranger = Address::repeat_byte(0x99);
+    let outside = |function| move |r: &Refused| matches!(r, Refused::RotationOutsidePermit { function: f, .. } if *f == function);
+    type Check = Box<dyn Fn(&Refused) -> bool>;
+    let cases: Vec<(
+        &str,
+        &Guard<LocalKey>,
+        alloy_consensus::TxEip1559,
+        Option<Check>,
+    )> = vec![
+        (
+            "old proposes new",
+            &old_g,
+            tx(CHAIN, BRIDGE, 0, propose(new)),
+            None,
+        ),
+        (
+            "old proposes a stranger",
+            &old_g,
+            tx(CHAIN, BRIDGE, 0, propose(stranger)),
+            Some(Box::new(outside("proposeOperatorKey"))),
+        ),
+        (
+            "new proposes",
+            &new_g,
+            tx(CHAIN, BRIDGE, 0, propose(new)),
+            Some(Box::new(outside("proposeOperatorKey"))),
+        ),
+        (
+            "new accepts old's seat",
+            &new_g,
+            tx(CHAIN, BRIDGE, 0, accept(old)),
+            None,
+        ),
+        (
+            "new accepts another seat",
+            &new_g,
+            tx(CHAIN, BRIDGE, 0, accept(stranger)),
+            Some(Box::new(outside("acceptOperatorKey"))),
+        ),
+        (
+            "old accepts",
+            &old_g,
+            tx(CHAIN, BRIDGE, 0, accept(old)),
+            Some(Box::new(outside("acceptOperatorKey"))),
+        ),
+        (
+            "gas old → new",
+            &old_g,
+            tx(CHAIN, new, 5, Default::default()),
+            None,
+        ),
+        (
+            "gas old → stranger",
+            &old_g,
+            tx(CHAIN, stranger, 5, Default::default()),
+            Some(Box::new(|r: &Refused| matches!(r, Refused::WrongTo { .. }))),
+        ),
+        (
+            "gas new → new",
+            &new_g,
+            tx(CHAIN, new, 5, Default::default()),
+            Some(Box::new(|r: &Refused| matches!(r, Refused::WrongTo { .. }))),
+        ),
+        (
+            "call to new with calldata",
+            &old_g,
+            tx(CHAIN, new, 0, fee_vote(1, 1)),
+            Some(Box::new(outside("gas transfer"))),
+        ),
+        (
+            "gas on another chain",
+            &old_g,
+            tx(CHAIN + 1, new, 5, Default::default()),
+            Some(Box::new(|r: &Refused| {
+                matches!(r, Refused::WrongChain { .. })
+            })),
+        ),
+        (
+            "owner call still refused",
+            &old_g,
+            tx(CHAIN, BRIDGE, 0, transfer_ownership()),
+            Some(Box::new(|r: &Refused| {
+                matches!(r, Refused::UnknownSelector(_))
+            })),
+        ),
+        (
+            "votes still pass",
+            &new_g,
+            tx(CHAIN, BRIDGE, 0, klay_vote(1, 1)),
+            None,
+        ),
+    ];
+    for (name, g, mut t, refused) in cases {
+        let got = g.sign_transaction(&mut t).await;
+        match (got, refused) {
+            (Ok(_), None) => {}
+            (Err(GuardError::Refused(r)), Some(check)) => assert!(check(&r), "{name}: {r:?}"),
+            (got, _) => panic!("{name}: unexpected {got:?}"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -13,13 +13,16 @@
 //! is started, votes in flight finish or are dropped, and what was recorded stays in the store
 //! and the journals for the next start.
 
+use crate::auditor::{Auditor, AuditorConfig};
 use crate::chain::{ChainAccessConfig, ChainClient, ChainError, SensitiveUrl};
 use crate::config::{AgentConfig, Side};
 use crate::direction::Direction;
 use crate::http::{HttpError, HttpServer};
 use crate::metrics::{AgentMetrics, GuardStats};
-use crate::planner::{PlanError, Planner, PlannerConfig};
+use crate::planner::{Planner, PlannerConfig};
 use crate::recovery::{Recovery, RecoveryConfig};
+use crate::rotation::switch::SwitchSide;
+use crate::rotation::{ActiveKey, RotationStore};
 use crate::store::{Store, StoreError};
 use crate::txmgr::{TxError, TxManager, TxManagerConfig};
 use crate::votes::Request;
@@ -33,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Votes planned at once per direction.
 const PLANS_IN_FLIGHT: usize = 16;
+/// How often each direction's auditor reads the destination's new votes.
+const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -56,6 +61,8 @@ pub enum AgentError {
     },
     #[error("{side} tx manager: {source}")]
     Tx { side: Side, source: TxError },
+    #[error(transparent)]
+    Rotation(#[from] crate::rotation::RotationError),
 }
 
 /// The source and destination of a direction.
@@ -66,7 +73,7 @@ pub fn sides(direction: Direction) -> (Side, Side) {
     }
 }
 
-fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig {
+pub(crate) fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig {
     let chain = cfg.chain(side);
     let url = |e: &crate::config::Endpoint| SensitiveUrl::new(e.expose().clone());
     let mut access = ChainAccessConfig::new(
@@ -84,21 +91,36 @@ fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig {
 /// Everything per chain the directions share.
 struct ChainParts {
     client: ChainClient,
-    txm: TxManager,
+    /// The tx manager of the key holding the seat; a rotation switches it (rotation/switch.rs).
+    key: ActiveKey,
     guard: Arc<Guard<Arc<dyn Signer>>>,
     operator: alloy::primitives::Address,
+}
+
+/// The tx manager settings of `side` (shared with the key switch of `rotation`).
+pub(crate) fn txm_config(cfg: &AgentConfig, side: Side) -> TxManagerConfig {
+    let chain = cfg.chain(side);
+    TxManagerConfig {
+        chain: side.as_str().into(),
+        bridge: chain.bridge,
+        fees: chain.fees,
+        min_balance: chain.min_balance,
+        receipt_poll: chain.poll_interval.min(Duration::from_millis(500)),
+        max_in_flight: PLANS_IN_FLIGHT,
+    }
 }
 
 async fn chain_parts(
     cfg: &AgentConfig,
     side: Side,
+    rotations: &RotationStore,
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
     let client = ChainClient::connect(access_config(cfg, side))
         .await
         .map_err(|source| AgentError::Chain { side, source })?;
-    let signer: Arc<dyn Signer> = cfg
-        .signer_for(side)
+    // The key holding the seat: the config's, or the one a rotation moved the seat to.
+    let signer: Arc<dyn Signer> = crate::rotation::keys::seated(cfg, side, rotations)?
         .connect()
         .await
         .map_err(|source| AgentError::Signer { side, source })?;
@@ -109,14 +131,7 @@ async fn chain_parts(
     );
     let chain = cfg.chain(side);
     let txm = TxManager::start(
-        TxManagerConfig {
-            chain: side.as_str().into(),
-            bridge: chain.bridge,
-            fees: chain.fees,
-            min_balance: chain.min_balance,
-            receipt_poll: chain.poll_interval.min(Duration::from_millis(500)),
-            max_in_flight: PLANS_IN_FLIGHT,
-        },
+        txm_config(cfg, side),
         client.clone(),
         Arc::clone(&guard),
         shutdown.clone(),
@@ -126,7 +141,7 @@ async fn chain_parts(
     tracing::info!(chain = %side, chain_id = chain.chain_id, operator = %operator, "chain ready");
     Ok(ChainParts {
         client,
-        txm,
+        key: ActiveKey::new(txm),
         guard,
         operator,
     })
@@ -142,8 +157,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     let metrics = Arc::new(AgentMetrics::new());
     let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
-    let parent = chain_parts(&cfg, Side::Parent, &shutdown).await?;
-    let child = chain_parts(&cfg, Side::Child, &shutdown).await?;
+    let rotations =
+        RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
+    let parent = chain_parts(&cfg, Side::Parent, &rotations, &shutdown).await?;
+    let child = chain_parts(&cfg, Side::Child, &rotations, &shutdown).await?;
+    drop(rotations);
+    let mut switch_sides = Vec::new();
     let part = |side: Side| match side {
         Side::Parent => &parent,
         Side::Child => &child,
@@ -158,7 +177,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         metrics.register_guard(side, move || GuardStats::from(g.counters()));
         tokio::spawn(balance_loop(
             side,
-            p.txm.clone(),
+            p.key.clone(),
             Arc::clone(&metrics),
             shutdown.clone(),
         ));
@@ -188,7 +207,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             },
             dest.client.clone(),
             Arc::clone(&store),
-            dest.txm.clone(),
+            dest.key.clone(),
         );
         let recovery = Recovery::new(
             RecoveryConfig {
@@ -202,6 +221,31 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             dest.client.clone(),
             planner.clone(),
         );
+        switch_sides.push(SwitchSide {
+            side: dst,
+            client: dest.client.clone(),
+            key: planner.active_key(),
+            journal: dest.guard.shared_journal(),
+            txm_config: txm_config(&cfg, dst),
+            metrics: Arc::clone(&metrics),
+        });
+        let auditor = Auditor::new(
+            AuditorConfig {
+                direction,
+                source_bridge: src_cfg.bridge,
+                dest_bridge: dst_cfg.bridge,
+                window_blocks: cfg.recovery.window_blocks,
+            },
+            source.client.clone(),
+            dest.client.clone(),
+            Arc::clone(&store),
+        );
+        tasks.spawn(audit_loop(
+            direction,
+            auditor,
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
         metrics.register_watcher(direction, watcher.stats());
         metrics.set_direction_running(direction);
         let heads = source.client.new_heads(&shutdown);
@@ -218,6 +262,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             shutdown.clone(),
         ));
     }
+    // Key rotation: switch a chain to the new key once its seat moved (rotation/switch.rs).
+    tokio::spawn(crate::rotation::switch::watch(
+        cfg.clone(),
+        switch_sides,
+        shutdown.clone(),
+    ));
     tracing::info!("agent running");
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {
@@ -231,19 +281,25 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     Ok(())
 }
 
-/// Publishes the tx manager's counters, the operator's balance and the low-balance flag.
+/// Publishes the tx manager's counters, the operator's balance and the low-balance flag, of the
+/// key in use (after a key switch, the new account's).
 async fn balance_loop(
     side: Side,
-    txm: TxManager,
+    key: ActiveKey,
     metrics: Arc<AgentMetrics>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut txm = key.current();
     let mut prev = txm.stats();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
+                if txm.address() != key.address() {
+                    txm = key.current();
+                    prev = txm.stats();
+                }
                 let now = txm.stats();
                 let m = metrics.chain(side);
                 m.txs_sent.add(now.sent.saturating_sub(prev.sent));
@@ -255,6 +311,26 @@ async fn balance_loop(
                 }
                 prev = now;
             }
+        }
+    }
+}
+
+/// Audits other operators' votes on the destination every [`AUDIT_EVERY`], until shutdown.
+async fn audit_loop(
+    direction: Direction,
+    mut auditor: Auditor,
+    metrics: Arc<AgentMetrics>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(AUDIT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => match auditor.check().await {
+                Ok(n) => metrics.direction(direction).forged_votes_seen.add(n),
+                Err(e) => tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying"),
+            },
         }
     }
 }
@@ -356,9 +432,6 @@ async fn spawn_plan(
         }
         match result {
             Ok(outcome) => tracing::debug!(nonce = req.nonce, ?outcome, "planned"),
-            Err(e @ PlanError::ConflictingVoteOnChain { .. }) => {
-                tracing::error!(alarm = "conflicting_vote_on_chain", error = %e, "vote not sent")
-            }
             Err(e) => {
                 tracing::warn!(nonce = req.nonce, error = %e, "vote failed; recovery will retry")
             }

@@ -1,4 +1,4 @@
-//! `bridge-agent keys generate|list|show`: the operator's signing keys, which never leave the
+//! `bridge-agent keys generate|list|show` (and `rotate`, in `keys_rotate.rs`): the operator's signing keys, which never leave the
 //! HSM or KMS. Each command resolves its [`SignerArgs`] to a backend and calls that backend's
 //! function in `keys_pkcs11` or `keys_aws_kms`; the result is printed by `report`.
 
@@ -77,6 +77,26 @@ Examples:
       --token-label bridge-op --id 0a1b2c3d4e5f6071
   bridge-agent keys show --backend aws-kms --key-id alias/operator-1 --json")]
     Show(ShowArgs),
+    /// Rotate this operator's key on both bridges: new key, gas, propose, accept, live switch
+    /// of the running agent, sweep, retire. Resumable; --dry-run shows the transactions.
+    Rotate(super::keys_rotate::RotateArgs),
+}
+
+/// `keys rotate` has its own output and errors; the other commands go through [`run`].
+pub enum Dispatch {
+    /// The rotation's arguments, and whether `--json` was given (not supported there).
+    Rotate(super::keys_rotate::RotateArgs, bool),
+    Keys(KeysArgs),
+}
+
+impl KeysArgs {
+    /// Which runner takes this command.
+    pub fn dispatch(self) -> Dispatch {
+        match self.command {
+            KeysCommand::Rotate(r) => Dispatch::Rotate(r, self.json),
+            command => Dispatch::Keys(Self { command, ..self }),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +147,7 @@ pub async fn run(args: KeysArgs) -> Result<(), KeysError> {
             Target::Pkcs11(c) => keys_pkcs11::list(&c).await?,
             Target::AwsKms(t) => keys_aws_kms::list(&t).await?,
         }),
+        KeysCommand::Rotate(_) => unreachable!("keys rotate is dispatched by cli::run"),
         KeysCommand::Show(a) => {
             let flags = KeyFlags {
                 label: a.label.as_deref(),

@@ -7,17 +7,20 @@
 //!                ├─ run ──────────> run.rs ──> bridge_agent::agent
 //!                ├─ status ───────> status.rs (the agent's /readyz + /metrics, or the chains)
 //!                ├─ config check ──> config.rs ──> bridge_agent::config
-//!                └─ keys generate|list|show ──> keys.rs
+//!                ├─ admin … ──────> admin/ (owner calls, configuration votes)
+//!                └─ keys generate|list|show ──> keys.rs · keys rotate ──> keys_rotate.rs
 //!                        signer_args.rs: --config FILE | --backend … ──> Target
 //!                        keys_pkcs11.rs / keys_aws_kms.rs ──> report.rs (text or --json)
 //! ```
 
+mod admin;
 mod config;
 mod devnet;
 mod error;
 mod keys;
 mod keys_aws_kms;
 mod keys_pkcs11;
+mod keys_rotate;
 mod report;
 mod run;
 mod signer_args;
@@ -73,9 +76,16 @@ enum Command {
         /// (the AWS KMS protocol, in this process).
         #[arg(long, value_enum, default_value = "auto")]
         keystore: bridge_agent::demo::agents::KeystoreChoice,
+        /// Send each transfer only after the previous one executed, to measure the latency of
+        /// one transfer with nothing else in flight (benchmark P3; see BENCHMARKS.md).
+        #[arg(long)]
+        one_at_a_time: bool,
     },
-    /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show.
+    /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show, rotate.
     Keys(keys::KeysArgs),
+    /// Bridge administration: owner calls (operators, thresholds, tokens, pause/resume, fee
+    /// receiver) signed by the owner key in an HSM/KMS, and this operator's configuration votes.
+    Admin(admin::AdminArgs),
     /// The agent's config file: `config check` reports every problem at once.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -98,6 +108,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             transfers,
             keep,
             keystore,
+            one_at_a_time,
         } => {
             init_logging("warn");
             let opts = bridge_agent::demo::DemoOptions {
@@ -105,14 +116,36 @@ pub async fn run(cli: Cli) -> ExitCode {
                 transfers,
                 keep,
                 keystore,
+                pace: if one_at_a_time {
+                    bridge_agent::demo::Pace::OneAtATime
+                } else {
+                    bridge_agent::demo::Pace::Burst
+                },
             };
             report_anyhow(bridge_agent::demo::run(opts).await.context("demo failed"))
+        }
+        Command::Admin(args) => {
+            init_logging("warn,bridge_signer::retry=off");
+            admin::run(args).await
         }
         Command::Config(cmd) => {
             init_logging("warn");
             config::run(cmd)
         }
         Command::Keys(args) => {
+            let args = match args.dispatch() {
+                keys::Dispatch::Rotate(_, true) => {
+                    eprintln!(
+                        "error: keys rotate prints its progress as text; --json is not supported there"
+                    );
+                    return ExitCode::from(2);
+                }
+                keys::Dispatch::Rotate(rotate, false) => {
+                    init_logging("warn,bridge_signer::retry=off");
+                    return keys_rotate::run(rotate).await;
+                }
+                keys::Dispatch::Keys(args) => args,
+            };
             // Key commands print their result on stdout and their error on stderr; only
             // warnings go to the log (not the retry layer's, which would repeat the error).
             init_logging("warn,bridge_signer::retry=off");

@@ -62,7 +62,7 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
 }
 
 pub async fn run(args: StatusArgs) -> ExitCode {
-    let cfg = match config::load(&args.config) {
+    let cfg = match config::load_with(&args.config, config::Secrets::Skip) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -9,10 +9,10 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::AgentConfig;
 use super::error::{ConfigError, Location, Problem};
 use super::schema::{AgentSection, ChainSection, HttpSection, LogSection, RecoverySection};
 use super::validate::{self, Sections};
+use super::{AgentConfig, Secrets};
 use bridge_signer::SignerConfig;
 
 /// The top-level tables, in the order they are documented.
@@ -20,8 +20,15 @@ const SECTIONS: [&str; 7] = [
     "agent", "http", "log", "recovery", "signer", "parent", "child",
 ];
 
-/// Reads, parses and checks the config file at `path`. The error lists every problem found.
+/// Reads, parses and checks the config file at `path`, including that its secrets can be read
+/// now. The error lists every problem found.
 pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+    load_with(path, Secrets::Check)
+}
+
+/// Like [`load`]; with [`Secrets::Skip`] a missing PIN is not a problem, for commands that never
+/// sign (`status`).
+pub fn load_with(path: &Path, secrets: Secrets) -> Result<AgentConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_owned(),
         problems: vec![Problem::new(
@@ -29,12 +36,15 @@ pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
             format!("cannot read the config file: {e}"),
         )],
     })?;
-    load_str(&text, path)
+    parse(&text, secrets).map_err(|problems| ConfigError {
+        file: path.to_owned(),
+        problems,
+    })
 }
 
 /// Like [`load`], with the file's text given; `file` only names it in the error.
 pub fn load_str(text: &str, file: &Path) -> Result<AgentConfig, ConfigError> {
-    parse(text).map_err(|problems| ConfigError {
+    parse(text, Secrets::Check).map_err(|problems| ConfigError {
         file: file.to_owned(),
         problems,
     })
@@ -48,7 +58,7 @@ pub fn check(path: &Path) -> Vec<Problem> {
     }
 }
 
-fn parse(text: &str) -> Result<AgentConfig, Vec<Problem>> {
+fn parse(text: &str, secrets: Secrets) -> Result<AgentConfig, Vec<Problem>> {
     let (root, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         // The parser recovers and goes on; a second error on the same line is a consequence
@@ -105,7 +115,7 @@ fn parse(text: &str) -> Result<AgentConfig, Vec<Problem>> {
         child: de.section::<ChainSection>("child"),
         chain_ids: ["parent", "child"].map(|side| chain_id_as_written(&root, side)),
     };
-    let config = validate::build(sections, &mut problems);
+    let config = validate::build(sections, &mut problems, secrets);
 
     if problems.is_empty() {
         return Ok(config.expect("no problems means every section was built"));

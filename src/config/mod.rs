@@ -39,7 +39,15 @@ use bridge_signer::{GuardConfig, SignerConfig};
 
 pub use endpoint::{Endpoint, Url};
 pub use error::{ConfigError, Location, Problem};
-pub use load::{check, load, load_str};
+pub use load::{check, load, load_str, load_with};
+
+/// Whether loading a config checks that its secrets (the PIN) can be read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Check,
+    /// For commands that never sign.
+    Skip,
+}
 pub use schema::{FeeMode, LogFormat};
 
 /// One of the two chains the bridge connects.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use bridge_signer::{PinSource, SignerConfig};
 
+use super::Secrets;
 use super::endpoint::{Endpoint, Url};
 use super::error::Problem;
 use super::load::Section;
@@ -31,20 +32,27 @@ pub(crate) struct Sections {
     pub chain_ids: [Option<u64>; 2],
 }
 
-struct Sink<'a>(&'a mut Vec<Problem>);
+struct Sink<'a> {
+    problems: &'a mut Vec<Problem>,
+    secrets: Secrets,
+}
 
 impl Sink<'_> {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem::new(path, message));
+        self.problems.push(Problem::new(path, message));
     }
     fn count(&self) -> usize {
-        self.0.len()
+        self.problems.len()
     }
 }
 
 /// Checks everything; `Some` only when no problem at all was found (before or here).
-pub(crate) fn build(s: Sections, problems: &mut Vec<Problem>) -> Option<AgentConfig> {
-    let mut sink = Sink(problems);
+pub(crate) fn build(
+    s: Sections,
+    problems: &mut Vec<Problem>,
+    secrets: Secrets,
+) -> Option<AgentConfig> {
+    let mut sink = Sink { problems, secrets };
 
     let agent = required(s.agent, "agent", &mut sink).and_then(|a| agent(a, &mut sink));
     let http = optional(s.http).and_then(|h| http(h, &mut sink));
@@ -91,7 +99,7 @@ pub(crate) fn build(s: Sections, problems: &mut Vec<Problem>) -> Option<AgentCon
              `signer = { … }` in both [parent] and [child]",
         );
     }
-    if !sink.0.is_empty() {
+    if !sink.problems.is_empty() {
         return None;
     }
     Some(AgentConfig {
@@ -212,6 +220,7 @@ fn signer(c: &SignerConfig, path: &str, sink: &mut Sink<'_>) {
         _ => None,
     };
     if let Some(pin) = pin
+        && sink.secrets == Secrets::Check
         && let Err(e) = pin.load()
     {
         let (at, hint) = match pin {

@@ -4,11 +4,11 @@
 use super::{DemoError, step};
 use crate::devnet::{Devnet, Side};
 use alloy::primitives::Address;
+use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "bridge-demo";
 /// The throw-away demo token's PIN. A real operator keeps the PIN in a file or a secret store.
 const DEMO_PIN: &str = "demo-only-pin-4321";
@@ -121,40 +121,10 @@ pub async fn provision_keys(
 }
 
 fn softhsm_keys(dir: &Path, store: &Keystore) -> Result<Vec<Address>, DemoError> {
-    let hsm = dir.join("softhsm");
-    std::fs::create_dir_all(hsm.join("tokens")).map_err(|e| step("create the token folder", e))?;
-    std::fs::write(
-        hsm.join("softhsm2.conf"),
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            hsm.join("tokens")
-                .canonicalize()
-                .unwrap_or(hsm.join("tokens"))
-                .display()
-        ),
-    )
-    .map_err(|e| step("write softhsm2.conf", e))?;
-    let mut init = Command::new("softhsm2-util");
-    store.env(dir, &mut init);
-    let out = init
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--pin",
-            DEMO_PIN,
-            "--so-pin",
-            "demo-so-pin",
-        ])
-        .output()
-        .map_err(|e| DemoError::Keys(format!("softhsm2-util: {e} (run ./scripts/setup)")))?;
-    if !out.status.success() {
-        return Err(DemoError::Keys(format!(
-            "softhsm2-util --init-token failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
+    let hsm = SoftHsmDir::create(&dir.join("softhsm"))
+        .map_err(|e| step("create the SoftHSM token folder", e))?;
+    hsm.init_token(TOKEN, DEMO_PIN, "demo-so-pin")
+        .map_err(DemoError::Keys)?;
     generate_keys(
         dir,
         store,

@@ -12,6 +12,9 @@
 
 pub mod agents;
 mod load;
+pub mod traffic;
+
+pub use load::Pace;
 
 use crate::devnet::{Devnet, DevnetError, DevnetOptions};
 use std::path::PathBuf;
@@ -28,6 +31,8 @@ pub struct DemoOptions {
     pub keep: bool,
     /// Where the operator keys live.
     pub keystore: agents::KeystoreChoice,
+    /// Burst (all transfers at once) or one at a time (unloaded latency, benchmark P3).
+    pub pace: Pace,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +116,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         running.metrics_urls().join(", "),
         opts.dir.join("agents").display()
     );
-    let outcome = load::run(&devnet, opts.transfers, &running).await;
+    let outcome = load::run(&devnet, opts.transfers, opts.pace, &running).await;
     let report = match outcome {
         Ok(r) => r,
         Err(e) => {

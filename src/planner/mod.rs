@@ -6,6 +6,7 @@
 //!         ─> pre-check on the destination:
 //!              executed (closedValueTransferVotes)        ─> Executed, nothing sent
 //!              voteOf(0, nonce, me) == keccak(calldata)   ─> AlreadyVoted, nothing sent
+//!              voteOf(0, nonce, me) is another key        ─> alarm, then vote (replaces it)
 //!              voteOf reverts (Kaia's bridge has no view) ─> go on (the guard makes a re-send
 //!                                                            identical, the contract ignores it)
 //!         ─> tx manager ─> guard ─> signer ─> mined / reverted (AlreadyExecuted is fine)
@@ -16,8 +17,9 @@ mod tokens;
 use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, TokenType, VOTE_TYPE_VALUE_TRANSFER};
 use crate::direction::Direction;
+use crate::rotation::ActiveKey;
 use crate::store::{RequestState, Store, StoreError};
-use crate::txmgr::{TxError, TxManager, TxOutcome};
+use crate::txmgr::{TxError, TxOutcome};
 use crate::votes::{Request, handle_calldata};
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::sol_types::SolInterface;
@@ -51,22 +53,18 @@ pub enum PlanError {
         nonce: u64,
         token: Address,
     },
-    #[error(
-        "{direction} nonce {nonce}: this operator already holds a DIFFERENT vote {on_chain} on chain \
-         (this agent built {ours}); was the key used elsewhere? investigate before resuming"
-    )]
-    ConflictingVoteOnChain {
-        direction: Direction,
-        nonce: u64,
-        on_chain: B256,
-        ours: B256,
-    },
     #[error("{direction} nonce {nonce}: vote reverted on chain (tx {tx_hash:?}): {reason}")]
     VoteReverted {
         direction: Direction,
         nonce: u64,
         tx_hash: Option<B256>,
         reason: String,
+    },
+    #[error("{direction} nonce {nonce}: sent by {old}, whose seat moved to a new key meanwhile")]
+    KeySwitched {
+        direction: Direction,
+        nonce: u64,
+        old: Address,
     },
     #[error(transparent)]
     Chain(#[from] ChainError),
@@ -84,6 +82,8 @@ pub struct PlannerStats {
     pub skipped_voted: AtomicU64,
     pub late: AtomicU64,
     pub failed: AtomicU64,
+    /// Votes by this operator's key that this agent never built, replaced by the right one.
+    pub replaced_foreign: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -91,7 +91,8 @@ pub struct PlannerConfig {
     pub direction: Direction,
     pub source_bridge: Address,
     pub dest_bridge: Address,
-    /// This operator's address on the destination chain.
+    /// This operator's address on the destination chain at start (after a key switch, the
+    /// active key's address counts).
     pub operator: Address,
 }
 
@@ -101,7 +102,8 @@ pub struct Planner {
     cfg: PlannerConfig,
     dest: ChainClient,
     store: Arc<Store>,
-    txm: TxManager,
+    /// The destination tx manager of the key that holds the seat (switched by a rotation).
+    txm: ActiveKey,
     tokens: Arc<CounterpartTokens>,
     stats: Arc<PlannerStats>,
     /// Request nonces being planned now: one plan per request at a time.
@@ -124,17 +126,28 @@ impl Drop for InFlightGuard {
 }
 
 impl Planner {
-    pub fn new(cfg: PlannerConfig, dest: ChainClient, store: Arc<Store>, txm: TxManager) -> Self {
+    /// `txm`: a [`crate::txmgr::TxManager`], or the agent's [`ActiveKey`] a rotation switches.
+    pub fn new(
+        cfg: PlannerConfig,
+        dest: ChainClient,
+        store: Arc<Store>,
+        txm: impl Into<ActiveKey>,
+    ) -> Self {
         let tokens = Arc::new(CounterpartTokens::new(dest.clone(), cfg.dest_bridge));
         Self {
             cfg,
             dest,
             store,
-            txm,
+            txm: txm.into(),
             tokens,
             stats: Arc::default(),
             inflight: Arc::default(),
         }
+    }
+
+    /// The key votes are sent with; `rotation::switch` replaces it when the seat moves.
+    pub fn active_key(&self) -> ActiveKey {
+        self.txm.clone()
     }
 
     pub fn stats(&self) -> Arc<PlannerStats> {
@@ -172,7 +185,12 @@ impl Planner {
             set: Arc::clone(&self.inflight),
             nonce: req.nonce,
         };
-        let result = self.plan_inner(req).await;
+        let mut result = self.plan_inner(req).await;
+        if let Err(PlanError::KeySwitched { old, .. }) = &result {
+            tracing::info!(direction = %self.cfg.direction, nonce = req.nonce, %old, new = %self.txm.address(),
+                "the seat moved to the new key during this vote; voting again with the new key");
+            result = self.plan_inner(req).await;
+        }
         let counter = match &result {
             Ok(Planned::Voted { .. }) => &self.stats.voted,
             Ok(Planned::Executed) => &self.stats.skipped_executed,
@@ -190,8 +208,9 @@ impl Planner {
         let calldata = self.calldata(req).await?;
         let key = keccak256(&calldata);
         if self.executed(req.nonce).await? {
+            // The key is kept even without a vote: the auditor compares others' votes with it.
             self.store
-                .set_state(dir, req.nonce, RequestState::Executed, None)?;
+                .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
             return Ok(Planned::Executed);
         }
         match self.vote_on_chain(req.nonce).await {
@@ -201,17 +220,21 @@ impl Planner {
                 return Ok(Planned::AlreadyVoted);
             }
             Some(v) if v != B256::ZERO => {
-                return Err(PlanError::ConflictingVoteOnChain {
-                    direction: dir,
-                    nonce: req.nonce,
-                    on_chain: v,
-                    ours: key,
-                });
+                // Only this operator's key can have cast it, and not through this agent: the
+                // key is being used elsewhere. The vote is replaced with the right one (the
+                // bridge keeps one vote per operator and nonce), so the seat still counts for
+                // the real transfer, and the operator is told loudly.
+                tracing::error!(alarm = "conflicting_vote_on_chain", direction = %dir,
+                    nonce = req.nonce, on_chain = %v, ours = %key,
+                    "this operator's key voted a handle this agent never built; replacing it \
+                     with the right vote. The key may be in other hands: rotate it");
+                self.stats.replaced_foreign.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
         let label = format!("{dir} nonce {}", req.nonce);
-        let outcome = self.txm.submit(calldata, label).await?;
+        let txm = self.txm.current();
+        let outcome = txm.submit(calldata, label).await?;
         let (tx_hash, revert) = match outcome {
             TxOutcome::Mined { tx_hash, .. } => {
                 self.store
@@ -228,8 +251,15 @@ impl Planner {
         {
             Some(Bridge::BridgeErrors::AlreadyExecuted(_)) => {
                 self.store
-                    .set_state(dir, req.nonce, RequestState::Executed, None)?;
+                    .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
                 Ok(Planned::Late)
+            }
+            Some(Bridge::BridgeErrors::NotOperator(_)) if self.txm.address() != txm.address() => {
+                Err(PlanError::KeySwitched {
+                    direction: dir,
+                    nonce: req.nonce,
+                    old: txm.address(),
+                })
             }
             other => {
                 let reason = match other {
@@ -264,7 +294,7 @@ impl Planner {
     /// This operator's vote key for `nonce` on chain, or `None` when the bridge has no such
     /// view (Kaia's contracts) or it cannot be read now.
     async fn vote_on_chain(&self, nonce: u64) -> Option<B256> {
-        let (bridge, me) = (self.cfg.dest_bridge, self.cfg.operator);
+        let (bridge, me) = (self.cfg.dest_bridge, self.txm.address());
         self.dest
             .run("Bridge.voteOf", move |p| async move {
                 Bridge::new(bridge, p)

@@ -66,7 +66,8 @@ pub struct StoredRequest {
     pub block_number: u64,
     pub block_hash: B256,
     pub state: RequestState,
-    /// keccak256 of the handle calldata this agent voted, once voted.
+    /// keccak256 of the handle calldata this agent built for the request (its vote key), once
+    /// planned, whether or not it had to vote.
     pub vote_hash: Option<B256>,
 }
 

@@ -16,8 +16,8 @@
 //!
 //! Nonces: see [`nonce`] for how a failure between signing and broadcast is healed (later
 //! leases are voided and re-signed; the failed nonce is reused), so no nonce is ever stranded.
-//! The manager reconciles with the chain's pending count at start and whenever a node answers
-//! "nonce too low/high".
+//! The manager starts at the chain's mined count (taking over what an earlier run left pending)
+//! and reconciles with the pending count whenever a node answers "nonce too low/high".
 //!
 //! Balance: read at start, after each mined or reverted transaction and every
 //! [`BALANCE_EVERY`]; below `min_balance` sets [`TxStats::low_balance`] and logs a warning with
@@ -194,8 +194,9 @@ pub(crate) struct Job {
 }
 
 impl TxManager {
-    /// Reads the operator's pending nonce (the sequence continues after any transaction of a
-    /// previous run still in the pool) and balance, and starts the balance task.
+    /// Reads the operator's mined nonce (where the sequence starts: transactions of a previous
+    /// run still in the pool are outbid, not queued behind) and balance, and starts the balance
+    /// task.
     pub async fn start(
         cfg: TxManagerConfig,
         client: ChainClient,
@@ -220,12 +221,16 @@ impl TxManager {
             .await
             .map_err(chain_err("reading the operator's nonce"))?;
         if pending > latest {
+            // Nothing here knows them (they were in the earlier run's memory), so nothing would
+            // bump them, and a stuck one would hold every later nonce. New votes start at the
+            // mined count and outbid them (see `broadcast`); a vote displaced that way is still
+            // unexecuted and not voted on chain, so recovery feeds it again.
             warn!(
                 chain = %cfg.chain, %address, latest, pending,
-                "transactions of an earlier run are still pending; new ones queue behind them"
+                "transactions of an earlier run are still pending; this run takes their nonces over from the mined count"
             );
         }
-        info!(chain = %cfg.chain, %address, nonce = pending, "tx manager started");
+        info!(chain = %cfg.chain, %address, nonce = latest, "tx manager started");
         let inner = Arc::new(Inner {
             slots: Semaphore::new(cfg.max_in_flight.max(1)),
             cfg,
@@ -233,7 +238,7 @@ impl TxManager {
             guard,
             shutdown,
             address,
-            seq: Sequencer::new(pending),
+            seq: Sequencer::new(latest),
             counters: Counters::default(),
             balance: Mutex::new(None),
             low_balance: AtomicBool::new(false),

@@ -146,7 +146,9 @@ async fn outcome(inner: &Inner, job: &Job, receipt: TransactionReceipt) -> TxOut
     }
     inc(&inner.counters.reverted);
     let revert = replay(inner, job, block).await;
-    warn!(chain = %inner.cfg.chain, label = %job.label, tx = %tx_hash, block,
+    // Not a warning by itself: a vote mined just after another executed the transfer reverts
+    // with AlreadyExecuted, which is fine. The caller decides and raises the alarm otherwise.
+    debug!(chain = %inner.cfg.chain, label = %job.label, tx = %tx_hash, block,
         revert = %revert.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "unknown".into()),
         "mined but reverted");
     TxOutcome::Reverted { tx_hash, revert }

@@ -78,6 +78,8 @@ pub struct WatcherStats {
     pub requests: AtomicU64,
     pub malformed_logs: AtomicU64,
     pub windows: AtomicU64,
+    /// Steps skipped because the source head was below the last scanned block.
+    pub behind: AtomicU64,
 }
 
 pub struct Watcher {
@@ -114,6 +116,17 @@ impl Watcher {
     pub async fn step(&self, head: u64) -> Result<Option<Vec<Request>>, WatchError> {
         let dir = self.cfg.direction;
         let cursor = self.cursor()?;
+        if let Some((block, _)) = cursor.last
+            && head < block
+        {
+            // The endpoint is behind what was already scanned (a lagging node after failover,
+            // or a reorg to a shorter chain): nothing to decide until it reaches the block
+            // again, when the hash check below tells which.
+            self.stats.behind.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(direction = %dir, head, scanned = block,
+                "source head is below the last scanned block; waiting for the chain to reach it");
+            return Ok(None);
+        }
         // Checked on every step, new blocks or not: a reorg must halt as soon as it is seen.
         if let Some((block, stored)) = cursor.last {
             let canonical = self.canonical_hash(block).await?;

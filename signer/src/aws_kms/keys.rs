@@ -326,6 +326,22 @@ impl AwsKmsClient {
     }
 
     /// Runs one read-only call with the retry policy (its health counters are thrown away).
+    /// Schedules the deletion of `key_id` after `days` (KMS allows 7 to 30); the key cannot
+    /// sign from now on. For retiring a rotated-out operator key.
+    pub async fn schedule_key_deletion(&self, key_id: &str, days: i32) -> Result<(), AwsKmsError> {
+        self.call(|| async {
+            self.kms
+                .schedule_key_deletion()
+                .key_id(key_id)
+                .pending_window_in_days(days)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsKmsError::from_sdk("ScheduleKeyDeletion", key_id, e))
+        })
+        .await
+    }
+
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, AwsKmsError>
     where
         F: FnMut() -> Fut,

@@ -7,6 +7,7 @@
 //!        value == 0                  else Refused::NonZeroValue
 //!        no EIP-7702 authorizations, no blobs
 //!        selector ∈ handle…/admin    else Refused::UnknownSelector / MalformedCall
+//!        propose/accept, gas transfer only under a RotationPermit (rotation.rs), own seat only
 //!    ─> journal (votes only): New → Safe::Valid · Same → Safe::SameVote
 //!                             Conflict → Refused::ConflictingVote (counted, logged as error)
 //!    ─> backend sign_hash(tx.signature_hash())
@@ -17,6 +18,7 @@
 
 mod calldata;
 mod journal;
+mod rotation;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use serde::Deserialize;
 
 pub use calldata::{AllowedCall, Namespace};
 pub use journal::{Journal, JournalError, Recorded, VoteKey};
+pub use rotation::RotationPermit;
 
 use crate::{Signer, SignerError};
 
@@ -51,7 +54,8 @@ pub enum Safe {
     Valid,
     /// The identical vote was recorded before: a re-send.
     SameVote,
-    /// A key-rotation call (`proposeOperatorKey`, `acceptOperatorKey`); not a vote.
+    /// A key-rotation call (`proposeOperatorKey`, `acceptOperatorKey`, or a gas transfer
+    /// from the old key to the new one) within the guard's [`RotationPermit`]; not a vote.
     KeyRotation,
 }
 
@@ -99,6 +103,20 @@ pub enum Refused {
         function: &'static str,
         /// Decoder error.
         reason: String,
+    },
+    /// A key-rotation call by a guard without a [`RotationPermit`] (the running agent).
+    #[error("{function}: key-rotation calls are signed only by `bridge-agent keys rotate`")]
+    RotationNotPermitted {
+        /// Function signature.
+        function: &'static str,
+    },
+    /// A key-rotation call for another seat, key or recipient than the permit names.
+    #[error("{function}: outside this rotation's permit: {detail}")]
+    RotationOutsidePermit {
+        /// Function, or "gas transfer".
+        function: &'static str,
+        /// What differs.
+        detail: String,
     },
     /// A different vote was already signed for this nonce.
     #[error("CONFLICTING VOTE refused for {key}: journal holds {recorded}, attempted {attempted}")]
@@ -165,6 +183,7 @@ pub struct Guard<S> {
     bridge: Address,
     journal: Arc<Journal>,
     counters: GuardCounters,
+    rotation: Option<RotationPermit>,
 }
 
 impl<S: Signer> Guard<S> {
@@ -180,13 +199,32 @@ impl<S: Signer> Guard<S> {
 
     /// Wraps `signer` with an opened journal.
     pub fn new(signer: S, chain_id: u64, bridge: Address, journal: Journal) -> Self {
+        Self::with_journal(signer, chain_id, bridge, Arc::new(journal))
+    }
+
+    /// Wraps `signer` with a journal another guard uses too: a key switch keeps one journal
+    /// per chain, so the new key re-sends exactly the votes the old one journalled.
+    pub fn with_journal(signer: S, chain_id: u64, bridge: Address, journal: Arc<Journal>) -> Self {
         Self {
             signer,
             chain_id,
             bridge,
-            journal: Arc::new(journal),
+            journal,
             counters: GuardCounters::default(),
+            rotation: None,
         }
+    }
+
+    /// Allows the calls of one key rotation, `permit.old → permit.new`, and nothing wider
+    /// (see `rotation.rs`). Only `bridge-agent keys rotate` builds such a guard.
+    pub fn with_rotation_permit(mut self, permit: RotationPermit) -> Self {
+        self.rotation = Some(permit);
+        self
+    }
+
+    /// The journal, shareable with the guard of a new key.
+    pub fn shared_journal(&self) -> Arc<Journal> {
+        Arc::clone(&self.journal)
     }
 
     /// The wrapped signer.
@@ -212,12 +250,24 @@ impl<S: Signer> Guard<S> {
                 got: tx.chain_id(),
             });
         }
+        if tx.authorization_list().is_some_and(|a| !a.is_empty()) {
+            return Err(Refused::Authorizations);
+        }
+        if tx.blob_versioned_hashes().is_some_and(|b| !b.is_empty()) {
+            return Err(Refused::Blobs);
+        }
         match tx.to() {
             None => return Err(Refused::ContractCreation),
             Some(to) if to != self.bridge => {
-                return Err(Refused::WrongTo {
-                    expected: self.bridge,
-                    got: to,
+                rotation::check_transfer(
+                    self.rotation.as_ref(),
+                    self.signer.address(),
+                    self.bridge,
+                    to,
+                    tx.input(),
+                )?;
+                return Ok(AllowedCall::KeyRotation {
+                    function: "gas transfer",
                 });
             }
             Some(_) => {}
@@ -225,13 +275,16 @@ impl<S: Signer> Guard<S> {
         if !tx.value().is_zero() {
             return Err(Refused::NonZeroValue(tx.value()));
         }
-        if tx.authorization_list().is_some_and(|a| !a.is_empty()) {
-            return Err(Refused::Authorizations);
+        let call = calldata::decode(tx.input())?;
+        if let AllowedCall::KeyRotation { function } = call {
+            rotation::check_call(
+                self.rotation.as_ref(),
+                self.signer.address(),
+                function,
+                tx.input(),
+            )?;
         }
-        if tx.blob_versioned_hashes().is_some_and(|b| !b.is_empty()) {
-            return Err(Refused::Blobs);
-        }
-        calldata::decode(tx.input())
+        Ok(call)
     }
 
     /// Policy, then check-and-record in the journal. After `Ok`, the vote is durable.

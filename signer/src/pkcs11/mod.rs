@@ -3,6 +3,7 @@
 //! * [`Pkcs11Config`] — module path, token label, key label/id, PIN source.
 //! * [`Pkcs11Token`] — an opened token: list keys, show their attributes, generate keys.
 //! * [`Pkcs11Signer`] — a [`crate::Signer`] over one key, with a small session pool.
+//! * [`softhsm`] — SoftHSM2 token folders for development, CI and the demo.
 //!
 //! All PKCS#11 calls run in `tokio::task::spawn_blocking`. A session whose handle or login was
 //! lost (e.g. `C_CloseAllSessions`, token re-inserted) is replaced transparently.
@@ -12,6 +13,7 @@ mod error;
 mod keygen;
 mod keys;
 mod session_pool;
+pub mod softhsm;
 mod token;
 
 use std::fmt;
@@ -99,6 +101,39 @@ impl Pkcs11Token {
         blocking(move || {
             let session = token.login_session(true, false)?;
             keygen::generate(&session, &label, id, &token)
+        })
+        .await
+    }
+    /// Destroys the key pair matching `selector` (private key, and its public twin with the
+    /// same `CKA_ID`). For retiring a rotated-out operator key; there is no undo.
+    pub async fn destroy_key(&self, selector: &KeySelector) -> Result<(), Pkcs11Error> {
+        let (token, selector) = (Arc::clone(&self.handle), selector.clone());
+        blocking(move || {
+            let session = token.login_session(true, false)?;
+            let private = keys::find_private_key(&session, &selector, &token)?;
+            let id = session
+                .get_attributes(private, &[cryptoki::object::AttributeType::Id])
+                .map_err(|e| token.err(e))?
+                .into_iter()
+                .find_map(|a| match a {
+                    cryptoki::object::Attribute::Id(id) => Some(id),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            if !id.is_empty() {
+                let publics = session
+                    .find_objects(&[
+                        cryptoki::object::Attribute::Class(
+                            cryptoki::object::ObjectClass::PUBLIC_KEY,
+                        ),
+                        cryptoki::object::Attribute::Id(id),
+                    ])
+                    .map_err(|e| token.err(e))?;
+                for public in publics {
+                    session.destroy_object(public).map_err(|e| token.err(e))?;
+                }
+            }
+            session.destroy_object(private).map_err(|e| token.err(e))
         })
         .await
     }

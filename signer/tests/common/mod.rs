@@ -3,16 +3,16 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use alloy_primitives::{Address, B256, Signature};
 use async_trait::async_trait;
+use bridge_signer::pkcs11::softhsm::SoftHsmDir;
 use bridge_signer::pkcs11::{Pkcs11Config, Pkcs11Signer, Pkcs11Token};
 use bridge_signer::{Pin, PinSource, Signer, SignerError, signature};
 use k256::ecdsa::SigningKey;
 
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub use bridge_signer::pkcs11::softhsm::MODULE;
 pub const USER_PIN: &str = "user-pin-4711";
 pub const SO_PIN: &str = "so-pin-0815";
 /// Token most tests share (each test generates its own key on it).
@@ -43,17 +43,8 @@ pub fn softhsm() -> &'static Path {
             .tempdir()
             .expect("temp dir")
             .keep();
-        let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
+        let hsm = SoftHsmDir::create(&dir).unwrap();
+        let conf = hsm.conf.clone();
         // SAFETY (test only): runs once, inside the OnceLock initialiser, before any test
         // thread has loaded SoftHSM or reads SOFTHSM2_CONF; every test calls softhsm() first.
         unsafe {
@@ -61,17 +52,7 @@ pub fn softhsm() -> &'static Path {
             std::env::set_var(PIN_ENV, USER_PIN);
         }
         for label in [MAIN_TOKEN, WRONG_PIN_TOKEN, REOPEN_TOKEN] {
-            let out = Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--pin", USER_PIN, "--so-pin", SO_PIN])
-                .output()
-                .expect("softhsm2-util not found: install it with `apt-get install -y softhsm2`");
-            assert!(
-                out.status.success(),
-                "softhsm2-util --init-token {label} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            hsm.init_token(label, USER_PIN, SO_PIN).unwrap();
         }
         dir
     })

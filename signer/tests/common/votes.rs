@@ -11,6 +11,7 @@ sol! {
     function handleERC20Transfer(bytes32 requestTxHash, address from, address to, address tokenAddress, uint256 value, uint64 requestedNonce, uint64 requestedBlockNumber, bytes extraData);
     function setKLAYFee(uint256 fee, uint64 requestNonce);
     function proposeOperatorKey(address newOperator);
+    function acceptOperatorKey(address oldOperator);
     function transferOwnership(address newOwner);
 }
 
@@ -62,6 +63,18 @@ pub fn propose_key() -> Bytes {
     }
     .abi_encode()
     .into()
+}
+
+pub fn propose(new: Address) -> Bytes {
+    proposeOperatorKeyCall { newOperator: new }
+        .abi_encode()
+        .into()
+}
+
+pub fn accept(old: Address) -> Bytes {
+    acceptOperatorKeyCall { oldOperator: old }
+        .abi_encode()
+        .into()
 }
 
 pub fn transfer_ownership() -> Bytes {

@@ -1,0 +1,191 @@
+//! The running agent's side of a rotation: it switches each chain to the new key as soon as
+//! that chain's seat has moved, without a restart.
+//!
+//! ```text
+//! every SWITCH_POLL:  store: a rotation whose new key is known, not yet switched here?
+//!                       └> chain: operators(new) on that side's bridge?   (one view call)
+//!                            └> connect the new key ─> Guard (same journal) ─> TxManager
+//!                               ─> ActiveKey::switch (planner's next vote uses it)
+//!                               ─> store: switch:<side>
+//! ```
+//!
+//! The old key's tx manager is dropped from the planner at once; votes it already had in
+//! flight finish (they may revert with `NotOperator` if mined after the accept, and recovery or
+//! the other operators cover them). The new key's guard shares the chain's vote journal, so it
+//! re-sends exactly the votes the old key journalled and never a different one.
+
+use super::store::{RotationStore, Step};
+use crate::chain::ChainClient;
+use crate::config::{AgentConfig, Side};
+use crate::contracts::Bridge;
+use crate::txmgr::{TxManager, TxManagerConfig};
+use alloy::primitives::Address;
+use bridge_signer::Guard;
+use bridge_signer::guard::Journal;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the agent looks for a rotation in its store.
+pub const SWITCH_POLL: Duration = Duration::from_millis(500);
+
+/// The tx manager a planner submits through: the key that holds the seat. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ActiveKey {
+    inner: Arc<RwLock<TxManager>>,
+}
+
+impl ActiveKey {
+    pub fn new(txm: TxManager) -> Self {
+        Self {
+            inner: Arc::new(RwLock::new(txm)),
+        }
+    }
+
+    /// The tx manager of the key in use now.
+    pub fn current(&self) -> TxManager {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The address in use now.
+    pub fn address(&self) -> Address {
+        self.current().address()
+    }
+
+    /// Puts `txm` in use; returns the one it replaces.
+    pub fn switch(&self, txm: TxManager) -> TxManager {
+        std::mem::replace(
+            &mut *self
+                .inner
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            txm,
+        )
+    }
+}
+
+impl From<TxManager> for ActiveKey {
+    fn from(txm: TxManager) -> Self {
+        Self::new(txm)
+    }
+}
+
+/// What the switch needs per chain.
+pub struct SwitchSide {
+    pub side: Side,
+    pub client: ChainClient,
+    pub key: ActiveKey,
+    pub journal: Arc<Journal>,
+    pub txm_config: TxManagerConfig,
+    /// Signer health and guard counters are re-registered for the new key.
+    pub metrics: Arc<crate::metrics::AgentMetrics>,
+}
+
+/// Watches the store for rotations and switches each chain's key once its seat moved. Runs
+/// until `shutdown`.
+pub async fn watch(cfg: AgentConfig, sides: Vec<SwitchSide>, shutdown: CancellationToken) {
+    let store = match RotationStore::open(cfg.store_path()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "key switch disabled: cannot open the rotation records");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(SWITCH_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let rotation = match store.latest() {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the rotation records");
+                continue;
+            }
+        };
+        let Some(new) = rotation.new else { continue };
+        for s in &sides {
+            let current = s.key.address();
+            if current == new || current != rotation.old {
+                if current == new && !rotation.done(Step::Switch(s.side)) {
+                    let _ = store.record(rotation.id, Step::Switch(s.side), &new.to_string());
+                }
+                continue;
+            }
+            let accepted = rotation.done(Step::Accept(s.side)) || {
+                let (bridge, client) = (s.txm_config.bridge, s.client.clone());
+                client
+                    .run("Bridge.operators", move |p| async move {
+                        Bridge::new(bridge, p).operators(new).call().await
+                    })
+                    .await
+                    .unwrap_or(false)
+            };
+            if !accepted {
+                continue;
+            }
+            match switch_side(&cfg, s, &rotation.new_key, new, &shutdown).await {
+                Ok(()) => {
+                    tracing::info!(chain = %s.side, old = %rotation.old, new = %new,
+                        "key switched: votes on this chain are now signed by the new key");
+                    if let Err(e) =
+                        store.record(rotation.id, Step::Switch(s.side), &new.to_string())
+                    {
+                        tracing::warn!(error = %e, "cannot record the key switch");
+                    }
+                }
+                Err(e) => tracing::warn!(chain = %s.side, error = %e,
+                    "cannot switch to the new key yet; retrying"),
+            }
+        }
+    }
+}
+
+async fn switch_side(
+    cfg: &AgentConfig,
+    s: &SwitchSide,
+    key: &super::store::NewKey,
+    new: Address,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    let signer_cfg =
+        super::keys::rotated(cfg.signer_for(s.side), key).map_err(|e| e.to_string())?;
+    let signer = signer_cfg.connect().await.map_err(|e| e.to_string())?;
+    let address = signer.address();
+    if address != new {
+        return Err(format!(
+            "the recorded new key signs as {address}, the rotation names {new}; not switching"
+        ));
+    }
+    {
+        let chain = cfg.chain(s.side);
+        let guard = Arc::new(Guard::with_journal(
+            signer,
+            chain.chain_id,
+            chain.bridge,
+            Arc::clone(&s.journal),
+        ));
+        let txm = TxManager::start(
+            s.txm_config.clone(),
+            s.client.clone(),
+            Arc::clone(&guard),
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let g = Arc::clone(&guard);
+        s.metrics
+            .register_signer(s.side, move || g.signer().health().map(|h| h.snapshot()));
+        s.metrics.register_guard(s.side, move || {
+            crate::metrics::GuardStats::from(guard.counters())
+        });
+        let _old = s.key.switch(txm);
+    }
+    Ok(())
+}

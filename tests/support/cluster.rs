@@ -1,0 +1,692 @@
+//! The high-availability harness: N `bridge-agent run` processes (the built binary) on the anvil
+//! devnet, each with its own config, store, journal and log; operator keys in SoftHSM, or in
+//! hsm-sim behind the aws-kms backend for chosen agents; a fault proxy between every agent and
+//! each chain; stop, kill -9 and restart; and the invariants checked at the end.
+//!
+//! Scenarios in one test binary run one at a time (a process-wide lock): each starts two chains
+//! and N agents, which is all two cores can take. The SoftHSM tokens are made once per process
+//! (SoftHSM reads its token folder when the module is first loaded) and reused by every
+//! scenario, each on fresh chains.
+
+use super::proxy::{FaultProxy, Mode};
+use alloy::primitives::{Address, B256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use bridge_agent::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
+use bridge_agent::demo::traffic::Traffic;
+use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
+use bridge_signer::Pin;
+use bridge_signer::pkcs11::Pkcs11Token;
+pub use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
+
+pub const PIN: &str = "ha-harness-pin-1618";
+/// SoftHSM operator keys made per process (scenarios use the first N).
+const SOFTHSM_KEYS: usize = 4;
+
+static SCENARIO: Mutex<()> = Mutex::const_new(());
+static SOFTHSM: OnceCell<SoftHsm> = OnceCell::const_new();
+
+/// `BRIDGE_SOAK=1` scales load and durations up for long runs; CI runs the bounded version.
+pub fn soak() -> bool {
+    std::env::var("BRIDGE_SOAK").is_ok_and(|v| v == "1")
+}
+
+/// `bounded` in CI, `soak` with `BRIDGE_SOAK=1`.
+pub fn scaled(bounded: usize, soak_value: usize) -> usize {
+    if soak() { soak_value } else { bounded }
+}
+
+/// The process's SoftHSM: one token per operator key, so agents never log in to the same token.
+pub struct SoftHsm {
+    pub conf: PathBuf,
+    pub keys: Vec<Address>,
+}
+
+impl SoftHsm {
+    pub fn token_label(i: usize) -> String {
+        format!("ha-op{}", i + 1)
+    }
+
+    /// Opens operator `i`'s token in this process: what an attacker on that host could do.
+    pub async fn token(i: usize) -> Pkcs11Token {
+        Pkcs11Token::open(MODULE, &Self::token_label(i), Pin::new(PIN))
+            .await
+            .expect("open the operator's token")
+    }
+}
+
+async fn softhsm() -> &'static SoftHsm {
+    SOFTHSM
+        .get_or_init(|| async {
+            assert!(
+                Path::new(MODULE).is_file(),
+                "{MODULE} missing: run ./scripts/setup"
+            );
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("ha-softhsm-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let hsm = SoftHsmDir::create(&dir).unwrap();
+            // SAFETY: set once, under the scenario lock, before this process loads SoftHSM.
+            unsafe { std::env::set_var("SOFTHSM2_CONF", &hsm.conf) };
+            for i in 0..SOFTHSM_KEYS {
+                hsm.init_token(&SoftHsm::token_label(i), PIN, "ha-so-pin")
+                    .unwrap();
+            }
+            let mut keys = Vec::new();
+            for i in 0..SOFTHSM_KEYS {
+                let token = SoftHsm::token(i).await;
+                keys.push(token.generate_key("operator", None).await.unwrap().address);
+            }
+            SoftHsm {
+                conf: hsm.conf,
+                keys,
+            }
+        })
+        .await
+}
+
+/// What a scenario needs.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub operators: usize,
+    pub threshold: u8,
+    /// Agents (0-based) signing through hsm-sim (aws-kms backend) rather than SoftHSM.
+    pub kms: Vec<usize>,
+    /// (agent, parent side?) links that get the chain's direct endpoint as a second RPC
+    /// endpoint behind the proxied one.
+    pub backup_rpc: Vec<(usize, bool)>,
+    /// Confirmations on the parent chain (requests parent → child).
+    pub parent_confirmations: u64,
+    pub recovery_secs: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            operators: 4,
+            threshold: 3,
+            kms: Vec::new(),
+            backup_rpc: Vec::new(),
+            parent_confirmations: 0,
+            recovery_secs: 2,
+        }
+    }
+}
+
+/// One operator's agent.
+pub struct Node {
+    pub index: usize,
+    pub address: Address,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    pub metrics_port: u16,
+    kms: bool,
+    /// Between this agent and the parent chain, and the child chain.
+    pub parent_proxy: FaultProxy,
+    pub child_proxy: FaultProxy,
+    process: Option<Child>,
+}
+
+impl Node {
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.process {
+            Some(c) => c.try_wait().ok().flatten().is_none(),
+            None => false,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn proxy(&self, parent: bool) -> &FaultProxy {
+        if parent {
+            &self.parent_proxy
+        } else {
+            &self.child_proxy
+        }
+    }
+}
+
+pub struct Cluster {
+    pub devnet: Arc<Devnet>,
+    pub nodes: Vec<Node>,
+    pub sim: Option<hsm_sim::HsmSim>,
+    pub dir: tempfile::TempDir,
+    /// Operators whose keys a test used outside their agents: their votes on chain need not
+    /// match their journals.
+    pub compromised: Vec<usize>,
+    softhsm_conf: PathBuf,
+    _scenario: MutexGuard<'static, ()>,
+}
+
+impl Cluster {
+    /// Starts the devnet with the operators registered and every agent running.
+    pub async fn start(opts: ClusterOptions) -> Cluster {
+        let lock = SCENARIO.lock().await;
+        let hsm = softhsm().await;
+        let dir = tempfile::tempdir().unwrap();
+        let sim = if opts.kms.is_empty() {
+            None
+        } else {
+            Some(
+                hsm_sim::HsmSim::start(hsm_sim::Config::default())
+                    .await
+                    .unwrap(),
+            )
+        };
+        let mut operators = Vec::new();
+        for i in 0..opts.operators {
+            let address = match &sim {
+                Some(sim) if opts.kms.contains(&i) => kms_key(sim, &format!("ha-op{}", i + 1)),
+                _ => hsm.keys[i],
+            };
+            operators.push(address);
+        }
+        let devnet = Devnet::start(DevnetOptions {
+            dir: dir.path().join("chains"),
+            operators: operators.clone(),
+            value_transfer_threshold: opts.threshold,
+            configuration_threshold: opts.threshold,
+            ..DevnetOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut nodes = Vec::new();
+        for (i, address) in operators.into_iter().enumerate() {
+            let parent_proxy = FaultProxy::start(&devnet.parent.rpc_url()).await;
+            let child_proxy = FaultProxy::start(&devnet.child.rpc_url()).await;
+            let data_dir = dir.path().join(format!("op{}", i + 1));
+            let metrics_port = free_port();
+            let kms = opts.kms.contains(&i);
+            let signer = match &sim {
+                Some(sim) if kms => format!(
+                    "[signer]\nbackend = \"aws-kms\"\nkey_id = \"alias/ha-op{}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
+                    i + 1,
+                    sim.endpoint()
+                ),
+                _ => format!(
+                    "[signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{}\"\nkey_label = \"operator\"\n\
+                     pin = {{ env = \"BRIDGE_PKCS11_PIN\" }}\n",
+                    SoftHsm::token_label(i)
+                ),
+            };
+            let chain = |name: &str, s: &Side, proxy: &FaultProxy, confirmations: u64| {
+                let parent = name == "parent";
+                let mut rpc = vec![format!("\"{}\"", proxy.url("http"))];
+                if opts.backup_rpc.contains(&(i, parent)) {
+                    rpc.push(format!("\"{}\"", s.rpc_url()));
+                }
+                format!(
+                    "[{name}]\nchain_id = {}\nrpc = [{}]\nws = \"{}\"\nbridge = \"{}\"\ndeploy_block = {}\n\
+                     confirmations = {confirmations}\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\nmin_balance = \"1\"\n\n\
+                     [{name}.fees]\nbump_after_secs = 5\n",
+                    s.chain_id,
+                    rpc.join(", "),
+                    proxy.url("ws"),
+                    s.bridge,
+                    s.bridge_deploy_block
+                )
+            };
+            let text = format!(
+                "[agent]\ndata_dir = \"{}\"\nname = \"ha-op{}\"\n\n[http]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n\
+                 [log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = {}\n\n{signer}\n{}\n{}",
+                data_dir.display(),
+                i + 1,
+                opts.recovery_secs,
+                chain(
+                    "parent",
+                    &devnet.parent,
+                    &parent_proxy,
+                    opts.parent_confirmations
+                ),
+                chain("child", &devnet.child, &child_proxy, 0),
+            );
+            let config = dir.path().join(format!("op{}.toml", i + 1));
+            std::fs::write(&config, text).unwrap();
+            nodes.push(Node {
+                index: i,
+                address,
+                config,
+                data_dir,
+                log: dir.path().join(format!("op{}.log", i + 1)),
+                metrics_port,
+                kms,
+                parent_proxy,
+                child_proxy,
+                process: None,
+            });
+        }
+        let mut cluster = Cluster {
+            devnet: Arc::new(devnet),
+            nodes,
+            sim,
+            dir,
+            compromised: Vec::new(),
+            softhsm_conf: hsm.conf.clone(),
+            _scenario: lock,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.start_agent(i).await;
+        }
+        cluster
+    }
+
+    /// Starts agent `i` and waits until it logs that it runs (its log is appended to).
+    pub async fn start_agent(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(!node.is_running(), "agent {i} is already running");
+        let before = node.log_text().matches("agent running").count();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bridge-agent"));
+        cmd.args(["run", "--config"])
+            .arg(&node.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if node.kms {
+            kms_env(&mut cmd);
+        } else {
+            cmd.env("SOFTHSM2_CONF", &self.softhsm_conf)
+                .env("BRIDGE_PKCS11_PIN", PIN);
+        }
+        node.process = Some(cmd.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = node.log_text();
+            if text.matches("agent running").count() > before {
+                return;
+            }
+            if let Some(Some(status)) = node.process.as_mut().map(|c| c.try_wait().unwrap()) {
+                panic!("agent {i} exited at start ({status}):\n{}", tail(&text, 30));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent {i} did not start within 60 s:\n{}",
+                tail(&text, 30)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM to agent `i`; asserts it exits cleanly within 30 s.
+    pub async fn stop_agent(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let Some(mut child) = node.process.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "agent {i} exited with {status}:\n{}",
+                    tail(&node.log_text(), 30)
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "agent {i} ignored SIGTERM for 30 s:\n{}",
+                    tail(&node.log_text(), 30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// kill -9 agent `i`.
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The last lines of every agent's log, for failure reports.
+    pub fn log_tails(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- op{} log ---\n{}", n.index + 1, tail(&n.log_text(), 25)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Sum of a metric's samples (all label sets) on agent `i`'s /metrics.
+    pub async fn metric(&self, i: usize, name: &str) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.nodes[i].metrics_port);
+        let body = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until every request `traffic` sent executed, or panics after `timeout` with the
+    /// agents' log tails.
+    pub async fn wait_executed(&self, traffic: &Traffic, timeout: Duration) {
+        let d = &self.devnet;
+        let want = |p2c: bool| traffic.sent().iter().filter(|s| s.p2c == p2c).count() as u64;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = lower_handle_nonce(&d.child).await;
+            let parent = lower_handle_nonce(&d.parent).await;
+            if child >= want(true) && parent >= want(false) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not all executed within {timeout:?}: parent → child {child}/{}, child → parent \
+                 {parent}/{}\n{}",
+                want(true),
+                want(false),
+                self.log_tails()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The end-of-scenario invariants: every request executed exactly once with no gap,
+    /// balances conserved and delivered, no operator's journal conflicts with its votes on
+    /// chain, no operator left with a stuck nonce.
+    pub async fn check_invariants(&self, traffic: &Traffic) {
+        let d = &self.devnet;
+        for (source, dest, p2c) in [(&d.parent, &d.child, true), (&d.child, &d.parent, false)] {
+            let requested = request_nonce(source).await;
+            let sent = traffic.sent().iter().filter(|s| s.p2c == p2c).count() as u64;
+            assert_eq!(requested, sent, "requests on the source (p2c {p2c})");
+            let mut executed = handled_nonces(dest).await;
+            let count = executed.len();
+            executed.sort_unstable();
+            executed.dedup();
+            assert_eq!(
+                executed.len(),
+                count,
+                "a request executed twice (p2c {p2c})\n{}",
+                self.log_tails()
+            );
+            assert_eq!(
+                executed,
+                (0..requested).collect::<Vec<_>>(),
+                "executed nonces must be exactly 0..{requested} (p2c {p2c})\n{}",
+                self.log_tails()
+            );
+        }
+        let lines = traffic
+            .reconcile(d)
+            .await
+            .unwrap_or_else(|e| panic!("balances: {e}\n{}", self.log_tails()));
+        assert!(!lines.is_empty());
+        for node in &self.nodes {
+            self.check_journals(node).await;
+        }
+        self.check_no_stuck_nonce().await;
+    }
+
+    /// Each journal: no conflicting vote attempted, and every vote of this operator on chain
+    /// is the one its journal recorded.
+    async fn check_journals(&self, node: &Node) {
+        let d = &self.devnet;
+        for (side, name) in [(&d.parent, "parent"), (&d.child, "child")] {
+            let path = node.data_dir.join(format!("journal-{name}.sqlite"));
+            if !path.exists() {
+                continue;
+            }
+            let conn = rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .unwrap();
+            let conflicts: i64 = conn
+                .query_row("SELECT COUNT(*) FROM conflicts", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(
+                conflicts,
+                0,
+                "op{} {name} journal refused a conflicting vote",
+                node.index + 1
+            );
+            let mut stmt = conn
+                .prepare("SELECT nonce, vote_hash FROM votes WHERE namespace = 'request'")
+                .unwrap();
+            let journal: std::collections::HashMap<u64, B256> = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        B256::from_slice(&r.get::<_, Vec<u8>>(1)?),
+                    ))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let bridge = Bridge::new(side.bridge, side.reader());
+            for nonce in 0..request_nonce(if name == "child" { &d.parent } else { &d.child }).await
+            {
+                let on_chain = bridge
+                    .voteOf(VOTE_TYPE_VALUE_TRANSFER, nonce, node.address)
+                    .call()
+                    .await
+                    .unwrap();
+                if on_chain != B256::ZERO && !self.compromised.contains(&node.index) {
+                    assert_eq!(
+                        journal.get(&nonce),
+                        Some(&on_chain),
+                        "op{} voted on {name} nonce {nonce} without (or unlike) its journal",
+                        node.index + 1
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every operator's pending nonce equals its mined nonce on both chains (within 30 s: a
+    /// replacement may still be on its way).
+    async fn check_no_stuck_nonce(&self) {
+        let d = &self.devnet;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            for side in [&d.parent, &d.child] {
+                let p = side.reader();
+                loop {
+                    let latest = p
+                        .get_transaction_count(node.address)
+                        .latest()
+                        .await
+                        .unwrap();
+                    let pending = p
+                        .get_transaction_count(node.address)
+                        .pending()
+                        .await
+                        .unwrap();
+                    if latest == pending {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "op{} has a stuck nonce on chain {}: mined {latest}, pending {pending}\n{}",
+                        node.index + 1,
+                        side.chain_id,
+                        self.log_tails()
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Sets every proxy of agent `i` toward one chain.
+    pub fn link(&self, i: usize, parent: bool, mode: Mode) {
+        self.nodes[i].proxy(parent).set(mode);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill_agent(i);
+        }
+    }
+}
+
+/// Runs `n` transfers from a task, `pause` apart; returns the traffic when done.
+pub fn spawn_load(
+    devnet: Arc<Devnet>,
+    n: usize,
+    pause: Duration,
+) -> tokio::task::JoinHandle<Traffic> {
+    tokio::spawn(async move {
+        let mut traffic = Traffic::new(&devnet);
+        for _ in 0..n {
+            traffic
+                .send_next(&devnet)
+                .await
+                .unwrap_or_else(|e| panic!("sending a transfer: {e}"));
+            tokio::time::sleep(pause).await;
+        }
+        traffic
+    })
+}
+
+pub async fn request_nonce(side: &Side) -> u64 {
+    Bridge::new(side.bridge, side.reader())
+        .requestNonce()
+        .call()
+        .await
+        .unwrap()
+}
+
+pub async fn lower_handle_nonce(side: &Side) -> u64 {
+    Bridge::new(side.bridge, side.reader())
+        .lowerHandleNonce()
+        .call()
+        .await
+        .unwrap()
+}
+
+/// Every HandleValueTransfer's request nonce on `dest`, in log order.
+pub async fn handled_nonces(dest: &Side) -> Vec<u64> {
+    let filter = Filter::new()
+        .address(dest.bridge)
+        .from_block(dest.bridge_deploy_block)
+        .event_signature(Bridge::HandleValueTransfer::SIGNATURE_HASH);
+    dest.reader()
+        .get_logs(&filter)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.log_decode::<Bridge::HandleValueTransfer>()
+                .unwrap()
+                .inner
+                .data
+                .handleNonce
+        })
+        .collect()
+}
+
+/// Environment for a process using the hsm-sim KMS (it accepts any credentials).
+fn kms_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "ha-harness")
+        .env("AWS_SECRET_ACCESS_KEY", "ha-harness-not-a-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+}
+
+/// A new hsm-sim key with alias `alias/LABEL`, through `bridge-agent keys generate`; its address.
+fn kms_key(sim: &hsm_sim::HsmSim, label: &str) -> Address {
+    let out = kms_env(&mut Command::new(env!("CARGO_BIN_EXE_bridge-agent")))
+        .args([
+            "keys",
+            "generate",
+            "--backend",
+            "aws-kms",
+            "--region",
+            "us-east-1",
+        ])
+        .args(["--endpoint", &sim.endpoint(), "--label", label, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys generate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["address"].as_str().unwrap().parse().unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A small deterministic generator for random schedules (the seed is printed, so a failing run
+/// can be replayed with `HA_SEED`).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_env(scenario: &str) -> Self {
+        let seed = std::env::var("HA_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("{scenario}: HA_SEED={seed}");
+        Self(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo).max(1)
+    }
+
+    pub fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(self.range(lo, hi))
+    }
+}

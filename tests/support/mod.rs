@@ -1,0 +1,6 @@
+//! Code shared by the end-to-end tests (each test file includes what it uses with `mod support;`).
+#![allow(dead_code)]
+
+pub mod agent;
+pub mod cluster;
+pub mod proxy;
