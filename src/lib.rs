@@ -18,6 +18,7 @@ pub mod demo;
 pub mod devnet;
 pub mod direction;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod planner;
 pub mod recovery;

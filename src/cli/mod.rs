@@ -163,13 +163,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` overrides `default`.
+/// Logs go to stderr; `RUST_LOG` overrides `default`; credential-printing modules are capped.
 fn init_logging(default: &str) {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default.into()),
-        )
+        .with_env_filter(bridge_agent::logging::env_filter(
+            &bridge_agent::logging::directive(default),
+        ))
         .with_writer(std::io::stderr)
         .init();
 }

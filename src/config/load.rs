@@ -233,7 +233,7 @@ fn serde_problem(value: &Spanned<DeValue<'_>>, name: &str, e: &toml::de::Error) 
     if let Some(span) = e.span() {
         descend(value, &span, &mut path);
     }
-    let message = e.message().trim_end().to_owned();
+    let message = redact_echoed_string(e.message().trim_end(), &path);
     // Serde names the field in the message; the span points at the enclosing table.
     for (prefix, reason) in [
         ("missing field `", "is required but missing"),
@@ -332,4 +332,32 @@ fn locate_path(index: &[(String, Range<usize>)], path: &str) -> Option<Range<usi
         let cut = p.rfind(['.', '['])?;
         p = &p[..cut];
     }
+}
+
+/// Serde quotes the value it could not use (`invalid type: string "…", expected …`). A URL may
+/// carry an API key and a PIN is a PIN, so such a value is not repeated (found by
+/// `tests/secrets_redacted.rs`: `rpc = "https://…/KEY"` echoed the key).
+fn redact_echoed_string(message: &str, path: &str) -> String {
+    const OPEN: &str = "string \"";
+    let Some(start) = message.find(OPEN) else {
+        return message.to_owned();
+    };
+    let value_start = start + OPEN.len();
+    let rest = &message[value_start..];
+    let Some(end) = rest.find("\", expected").or_else(|| rest.rfind('"')) else {
+        return message.to_owned();
+    };
+    let value = &rest[..end];
+    let secret_place = [".rpc", ".ws", ".endpoint", ".pin"]
+        .iter()
+        .any(|k| path.contains(k))
+        || path.starts_with("pin");
+    if !(secret_place || value.contains("://") || value.contains('@')) {
+        return message.to_owned();
+    }
+    format!(
+        "{}a string (not shown: it may carry a secret){}",
+        &message[..start],
+        &rest[end + 1..]
+    )
 }

@@ -65,7 +65,7 @@ pub struct LogSection {
     #[serde(default)]
     pub format: LogFormat,
     /// A `tracing` `EnvFilter` directive, e.g. `"info"` or `"info,bridge_agent=debug"`.
-    /// Default `"info"`. `RUST_LOG` is not consulted: the file is the one source.
+    /// Default `"info"`. `RUST_LOG`, when set, takes its place (`src/cli/run.rs`).
     #[serde(default = "default_level")]
     pub level: String,
 }

@@ -36,7 +36,9 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-/// Decodes one request log; anything malformed is an error naming the log.
+/// Decodes one request log; anything malformed is an error naming the log. Only the canonical
+/// encoding is accepted (clean padding in topics and data, no extra bytes or topics): the
+/// bridge emits nothing else, so anything else did not come from it.
 pub fn decode_request(log: &Log) -> Result<Request, DecodeError> {
     let bad = |reason: String| DecodeError {
         tx_hash: log.transaction_hash.unwrap_or_default(),
@@ -51,12 +53,24 @@ pub fn decode_request(log: &Log) -> Result<Request, DecodeError> {
         .ok_or_else(|| bad("log has no block number (pending log?)".into()))?;
     let token_type =
         |t: u8| TokenType::try_from(t).map_err(|t| bad(format!("unknown token type {t}")));
+    let canonical = |encoded: alloy::primitives::LogData| {
+        if encoded == log.inner.data {
+            Ok(())
+        } else {
+            Err(bad(
+                "not the canonical encoding of the event (dirty padding in a topic or \
+                     the data, extra bytes or topics)"
+                    .into(),
+            ))
+        }
+    };
     match log.topic0() {
         Some(&Bridge::RequestValueTransfer::SIGNATURE_HASH) => {
             let e = log
                 .log_decode::<Bridge::RequestValueTransfer>()
                 .map_err(|e| bad(e.to_string()))?;
             let e = e.inner.data;
+            canonical(e.encode_log_data())?;
             Ok(Request {
                 tx_hash,
                 block_number,
@@ -76,11 +90,19 @@ pub fn decode_request(log: &Log) -> Result<Request, DecodeError> {
                 .log_decode::<Bridge::RequestValueTransferEncoded>()
                 .map_err(|e| bad(e.to_string()))?;
             let e = e.inner.data;
+            canonical(e.encode_log_data())?;
             if e.encodingVer != ENCODING_VER_ERC721_URI {
                 return Err(bad(format!("unsupported encodingVer {}", e.encodingVer)));
             }
-            let uri =
-                String::abi_decode(&e.encodedData).map_err(|e| bad(format!("token URI: {e}")))?;
+            // Strictly: `abi.encode(string)` exactly, and UTF-8. A lossy decode would mint
+            // the token with a URI its owner never had.
+            let raw =
+                Bytes::abi_decode(&e.encodedData).map_err(|e| bad(format!("token URI: {e}")))?;
+            if raw.abi_encode() != e.encodedData.as_ref() {
+                return Err(bad("token URI: not the canonical abi.encode(string)".into()));
+            }
+            let uri = String::from_utf8(raw.to_vec())
+                .map_err(|e| bad(format!("token URI is not UTF-8: {e}")))?;
             Ok(Request {
                 tx_hash,
                 block_number,
@@ -179,6 +201,21 @@ mod tests {
         let data = truncated.data[..40].to_vec();
         truncated = LogData::new_unchecked(truncated.topics().to_vec(), data.into());
         assert!(!reason(rpc_log(truncated)).is_empty());
+        // Found by tests/proptest_decode.rs: an address topic with dirty high bytes decoded
+        // (truncated) instead of being refused.
+        let mut dirty = native(0);
+        let mut topics = dirty.topics().to_vec();
+        topics[1].0[0] = 0x59;
+        dirty = LogData::new_unchecked(topics, dirty.data.clone());
+        assert!(reason(rpc_log(dirty)).starts_with("not the canonical encoding"));
+        let mut padded = native(0);
+        let mut data = padded.data.to_vec();
+        data.extend_from_slice(&[0; 32]);
+        padded = LogData::new_unchecked(padded.topics().to_vec(), data.into());
+        assert!(reason(rpc_log(padded)).starts_with("not the canonical encoding"));
+        // Also found there: a token URI that is not UTF-8 was decoded lossily (U+FFFD).
+        let not_utf8 = Bytes::from_static(b"\xff\xfe").abi_encode();
+        assert!(reason(rpc_log(encoded(2, not_utf8.into()))).starts_with("token URI is not UTF-8"));
         let other = LogData::new_unchecked(vec![B256::repeat_byte(9)], Bytes::new());
         assert_eq!(reason(rpc_log(other)), "not a request event");
         let mut pending = rpc_log(native(0));

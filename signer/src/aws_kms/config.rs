@@ -106,12 +106,11 @@ pub(crate) fn location_problems(
             .strip_prefix("https://")
             .or_else(|| endpoint.strip_prefix("http://"));
         match rest {
+            // Not echoed: without a scheme it cannot be parsed, so nothing can be redacted.
             None => out.push((
                 format!("{path}.endpoint"),
-                format!(
-                    "{} must start with http:// or https://",
-                    redact_url(endpoint)
-                ),
+                "must start with http:// or https:// (e.g. \"https://kms.ap-northeast-2.amazonaws.com\")"
+                    .into(),
             )),
             Some(rest) => {
                 let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -124,6 +123,12 @@ pub(crate) fn location_problems(
                     ));
                 } else if authority.is_empty() {
                     out.push((format!("{path}.endpoint"), "has no host".into()));
+                } else if rest.contains('?') {
+                    // The SDK ignores it (and logs it, warning): a query could only leak.
+                    out.push((
+                        format!("{path}.endpoint"),
+                        "must not carry a query string (the AWS SDK ignores it)".into(),
+                    ));
                 }
             }
         }

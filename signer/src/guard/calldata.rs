@@ -64,21 +64,34 @@ impl AllowedCall {
     }
 }
 
-/// Decodes `input` strictly (canonical ABI encoding only).
+/// Decodes `input` strictly: canonical ABI encoding only. The decoder's own validation lets
+/// trailing bytes through, so the call must also re-encode to exactly `input` (found by
+/// `tests/proptest_guard.rs`): the vote key is `keccak256(calldata)`, and a padded vote would
+/// be journaled for its nonce yet never match the other operators' votes.
 pub fn decode(input: &[u8]) -> Result<AllowedCall, Refused> {
     let Some(selector) = input.get(..4) else {
         return Err(Refused::NoSelector);
     };
     let selector: [u8; 4] = selector.try_into().map_err(|_| Refused::NoSelector)?;
+    fn strict<C: SolCall>(input: &[u8]) -> Result<C, Refused> {
+        let call = C::abi_decode_validate(input).map_err(|e| Refused::MalformedCall {
+            function: C::SIGNATURE,
+            reason: e.to_string(),
+        })?;
+        if call.abi_encode() != input {
+            return Err(Refused::MalformedCall {
+                function: C::SIGNATURE,
+                reason: "not the canonical ABI encoding (extra or non-zero padding bytes)".into(),
+            });
+        }
+        Ok(call)
+    }
     fn vote<C: SolCall>(
         input: &[u8],
         namespace: Namespace,
         nonce: impl FnOnce(&C) -> u64,
     ) -> Result<AllowedCall, Refused> {
-        let call = C::abi_decode_validate(input).map_err(|e| Refused::MalformedCall {
-            function: C::SIGNATURE,
-            reason: e.to_string(),
-        })?;
+        let call = strict::<C>(input)?;
         Ok(AllowedCall::Vote {
             function: name_of(C::SIGNATURE),
             namespace,
@@ -86,10 +99,7 @@ pub fn decode(input: &[u8]) -> Result<AllowedCall, Refused> {
         })
     }
     fn rotation<C: SolCall>(input: &[u8]) -> Result<AllowedCall, Refused> {
-        C::abi_decode_validate(input).map_err(|e| Refused::MalformedCall {
-            function: C::SIGNATURE,
-            reason: e.to_string(),
-        })?;
+        strict::<C>(input)?;
         Ok(AllowedCall::KeyRotation {
             function: name_of(C::SIGNATURE),
         })
@@ -121,4 +131,37 @@ pub fn decode(input: &[u8]) -> Result<AllowedCall, Refused> {
 
 fn name_of(signature: &'static str) -> &'static str {
     signature.split('(').next().unwrap_or(signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Address, B256, Bytes, U256};
+
+    /// Found by tests/proptest_guard.rs: trailing bytes after a valid call were accepted.
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let call = handleKLAYTransferCall {
+            requestTxHash: B256::repeat_byte(1),
+            from: Address::repeat_byte(2),
+            to: Address::repeat_byte(3),
+            value: U256::from(4),
+            requestedNonce: 5,
+            requestedBlockNumber: 6,
+            extraData: Bytes::new(),
+        }
+        .abi_encode();
+        assert!(matches!(
+            decode(&call),
+            Ok(AllowedCall::Vote { nonce: 5, .. })
+        ));
+        for extra in [&[0u8][..], &[0; 32], &[5, 126, 186]] {
+            let mut padded = call.clone();
+            padded.extend_from_slice(extra);
+            assert!(
+                matches!(decode(&padded), Err(Refused::MalformedCall { ref reason, .. }) if reason.contains("canonical")),
+                "{extra:?}"
+            );
+        }
+    }
 }
