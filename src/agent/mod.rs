@@ -36,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Votes planned at once per direction.
 const PLANS_IN_FLIGHT: usize = 16;
+/// Signer connection attempts at start (transient failures only), 250 ms apart, doubling.
+const SIGNER_CONNECT_ATTEMPTS: u32 = 5;
 /// How often each direction's auditor reads the destination's new votes.
 const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
@@ -120,10 +122,8 @@ async fn chain_parts(
         .await
         .map_err(|source| AgentError::Chain { side, source })?;
     // The key holding the seat: the config's, or the one a rotation moved the seat to.
-    let signer: Arc<dyn Signer> = crate::rotation::keys::seated(cfg, side, rotations)?
-        .connect()
-        .await
-        .map_err(|source| AgentError::Signer { side, source })?;
+    let seated = crate::rotation::keys::seated(cfg, side, rotations)?;
+    let signer: Arc<dyn Signer> = connect_signer(&seated, side).await?;
     let operator = signer.address();
     let guard = Arc::new(
         Guard::open(signer, &cfg.guard_config(side))
@@ -145,6 +145,28 @@ async fn chain_parts(
         guard,
         operator,
     })
+}
+
+/// Connects the signer, retrying a transient failure (a token busy with another process's
+/// login, a KMS throttling) a few times before giving up: agents on one host often start
+/// together.
+async fn connect_signer(
+    config: &bridge_signer::SignerConfig,
+    side: Side,
+) -> Result<Arc<dyn Signer>, AgentError> {
+    let mut delay = Duration::from_millis(250);
+    for attempt in 1.. {
+        match config.connect().await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.is_transient() && attempt < SIGNER_CONNECT_ATTEMPTS => {
+                tracing::warn!(chain = %side, attempt, error = %e, "signer not ready; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(source) => return Err(AgentError::Signer { side, source }),
+        }
+    }
+    unreachable!("the loop returns by its last attempt")
 }
 
 /// Runs the agent until `shutdown` is cancelled. Returns early only on a start-up failure.

@@ -162,7 +162,10 @@ impl Pkcs11Error {
             | RvError::DeviceError
             | RvError::FunctionFailed
             | RvError::OperationActive
-            | RvError::FunctionCanceled => Self::Busy {
+            | RvError::FunctionCanceled
+            // SoftHSM answers a login racing another process's login on the same token
+            // with CKR_GENERAL_ERROR; the same call succeeds a moment later.
+            | RvError::GeneralError => Self::Busy {
                 function,
                 rv: rv_text,
             },
