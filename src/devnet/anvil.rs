@@ -104,6 +104,11 @@ impl Anvil {
             .arg(opts.accounts.to_string())
             .arg("--config-out")
             .arg(&config_path)
+            // Old states spill to disk; by default into ~/.foundry/anvil/tmp, which a killed
+            // anvil never cleans (this session saw it reach 63 GB). In the devnet folder they go
+            // with it.
+            .arg("--cache-path")
+            .arg(dir.join(format!("{}-anvil-states", opts.name)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
