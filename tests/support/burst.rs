@@ -1,0 +1,478 @@
+//! Load faster than `Traffic::send_next`: many requests (native and ERC-20, both directions)
+//! from every devnet user at once, each signed locally with a nonce kept here and sent without
+//! waiting for its receipt; and the plain-key voter the benchmarks compare the agents with.
+//!
+//! ```text
+//! request i: even → parent → child, odd → child → parent; native and ERC-20 in turn;
+//!            user (i / 2) mod users; one sequential sender per (chain, user), all at once
+//! ```
+//!
+//! anvil's automine can leave ready transactions unmined when many arrive at once
+//! (foundry-rs/foundry#10122): they wait for the next transaction to trigger a block. Where this
+//! module waits for its own transactions and nothing moves for [`KICK_AFTER`], it mines one
+//! empty block (`evm_mine`), which takes them in, and counts it in [`kicks`].
+//!
+//! Nothing here waits for receipts, so a request that reverted would go unnoticed: `send`
+//! therefore ends by checking that each source bridge's `requestNonce` moved by exactly what was
+//! sent.
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, Bytes, TxKind, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{Filter, TransactionRequest};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{SolCall, SolEvent};
+use bridge_agent::contracts::{Bridge, ServiceChainToken};
+use bridge_agent::devnet::{Devnet, Side};
+use bridge_agent::votes::{Request, decode_request, handle_calldata};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// How long a wait sees no progress before it mines a block to take stuck transactions in.
+pub const KICK_AFTER: Duration = Duration::from_millis(250);
+static KICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Blocks mined by hand so far because anvil's automine left ready transactions behind.
+pub fn kicks() -> u64 {
+    KICKS.load(Ordering::Relaxed)
+}
+
+/// Mines one block on `c`'s chain.
+async fn kick(c: &Chain) {
+    let _: serde_json::Value = c
+        .provider
+        .raw_request("evm_mine".into(), ())
+        .await
+        .unwrap_or_else(|e| panic!("evm_mine: {e}"));
+    KICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Waits until `read` reaches `target` on `c`, mining a block whenever it stalls for
+/// [`KICK_AFTER`]; panics after `timeout` with `what` and the last value read.
+async fn wait_reaching<F, Fut>(c: &Chain, target: u64, timeout: Duration, what: &str, read: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    let deadline = Instant::now() + timeout;
+    let (mut last, mut since) = (u64::MAX, Instant::now());
+    loop {
+        let now = read().await;
+        if now >= target {
+            return;
+        }
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= KICK_AFTER {
+            kick(c).await;
+            since = Instant::now();
+        }
+        if Instant::now() >= deadline {
+            let pool: serde_json::Value = c
+                .provider
+                .raw_request("txpool_inspect".into(), ())
+                .await
+                .unwrap_or_default();
+            let text = pool.to_string();
+            panic!(
+                "{what} on chain {}: {now} < {target} after {timeout:?}; txpool: {}",
+                c.chain_id,
+                &text[..text.len().min(3000)]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Gas limit of a request (a native request uses ~60k, an ERC-20 one ~90k).
+const REQUEST_GAS: u64 = 300_000;
+/// Gas limit of a plain-key vote: the agent's margin (estimate + 25 % + 400k) covers far more
+/// than the executing vote of a native or ERC-20 transfer needs, and the limit costs nothing.
+const VOTE_GAS: u64 = 600_000;
+/// Fees high enough for anvil's base fee at any point of a run (it only falls under automine).
+const MAX_FEE: u128 = 100_000_000_000;
+const PRIORITY_FEE: u128 = 1_000_000_000;
+
+/// What one chain needs for raw sending.
+struct Chain {
+    provider: DynProvider,
+    chain_id: u64,
+    bridge: Address,
+    erc20: Address,
+}
+
+impl Chain {
+    fn of(side: &Side) -> Self {
+        Self {
+            provider: side.reader(),
+            chain_id: side.chain_id,
+            bridge: side.bridge,
+            erc20: side.erc20,
+        }
+    }
+}
+
+/// A signed transaction for `to`, ready for `eth_sendRawTransaction`.
+fn sign(
+    key: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    input: Bytes,
+    gas: u64,
+) -> Bytes {
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: gas,
+        max_fee_per_gas: MAX_FEE,
+        max_priority_fee_per_gas: PRIORITY_FEE,
+        to: TxKind::Call(to),
+        value,
+        input,
+        access_list: Default::default(),
+    };
+    let sig = key
+        .sign_hash_sync(&tx.signature_hash())
+        .expect("a local key signs");
+    TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into()
+}
+
+/// Sends `txs` (already signed, in nonce order) one after another, each as soon as the node
+/// accepted the previous one.
+async fn send_in_order(provider: DynProvider, txs: Vec<Bytes>) {
+    for raw in txs {
+        let _pending = provider
+            .send_raw_transaction(&raw)
+            .await
+            .unwrap_or_else(|e| panic!("eth_sendRawTransaction: {e}"));
+    }
+}
+
+/// The devnet's users, as a fast request source.
+pub struct Burst {
+    users: Vec<PrivateKeySigner>,
+    parent: Chain,
+    child: Chain,
+    /// Requests sent so far: parent → child, child → parent.
+    pub sent: [u64; 2],
+}
+
+impl Burst {
+    /// Approves the bridges for every user's ERC-20 once (waiting for those receipts), so each
+    /// ERC-20 request is a single transaction afterwards.
+    pub async fn prepare(d: &Devnet) -> Burst {
+        let burst = Burst {
+            users: d.users(),
+            parent: Chain::of(&d.parent),
+            child: Chain::of(&d.child),
+            sent: [
+                request_nonce(&Chain::of(&d.parent)).await,
+                request_nonce(&Chain::of(&d.child)).await,
+            ],
+        };
+        for side in [&d.parent, &d.child] {
+            for user in &burst.users {
+                let approve = ServiceChainToken::approveCall {
+                    spender: side.bridge,
+                    value: U256::MAX,
+                };
+                let tx = TransactionRequest::default()
+                    .with_to(side.erc20)
+                    .with_input(Bytes::from(approve.abi_encode()));
+                let receipt = side
+                    .provider_with(user.clone())
+                    .send_transaction(tx)
+                    .await
+                    .unwrap()
+                    .get_receipt()
+                    .await
+                    .unwrap();
+                assert!(receipt.status(), "ERC-20 approve reverted");
+            }
+        }
+        burst
+    }
+
+    /// Sends `n` requests as fast as the chains take them and returns once both source bridges
+    /// counted them all. Returns how long sending took.
+    pub async fn send(&mut self, n: usize) -> Duration {
+        let start = Instant::now();
+        let users = self.users.len();
+        // (parent side?, user) → the signed requests of that sender, in order.
+        let mut queues: Vec<Vec<Bytes>> = vec![Vec::new(); 2 * users];
+        let mut nonces = Vec::new();
+        for (side, chain) in [(0, &self.parent), (1, &self.child)] {
+            for u in &self.users {
+                let nonce = chain
+                    .provider
+                    .get_transaction_count(u.address())
+                    .pending()
+                    .await
+                    .unwrap();
+                nonces.push((side, nonce));
+            }
+        }
+        let recipient = Address::repeat_byte(0x5e);
+        let mut counts = [0u64; 2];
+        for i in 0..n {
+            let side = i % 2;
+            let u = (i / 2) % users;
+            let q = side * users + u;
+            let chain = if side == 0 { &self.parent } else { &self.child };
+            let amount = U256::from(1_000_000 + i as u64);
+            let (value, to, input) = if (i / 2) % 2 == 0 {
+                let call = Bridge::requestKLAYTransferCall {
+                    to: recipient,
+                    value: amount,
+                    extraData: Bytes::from_static(b"burst"),
+                };
+                (amount, chain.bridge, call.abi_encode())
+            } else {
+                let call = Bridge::requestERC20TransferCall {
+                    token: chain.erc20,
+                    to: recipient,
+                    value: amount,
+                    feeLimit: U256::ZERO,
+                    extraData: Bytes::new(),
+                };
+                (U256::ZERO, chain.bridge, call.abi_encode())
+            };
+            let nonce = nonces[q].1;
+            nonces[q].1 += 1;
+            queues[q].push(sign(
+                &self.users[u],
+                chain.chain_id,
+                nonce,
+                to,
+                value,
+                input.into(),
+                REQUEST_GAS,
+            ));
+            counts[side] += 1;
+        }
+        let mut tasks = JoinSet::new();
+        for (q, txs) in queues.into_iter().enumerate() {
+            let chain = if q < users { &self.parent } else { &self.child };
+            tasks.spawn(send_in_order(chain.provider.clone(), txs));
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.expect("a request sender panicked");
+        }
+        self.sent[0] += counts[0];
+        self.sent[1] += counts[1];
+        for (chain, want) in [(&self.parent, self.sent[0]), (&self.child, self.sent[1])] {
+            wait_reaching(
+                chain,
+                want,
+                Duration::from_secs(60),
+                "requests counted",
+                || request_nonce(chain),
+            )
+            .await;
+            let got = request_nonce(chain).await;
+            assert_eq!(got, want, "requestNonce against the requests sent");
+        }
+        start.elapsed()
+    }
+}
+
+/// The plain-key baseline: `voters` vote every request of both directions from local keys,
+/// each voter's votes on one chain sent in nonce order without waiting for receipts, all voters
+/// and both chains at once.
+pub struct RawVoters {
+    voters: Vec<PrivateKeySigner>,
+    parent: Chain,
+    child: Chain,
+    /// Executions seen on the child and on the parent.
+    executed: tokio::sync::Mutex<[Executed; 2]>,
+}
+
+impl RawVoters {
+    pub async fn new(d: &Devnet, voters: Vec<PrivateKeySigner>) -> Self {
+        Self {
+            voters,
+            parent: Chain::of(&d.parent),
+            child: Chain::of(&d.child),
+            executed: tokio::sync::Mutex::new([
+                Executed::new(&d.child).await,
+                Executed::new(&d.parent).await,
+            ]),
+        }
+    }
+
+    /// The handle calldata of every request on `source` not in `done`, exactly as an agent
+    /// builds it (the counterpart token is the other side's ERC-20).
+    async fn handles(
+        source: &Chain,
+        dest: &Chain,
+        done: &std::collections::HashSet<u64>,
+    ) -> Vec<Bytes> {
+        let filter = Filter::new()
+            .address(source.bridge)
+            .from_block(0)
+            .event_signature(Bridge::RequestValueTransfer::SIGNATURE_HASH);
+        let mut reqs: Vec<Request> = source
+            .provider
+            .get_logs(&filter)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| decode_request(l).expect("a well-formed request"))
+            .filter(|r| !done.contains(&r.nonce))
+            .collect();
+        reqs.sort_by_key(|r| r.nonce);
+        reqs.iter()
+            .map(|r| {
+                let token = if r.token == source.erc20 {
+                    dest.erc20
+                } else {
+                    Address::ZERO
+                };
+                handle_calldata(r, token)
+            })
+            .collect()
+    }
+
+    /// Votes every request not yet executed on both sides, and returns once all executed: the
+    /// time from the first vote sent to the last execution seen, and the votes sent.
+    pub async fn vote_all(&self) -> (Duration, usize) {
+        let mut executed = self.executed.lock().await;
+        let mut plan = Vec::new();
+        for (k, (source, dest)) in [(&self.parent, &self.child), (&self.child, &self.parent)]
+            .into_iter()
+            .enumerate()
+        {
+            executed[k].poll().await;
+            let handles = Self::handles(source, dest, &executed[k].nonces).await;
+            let target = request_nonce(source).await;
+            plan.push((dest, handles, target));
+        }
+        // Everything is signed before the clock starts: the baseline is the chain's rate.
+        let mut streams = Vec::new();
+        let mut votes = 0;
+        for (dest, handles, _) in &plan {
+            for v in &self.voters {
+                let mut nonce = dest
+                    .provider
+                    .get_transaction_count(v.address())
+                    .pending()
+                    .await
+                    .unwrap();
+                let txs: Vec<Bytes> = handles
+                    .iter()
+                    .map(|h| {
+                        nonce += 1;
+                        sign(
+                            v,
+                            dest.chain_id,
+                            nonce - 1,
+                            dest.bridge,
+                            U256::ZERO,
+                            h.clone(),
+                            VOTE_GAS,
+                        )
+                    })
+                    .collect();
+                votes += txs.len();
+                streams.push((dest.provider.clone(), txs));
+            }
+        }
+        let start = Instant::now();
+        let mut tasks = JoinSet::new();
+        for (p, txs) in streams {
+            tasks.spawn(send_in_order(p, txs));
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.expect("a vote sender panicked");
+        }
+        for (k, (_, _, target)) in plan.iter().enumerate() {
+            executed[k]
+                .wait(
+                    *target,
+                    Duration::from_secs(120),
+                    "plain-key votes executed",
+                )
+                .await;
+        }
+        (start.elapsed(), votes)
+    }
+}
+
+/// Counts the requests a destination bridge executed (distinct `HandleValueTransfer` nonces),
+/// reading only new blocks on each poll. `lowerHandleNonce` is no completion test: one
+/// execution advances it by at most `MAX_HANDLE_NONCE_ADVANCE`, so after out-of-order
+/// executions it may wait for a later one.
+pub struct Executed {
+    chain: Chain,
+    next_block: u64,
+    nonces: std::collections::HashSet<u64>,
+    /// `eth_blockNumber` and `eth_getLogs` calls made.
+    pub calls: [u64; 2],
+}
+
+impl Executed {
+    pub async fn new(dest: &Side) -> Self {
+        let mut e = Self {
+            chain: Chain::of(dest),
+            next_block: dest.bridge_deploy_block,
+            nonces: Default::default(),
+            calls: [0; 2],
+        };
+        e.poll().await;
+        e
+    }
+
+    /// Reads new blocks; returns how many distinct requests executed so far.
+    pub async fn poll(&mut self) -> u64 {
+        let p = &self.chain.provider;
+        self.calls[0] += 1;
+        let head = p.get_block_number().await.unwrap();
+        if head >= self.next_block {
+            let filter = Filter::new()
+                .address(self.chain.bridge)
+                .from_block(self.next_block)
+                .to_block(head)
+                .event_signature(Bridge::HandleValueTransfer::SIGNATURE_HASH);
+            self.calls[1] += 1;
+            for l in p.get_logs(&filter).await.unwrap() {
+                let nonce = l
+                    .log_decode::<Bridge::HandleValueTransfer>()
+                    .unwrap()
+                    .inner
+                    .data
+                    .handleNonce;
+                self.nonces.insert(nonce);
+            }
+            self.next_block = head + 1;
+        }
+        self.nonces.len() as u64
+    }
+
+    /// Waits until `target` requests executed, mining a block when nothing moves for
+    /// [`KICK_AFTER`] (see the module docs); panics after `timeout`.
+    pub async fn wait(&mut self, target: u64, timeout: Duration, what: &str) {
+        let chain = Chain {
+            provider: self.chain.provider.clone(),
+            ..self.chain
+        };
+        let cell = tokio::sync::Mutex::new(self);
+        wait_reaching(&chain, target, timeout, what, || async {
+            cell.lock().await.poll().await
+        })
+        .await;
+    }
+}
+
+async fn request_nonce(c: &Chain) -> u64 {
+    Bridge::new(c.bridge, &c.provider)
+        .requestNonce()
+        .call()
+        .await
+        .unwrap()
+}
