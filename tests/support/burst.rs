@@ -90,9 +90,10 @@ where
 
 /// Gas limit of a request (a native request uses ~60k, an ERC-20 one ~90k).
 const REQUEST_GAS: u64 = 300_000;
-/// Gas limit of a plain-key vote: the agent's margin (estimate + 25 % + 400k) covers far more
-/// than the executing vote of a native or ERC-20 transfer needs, and the limit costs nothing.
-const VOTE_GAS: u64 = 600_000;
+/// Gas limit of a plain-key vote. The executing vote also advances `lowerHandleNonce` over
+/// nonces already executed out of order (up to `MAX_HANDLE_NONCE_ADVANCE` = 200 of them, ~5k gas
+/// each), so a fixed limit must cover that sweep; only the gas used is paid.
+const VOTE_GAS: u64 = 2_000_000;
 /// Fees high enough for anvil's base fee at any point of a run (it only falls under automine).
 const MAX_FEE: u128 = 100_000_000_000;
 const PRIORITY_FEE: u128 = 1_000_000_000;
@@ -308,11 +309,7 @@ impl RawVoters {
 
     /// The handle calldata of every request on `source` not in `done`, exactly as an agent
     /// builds it (the counterpart token is the other side's ERC-20).
-    async fn handles(
-        source: &Chain,
-        dest: &Chain,
-        done: &std::collections::HashSet<u64>,
-    ) -> Vec<Bytes> {
+    async fn handles(source: &Chain, dest: &Chain, done: u64) -> Vec<(u64, Bytes)> {
         let filter = Filter::new()
             .address(source.bridge)
             .from_block(0)
@@ -324,7 +321,7 @@ impl RawVoters {
             .unwrap()
             .iter()
             .map(|l| decode_request(l).expect("a well-formed request"))
-            .filter(|r| !done.contains(&r.nonce))
+            .filter(|r| r.nonce >= done)
             .collect();
         reqs.sort_by_key(|r| r.nonce);
         reqs.iter()
@@ -334,7 +331,7 @@ impl RawVoters {
                 } else {
                     Address::ZERO
                 };
-                handle_calldata(r, token)
+                (r.nonce, handle_calldata(r, token))
             })
             .collect()
     }
@@ -349,7 +346,8 @@ impl RawVoters {
             .enumerate()
         {
             executed[k].poll().await;
-            let handles = Self::handles(source, dest, &executed[k].nonces).await;
+            let done = executed[k].poll().await;
+            let handles = Self::handles(source, dest, done).await;
             let target = request_nonce(source).await;
             plan.push((dest, handles, target));
         }
@@ -366,7 +364,7 @@ impl RawVoters {
                     .unwrap();
                 let txs: Vec<Bytes> = handles
                     .iter()
-                    .map(|h| {
+                    .map(|(_, h)| {
                         nonce += 1;
                         sign(
                             v,
@@ -404,54 +402,49 @@ impl RawVoters {
     }
 }
 
-/// Counts the requests a destination bridge executed (distinct `HandleValueTransfer` nonces),
-/// reading only new blocks on each poll. `lowerHandleNonce` is no completion test: one
-/// execution advances it by at most `MAX_HANDLE_NONCE_ADVANCE`, so after out-of-order
-/// executions it may wait for a later one.
+/// Counts the requests a destination bridge executed, from its state: the longest prefix of
+/// nonces with `closedValueTransferVotes` set, found from `lowerHandleNonce` on (one execution
+/// advances `lowerHandleNonce` by at most `MAX_HANDLE_NONCE_ADVANCE`, so after out-of-order
+/// executions it may lag until the next one). Not from `HandleValueTransfer` logs: under this
+/// load anvil's `eth_getLogs` was seen to miss executions its state shows.
 pub struct Executed {
     chain: Chain,
-    next_block: u64,
-    nonces: std::collections::HashSet<u64>,
-    /// `eth_blockNumber` and `eth_getLogs` calls made.
-    pub calls: [u64; 2],
+    /// Every nonce below this one executed.
+    pub prefix: u64,
+    /// `eth_call`s made.
+    pub calls: u64,
 }
 
 impl Executed {
     pub async fn new(dest: &Side) -> Self {
         let mut e = Self {
             chain: Chain::of(dest),
-            next_block: dest.bridge_deploy_block,
-            nonces: Default::default(),
-            calls: [0; 2],
+            prefix: 0,
+            calls: 0,
         };
         e.poll().await;
         e
     }
 
-    /// Reads new blocks; returns how many distinct requests executed so far.
+    /// Reads the destination; returns how many requests (a prefix of the nonces) executed.
     pub async fn poll(&mut self) -> u64 {
-        let p = &self.chain.provider;
-        self.calls[0] += 1;
-        let head = p.get_block_number().await.unwrap();
-        if head >= self.next_block {
-            let filter = Filter::new()
-                .address(self.chain.bridge)
-                .from_block(self.next_block)
-                .to_block(head)
-                .event_signature(Bridge::HandleValueTransfer::SIGNATURE_HASH);
-            self.calls[1] += 1;
-            for l in p.get_logs(&filter).await.unwrap() {
-                let nonce = l
-                    .log_decode::<Bridge::HandleValueTransfer>()
-                    .unwrap()
-                    .inner
-                    .data
-                    .handleNonce;
-                self.nonces.insert(nonce);
+        let bridge = Bridge::new(self.chain.bridge, &self.chain.provider);
+        self.calls += 1;
+        self.prefix = self
+            .prefix
+            .max(bridge.lowerHandleNonce().call().await.unwrap());
+        loop {
+            self.calls += 1;
+            if !bridge
+                .closedValueTransferVotes(self.prefix)
+                .call()
+                .await
+                .unwrap()
+            {
+                return self.prefix;
             }
-            self.next_block = head + 1;
+            self.prefix += 1;
         }
-        self.nonces.len() as u64
     }
 
     /// Waits until `target` requests executed, mining a block when nothing moves for
