@@ -369,7 +369,7 @@ async fn smoke() {
     let mut burst = Burst::prepare(&raw).await;
     burst.send(6).await;
     let voters = RawVoters::new(&raw, raw.dev_operator_keys()[..T as usize].to_vec()).await;
-    let (_, votes) = voters.vote_all().await;
+    let (_, votes, _) = voters.vote_all().await;
     assert_eq!(votes, 6 * T as usize);
     for (dest, want) in [(&raw.child, 3), (&raw.parent, 3)] {
         assert_eq!(Executed::new(dest).await.poll().await, want);
@@ -430,14 +430,17 @@ async fn main() {
             let anvils = [raw.parent.anvil.pid(), raw.child.anvil.pid()];
             let cpu0: f64 = anvils.iter().map(|p| cpu_secs(*p)).sum();
             let k0 = kicks();
-            let (d, votes) = voters.vote_all().await;
+            let (d, votes, executed) = voters.vote_all().await;
             let cpu: f64 = anvils.iter().map(|p| cpu_secs(*p)).sum::<f64>() - cpu0;
             println!(
                 "round {round}: raw: {votes} plain-key votes mined in {:.2} s, anvil CPU {cpu:.2} s \
-                 ({:.2} ms per vote), {} stall(s) of anvil's automine kicked",
+                 ({:.2} ms per vote), {} stall(s) of anvil's automine kicked; executed after \
+                 (requests, executed prefix) child {:?}, parent {:?}",
                 d.as_secs_f64(),
                 1000.0 * cpu / votes as f64,
-                kicks() - k0
+                kicks() - k0,
+                executed[0],
+                executed[1]
             );
             (votes as f64 / d.as_secs_f64(), d.as_secs_f64())
         } else {
