@@ -99,8 +99,11 @@ const REQUEST_GAS: u64 = 300_000;
 /// nonces already executed out of order (up to `MAX_HANDLE_NONCE_ADVANCE` = 200 of them, ~5k gas
 /// each), so a fixed limit must cover that sweep; only the gas used is paid.
 const VOTE_GAS: u64 = 2_000_000;
-/// Fees high enough for anvil's base fee at any point of a run (it only falls under automine).
-const MAX_FEE: u128 = 100_000_000_000;
+/// A fee cap far above anvil's base fee at any point of a run. With many transactions per
+/// block the base fee climbs, and anvil silently drops a pooled transaction whose cap fell below
+/// it (seen with 100 gwei: voters' nonces stopped short with an empty pool). Only base fee plus
+/// tip is paid.
+const MAX_FEE: u128 = 5_000_000_000_000;
 const PRIORITY_FEE: u128 = 1_000_000_000;
 
 /// What one chain needs for raw sending.
