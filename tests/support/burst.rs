@@ -7,7 +7,9 @@
 //!            user (i / 2) mod users; one sequential sender per chain, both chains at once
 //! ```
 //!
-//! One stream per chain, not one per sender: with several senders' transactions arriving at
+//! One stream per chain, in chunks that are mined before the next is sent: with ~1,000
+//! transactions queued at once anvil was seen to drop accepted ones (the sender's nonce stopped
+//! short with an empty pool). And not one stream per sender: with several senders' transactions arriving at
 //! once, anvil's automine was seen to leave ready transactions unmined and to answer
 //! inconsistently (a handle nonce neither closed nor below `lowerHandleNonce`, yet its vote
 //! reverting with `AlreadyExecuted`; executions without their `HandleValueTransfer` log).
@@ -104,6 +106,10 @@ const VOTE_GAS: u64 = 2_000_000;
 /// it (seen with 100 gwei: voters' nonces stopped short with an empty pool). Only base fee plus
 /// tip is paid.
 const MAX_FEE: u128 = 5_000_000_000_000;
+/// Requests sent at once per chain before waiting for them to be counted (see `VOTE_CHUNK`).
+const REQUEST_CHUNK: usize = 250;
+/// Requests whose votes are sent at once before waiting for them to be mined (see `vote_all`).
+const VOTE_CHUNK: usize = 100;
 const PRIORITY_FEE: u128 = 1_000_000_000;
 
 /// What one chain needs for raw sending.
@@ -265,25 +271,37 @@ impl Burst {
             ));
             counts[side] += 1;
         }
-        let mut tasks = JoinSet::new();
-        for (q, txs) in queues.into_iter().enumerate() {
-            let chain = if q == 0 { &self.parent } else { &self.child };
-            tasks.spawn(send_in_order(chain.provider.clone(), txs));
-        }
-        while let Some(r) = tasks.join_next().await {
-            r.expect("a request sender panicked");
+        // In chunks, each counted on chain before the next goes (see `VOTE_CHUNK`).
+        let base = self.sent;
+        let longest = queues.iter().map(Vec::len).max().unwrap_or(0);
+        let mut sent = 0;
+        while sent < longest {
+            let end = (sent + REQUEST_CHUNK).min(longest);
+            let mut tasks = JoinSet::new();
+            for (q, txs) in queues.iter().enumerate() {
+                let chain = if q == 0 { &self.parent } else { &self.child };
+                let chunk = txs[sent.min(txs.len())..end.min(txs.len())].to_vec();
+                tasks.spawn(send_in_order(chain.provider.clone(), chunk));
+            }
+            while let Some(r) = tasks.join_next().await {
+                r.expect("a request sender panicked");
+            }
+            for (q, chain) in [&self.parent, &self.child].into_iter().enumerate() {
+                let want = base[q] + end.min(queues[q].len()) as u64;
+                wait_reaching(
+                    chain,
+                    want,
+                    Duration::from_secs(60),
+                    "requests counted",
+                    || request_nonce(chain),
+                )
+                .await;
+            }
+            sent = end;
         }
         self.sent[0] += counts[0];
         self.sent[1] += counts[1];
         for (chain, want) in [(&self.parent, self.sent[0]), (&self.child, self.sent[1])] {
-            wait_reaching(
-                chain,
-                want,
-                Duration::from_secs(60),
-                "requests counted",
-                || request_nonce(chain),
-            )
-            .await;
             let got = request_nonce(chain).await;
             assert_eq!(got, want, "requestNonce against the requests sent");
         }
@@ -362,7 +380,7 @@ impl RawVoters {
         // Everything is signed before the clock starts: the baseline is the chain's rate.
         let mut streams = Vec::new();
         let mut votes = 0;
-        let mut finals = std::collections::HashMap::new();
+        let mut firsts = std::collections::HashMap::new();
         for (dest, handles, _) in &plan {
             let mut nonces = Vec::new();
             for v in &self.voters {
@@ -391,37 +409,52 @@ impl RawVoters {
                 }
             }
             votes += txs.len();
-            finals.insert(dest.chain_id, nonces);
+            firsts.insert(
+                dest.chain_id,
+                nonces
+                    .iter()
+                    .map(|n| n - handles.len() as u64)
+                    .collect::<Vec<_>>(),
+            );
             streams.push((dest.provider.clone(), txs));
         }
+        // Votes go in chunks of VOTE_CHUNK requests, both chains at once, each chunk mined before
+        // the next is sent: with ~1,000 votes queued on one stream anvil was seen to drop
+        // accepted transactions (a voter's nonce stopped short with an empty pool).
+        let voters = self.voters.len();
         let start = Instant::now();
-        let mut tasks = JoinSet::new();
-        for (p, txs) in streams {
-            tasks.spawn(send_in_order(p, txs));
-        }
-        while let Some(r) = tasks.join_next().await {
-            r.expect("a vote sender panicked");
-        }
-        // Done when every vote is mined: under this load anvil leaves some requests
-        // unexecuted although all their votes were mined (see the module docs), so executions
-        // are counted, not waited for.
-        for (dest, _, _) in &plan {
-            for (v, want) in self.voters.iter().zip(&finals[&dest.chain_id]) {
-                wait_reaching(
-                    dest,
-                    *want,
-                    Duration::from_secs(120),
-                    "plain-key votes mined",
-                    || async {
-                        dest.provider
-                            .get_transaction_count(v.address())
-                            .latest()
-                            .await
-                            .unwrap()
-                    },
-                )
-                .await;
+        let longest = streams.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
+        let mut sent = 0;
+        while sent < longest {
+            let end = (sent + VOTE_CHUNK * voters).min(longest);
+            let mut tasks = JoinSet::new();
+            for (p, txs) in &streams {
+                let chunk = txs[sent.min(txs.len())..end.min(txs.len())].to_vec();
+                tasks.spawn(send_in_order(p.clone(), chunk));
             }
+            while let Some(r) = tasks.join_next().await {
+                r.expect("a vote sender panicked");
+            }
+            for (dest, handles, _) in &plan {
+                let requests = (end / voters).min(handles.len()) as u64;
+                for (v, first) in self.voters.iter().zip(&firsts[&dest.chain_id]) {
+                    wait_reaching(
+                        dest,
+                        first + requests,
+                        Duration::from_secs(120),
+                        "plain-key votes mined",
+                        || async {
+                            dest.provider
+                                .get_transaction_count(v.address())
+                                .latest()
+                                .await
+                                .unwrap()
+                        },
+                    )
+                    .await;
+                }
+            }
+            sent = end;
         }
         let elapsed = start.elapsed();
         let mut done = [(0, 0); 2];
