@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod burst;
 pub mod cluster;
 pub mod proxy;

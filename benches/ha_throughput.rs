@@ -1,0 +1,599 @@
+//! P2, P4 and P5 (DESIGN.md §7, issue 5): four `bridge-agent run` processes (t = 3, SoftHSM
+//! keys, the HA harness's cluster) against plain local keys on a second devnet started the same
+//! way, in one run.
+//!
+//! Run: `cargo bench --bench ha_throughput`. Environment:
+//!
+//! | variable      | default      | meaning                                                      |
+//! |---------------|--------------|--------------------------------------------------------------|
+//! | `HA_BENCH`    | `p2,p4,p5`   | which figures to measure                                     |
+//! | `HA_N`        | 1000         | requests per phase (P2 raw and live, P4 live and catch-up)   |
+//! | `HA_ROUNDS`   | 2            | rounds of raw → live → catch-up, interleaved                 |
+//! | `HA_P5_N`     | 10000        | backlog for P5                                               |
+//! | `HA_P5_SECS`  | 900          | longest P5 waits for the backlog to execute                  |
+//! | `HA_PROXY`    | 0            | 1 keeps the harness's fault proxies between agents and chains |
+//!
+//! Under `cargo test` (no `--bench` argument) it only smoke-tests the request generator and the
+//! plain-key voters on one devnet, in a few seconds.
+//!
+//! ```text
+//!  raw devnet (4 dev-account operators, t = 3)     cluster devnet (4 SoftHSM operators, t = 3)
+//!  N requests (untimed)                            live:     N requests sent at full speed,
+//!  t plain-key voters × N votes, each chain,                 clock from the first request to
+//!    sent in nonce order, all at once, timed                 the last execution
+//!  raw rate = handle txs mined / s                 catch-up: agents stopped, N requests, agents
+//!                                                            started, clock from the first start
+//!  P2 = live transfers/s × t / raw rate            P4 = catch-up rate / live rate
+//!  P5: agents stopped, HA_P5_N requests, agents started; VmRSS sampled until all executed, VmHWM
+//! ```
+//!
+//! The requests are native and ERC-20 transfers in turn, both directions, from the five devnet
+//! users (`support::burst`), signed locally and sent without waiting for receipts. Every phase
+//! ends only when both destination bridges' `lowerHandleNonce` reached the requests sent, and
+//! the run ends by checking every request executed exactly once.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use bridge_agent::devnet::{Devnet, DevnetOptions};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::burst::{Burst, Executed, RawVoters, kicks};
+use support::cluster::{Cluster, ClusterOptions, handled_nonces};
+
+const T: u8 = 3;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// CPU seconds (user + system) a process used so far, from /proc/PID/stat.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15, i.e. indexes 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// A /proc/PID/status field in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .strip_prefix(':')?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// The process id of each agent: the `bridge-agent run` whose command line names its config.
+fn agent_pids(cluster: &Cluster) -> Vec<u32> {
+    let mut pids = vec![0; cluster.nodes.len()];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        for node in &cluster.nodes {
+            let config = node.config.as_os_str().as_encoded_bytes();
+            if args.contains(&config) && args.contains(&&b"run"[..]) {
+                pids[node.index] = pid;
+            }
+        }
+    }
+    assert!(pids.iter().all(|p| *p != 0), "every agent's pid: {pids:?}");
+    pids
+}
+
+/// The agents' configs point at the chains directly, not through the harness's fault proxies
+/// (which would add a hop per RPC and burn this process's CPU): restarts every agent.
+async fn bypass_proxies(cluster: &mut Cluster) {
+    for i in 0..cluster.nodes.len() {
+        cluster.stop_agent(i).await;
+        let node = &cluster.nodes[i];
+        let mut text = std::fs::read_to_string(&node.config).unwrap();
+        for (proxy, side) in [
+            (&node.parent_proxy, &cluster.devnet.parent),
+            (&node.child_proxy, &cluster.devnet.child),
+        ] {
+            text = text
+                .replace(&proxy.url("http"), &side.rpc_url())
+                .replace(&proxy.url("ws"), &side.anvil.ws_url());
+        }
+        std::fs::write(&node.config, text).unwrap();
+        cluster.start_agent(i).await;
+    }
+}
+
+/// CPU seconds per process group, for "where the time goes".
+#[derive(Clone, Default)]
+struct Cpu(BTreeMap<&'static str, f64>);
+
+impl Cpu {
+    fn read(cluster: &Cluster) -> Cpu {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "agents (4)",
+            agent_pids(cluster).into_iter().map(cpu_secs).sum(),
+        );
+        m.insert(
+            "anvil (2)",
+            cpu_secs(cluster.devnet.parent.anvil.pid())
+                + cpu_secs(cluster.devnet.child.anvil.pid()),
+        );
+        m.insert("bench (load, polls)", cpu_secs(std::process::id()));
+        Cpu(m)
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu(self
+            .0
+            .iter()
+            .map(|(k, v)| (*k, v - before.0.get(k).copied().unwrap_or(0.0)))
+            .collect())
+    }
+}
+
+/// The RPC methods anvil logged (one line each) in `log` after byte `from`, counted.
+fn anvil_methods(log: &std::path::Path, from: u64) -> BTreeMap<String, u64> {
+    let bytes = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes[(from as usize).min(bytes.len())..]).into_owned();
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        let l = line.trim();
+        let is_method = l.split_once('_').is_some_and(|(ns, rest)| {
+            !ns.is_empty()
+                && ns.chars().all(|c| c.is_ascii_lowercase())
+                && !rest.is_empty()
+                && rest.chars().all(|c| c.is_ascii_alphanumeric())
+        });
+        if is_method {
+            *m.entry(l.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+fn log_len(log: &std::path::Path) -> u64 {
+    std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Sums of agent metrics over all four agents.
+async fn metric_sum(cluster: &Cluster, name: &str) -> f64 {
+    let mut sum = 0.0;
+    for i in 0..cluster.nodes.len() {
+        sum += cluster.metric(i, name).await;
+    }
+    sum
+}
+
+/// Waits until both destinations executed everything sent (`exec`: child, parent). No block
+/// is mined by hand here: the agents must get there on their own.
+async fn wait_all_executed(
+    cluster: &Cluster,
+    exec: &mut [Executed; 2],
+    sent: [u64; 2],
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (c, p) = (exec[0].poll().await, exec[1].poll().await);
+        if c >= sent[0] && p >= sent[1] {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all executed within {timeout:?}: p→c {c}/{}, c→p {p}/{}\n{}",
+            sent[0],
+            sent[1],
+            cluster.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn exec_calls(exec: &[Executed; 2]) -> u64 {
+    exec[0].calls + exec[1].calls
+}
+
+/// What one live phase measured.
+struct Live {
+    secs: f64,
+    send_secs: f64,
+    cpu: Cpu,
+    rpc_calls: f64,
+    txs_sent: f64,
+    sign_secs: f64,
+    signatures: f64,
+    /// RPC calls anvil served on both chains during the phase, the bench's own polls and
+    /// requests taken out: what the agents asked for.
+    methods: BTreeMap<String, u64>,
+    /// Blocks the request sender mined by hand (anvil's automine stall).
+    kicks: u64,
+}
+
+async fn live_phase(
+    cluster: &Cluster,
+    exec: &mut [Executed; 2],
+    burst: &mut Burst,
+    n: usize,
+) -> Live {
+    let calls0 = exec_calls(exec);
+    let cpu0 = Cpu::read(cluster);
+    let rpc0 = metric_sum(cluster, "bridge_rpc_requests_total").await;
+    let tx0 = metric_sum(cluster, "bridge_guard_signed_total").await;
+    let sig_s0 = metric_sum(cluster, "bridge_signer_latency_seconds_sum").await;
+    let sig_n0 = metric_sum(cluster, "bridge_signer_latency_seconds_count").await;
+    let logs = [
+        cluster.devnet.parent.anvil.log_path().to_owned(),
+        cluster.devnet.child.anvil.log_path().to_owned(),
+    ];
+    let offsets = [log_len(&logs[0]), log_len(&logs[1])];
+    let k0 = kicks();
+    let start = Instant::now();
+    let send = burst.send(n).await;
+    wait_all_executed(cluster, exec, burst.sent, Duration::from_secs(1800)).await;
+    let calls = exec_calls(exec);
+    let secs = start.elapsed().as_secs_f64();
+    // Late votes of the fourth agent may still be on their way; they are part of the cost.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut methods = BTreeMap::new();
+    for (log, from) in logs.iter().zip(offsets) {
+        for (k, v) in anvil_methods(log, from) {
+            *methods.entry(k).or_insert(0) += v;
+        }
+    }
+    // The bench's own: its execution polls, the requests and the burst's reads.
+    for (k, v) in [
+        ("eth_call", calls - calls0 + 2),
+        ("eth_sendRawTransaction", n as u64),
+        ("eth_getTransactionCount", 10),
+    ] {
+        if let Some(c) = methods.get_mut(k) {
+            *c = c.saturating_sub(v);
+        }
+    }
+    Live {
+        kicks: kicks() - k0,
+        methods,
+        secs,
+        send_secs: send.as_secs_f64(),
+        cpu: Cpu::read(cluster).since(&cpu0),
+        rpc_calls: metric_sum(cluster, "bridge_rpc_requests_total").await - rpc0,
+        txs_sent: metric_sum(cluster, "bridge_guard_signed_total").await - tx0,
+        sign_secs: metric_sum(cluster, "bridge_signer_latency_seconds_sum").await - sig_s0,
+        signatures: metric_sum(cluster, "bridge_signer_latency_seconds_count").await - sig_n0,
+    }
+}
+
+/// Agents stopped, `n` requests sent, agents started: seconds from the first start to the last
+/// execution, and the seconds the four starts took.
+async fn catch_up_phase(
+    cluster: &mut Cluster,
+    exec: &mut [Executed; 2],
+    burst: &mut Burst,
+    n: usize,
+) -> (f64, f64) {
+    for i in 0..cluster.nodes.len() {
+        cluster.stop_agent(i).await;
+    }
+    burst.send(n).await;
+    let start = Instant::now();
+    for i in 0..cluster.nodes.len() {
+        cluster.start_agent(i).await;
+    }
+    let started = start.elapsed().as_secs_f64();
+    wait_all_executed(cluster, exec, burst.sent, Duration::from_secs(1800)).await;
+    (start.elapsed().as_secs_f64(), started)
+}
+
+/// Every request executed exactly once, no gap.
+async fn check_exactly_once(cluster: &Cluster, burst: &Burst) {
+    let d = &cluster.devnet;
+    for (dest, want, name) in [
+        (&d.child, burst.sent[0], "p→c"),
+        (&d.parent, burst.sent[1], "c→p"),
+    ] {
+        let mut nonces = handled_nonces(dest).await;
+        let count = nonces.len();
+        nonces.sort_unstable();
+        nonces.dedup();
+        assert_eq!(nonces.len(), count, "{name}: a request executed twice");
+        assert_eq!(
+            nonces,
+            (0..want).collect::<Vec<_>>(),
+            "{name}: executed nonces must be 0..{want}"
+        );
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn spread(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.2}–{hi:.2}")
+}
+
+/// Under `cargo test`: the request generator and the plain-key voters on one small devnet.
+async fn smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Devnet::start(DevnetOptions {
+        dir: dir.path().join("raw"),
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut burst = Burst::prepare(&raw).await;
+    burst.send(6).await;
+    let voters = RawVoters::new(&raw, raw.dev_operator_keys()[..T as usize].to_vec()).await;
+    let (_, votes, _) = voters.vote_all().await;
+    assert_eq!(votes, 6 * T as usize);
+    for (dest, want) in [(&raw.child, 3), (&raw.parent, 3)] {
+        assert_eq!(Executed::new(dest).await.poll().await, want);
+    }
+    println!("ha_throughput smoke: 6 requests, {votes} plain-key votes, all executed");
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        smoke().await;
+        return;
+    }
+    let which = std::env::var("HA_BENCH").unwrap_or_else(|_| "p2,p4,p5".into());
+    let want = |p: &str| which.split(',').any(|w| w.trim().eq_ignore_ascii_case(p));
+    let n = env_usize("HA_N", 1000);
+    let rounds = env_usize("HA_ROUNDS", 2);
+    let p5_n = env_usize("HA_P5_N", 10_000);
+    let p5_secs = env_usize("HA_P5_SECS", 900) as u64;
+
+    let mut cluster = Cluster::start(ClusterOptions {
+        operators: 4,
+        threshold: T,
+        // Recovery rescans are for stalls; a long catch-up must not look like one too early.
+        recovery_secs: 10,
+        ..ClusterOptions::default()
+    })
+    .await;
+    if std::env::var("HA_PROXY").as_deref() != Ok("1") {
+        bypass_proxies(&mut cluster).await;
+    }
+    let mut burst = Burst::prepare(&cluster.devnet).await;
+    let mut exec = [
+        Executed::new(&cluster.devnet.child).await,
+        Executed::new(&cluster.devnet.parent).await,
+    ];
+
+    let dir = tempfile::tempdir().unwrap();
+    let raw = Devnet::start(DevnetOptions {
+        dir: dir.path().join("raw"),
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut raw_burst = Burst::prepare(&raw).await;
+    let voters = RawVoters::new(&raw, raw.dev_operator_keys()[..T as usize].to_vec()).await;
+
+    println!(
+        "ha_throughput: N = {n} requests per phase, {rounds} round(s), 4 agents, t = {T}, SoftHSM"
+    );
+    let (mut p2, mut p4) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        if !(want("p2") || want("p4")) {
+            break;
+        }
+        let (raw_rate, raw_secs) = if want("p2") {
+            raw_burst.send(n).await;
+            let anvils = [raw.parent.anvil.pid(), raw.child.anvil.pid()];
+            let cpu0: f64 = anvils.iter().map(|p| cpu_secs(*p)).sum();
+            let k0 = kicks();
+            let (d, votes, executed) = voters.vote_all().await;
+            let cpu: f64 = anvils.iter().map(|p| cpu_secs(*p)).sum::<f64>() - cpu0;
+            println!(
+                "round {round}: raw: {votes} plain-key votes mined in {:.2} s, anvil CPU {cpu:.2} s \
+                 ({:.2} ms per vote), {} stall(s) of anvil's automine kicked; executed after \
+                 (requests, executed prefix) child {:?}, parent {:?}",
+                d.as_secs_f64(),
+                1000.0 * cpu / votes as f64,
+                kicks() - k0,
+                executed[0],
+                executed[1]
+            );
+            (votes as f64 / d.as_secs_f64(), d.as_secs_f64())
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        let live = live_phase(&cluster, &mut exec, &mut burst, n).await;
+        let live_rate = n as f64 / live.secs;
+        println!(
+            "round {round}: raw {raw_rate:.1} handle txs/s ({} votes in {raw_secs:.2} s); \
+             live {live_rate:.1} transfers/s ({n} in {:.2} s, requests sent in {:.2} s)",
+            n * T as usize,
+            live.secs,
+            live.send_secs
+        );
+        println!(
+            "  live: {:.1} votes signed per transfer, {:.1} agent RPC calls per transfer, \
+             mean signer call {:.1} ms, {} automine stall(s) kicked; CPU s: {}",
+            live.txs_sent / n as f64,
+            live.rpc_calls / n as f64,
+            1000.0 * live.sign_secs / live.signatures.max(1.0),
+            live.kicks,
+            live.cpu
+                .0
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  agents' RPC calls per transfer (anvil's log): {}",
+            live.methods
+                .iter()
+                .filter(|(_, v)| **v > 0)
+                .map(|(k, v)| format!("{k} {:.2}", *v as f64 / n as f64))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if want("p2") {
+            p2.push((raw_rate, live_rate));
+        }
+        if want("p4") {
+            let (secs, started) = catch_up_phase(&mut cluster, &mut exec, &mut burst, n).await;
+            let rate = n as f64 / secs;
+            println!(
+                "  catch-up: {n} requests in {secs:.2} s = {rate:.1} transfers/s \
+                 (the four starts took {started:.2} s) → {:.2} × live",
+                rate / live_rate
+            );
+            p4.push((live_rate, rate));
+        }
+    }
+
+    let mut p5 = None;
+    if want("p5") {
+        for i in 0..cluster.nodes.len() {
+            cluster.stop_agent(i).await;
+        }
+        let send = burst.send(p5_n).await;
+        println!(
+            "P5: {p5_n} requests queued with the agents down (sent in {:.1} s)",
+            send.as_secs_f64()
+        );
+        let start = Instant::now();
+        for i in 0..cluster.nodes.len() {
+            cluster.start_agent(i).await;
+        }
+        let pids = agent_pids(&cluster);
+        let mut max_rss = vec![0u64; pids.len()];
+        let deadline = start + Duration::from_secs(p5_secs);
+        let mut done = false;
+        while Instant::now() < deadline {
+            for (m, pid) in max_rss.iter_mut().zip(&pids) {
+                *m = (*m).max(status_kib(*pid, "VmRSS"));
+            }
+            if exec[0].poll().await >= burst.sent[0] && exec[1].poll().await >= burst.sent[1] {
+                done = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let hwm: Vec<u64> = pids.iter().map(|p| status_kib(*p, "VmHWM")).collect();
+        let rss: Vec<u64> = pids.iter().map(|p| status_kib(*p, "VmRSS")).collect();
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "P5: {} after {secs:.1} s ({:.1} transfers/s); per agent VmHWM {:?} KiB, max VmRSS \
+             sampled {:?} KiB, VmRSS now {:?} KiB",
+            if done {
+                "all executed"
+            } else {
+                "NOT all executed"
+            },
+            if done { p5_n as f64 / secs } else { f64::NAN },
+            hwm,
+            max_rss,
+            rss
+        );
+        p5 = Some((hwm, rss, done, secs));
+    }
+    // A P5 cut short by HA_P5_SECS leaves requests pending: nothing to check then.
+    if p5.as_ref().is_none_or(|(_, _, done, _)| *done) {
+        check_exactly_once(&cluster, &burst).await;
+    }
+
+    // The table for BENCHMARKS.md.
+    println!();
+    println!("| figure | measured (median of rounds) | spread | goal |");
+    println!("|---|---:|---:|---:|");
+    if !p2.is_empty() {
+        let mut raw: Vec<f64> = p2.iter().map(|(r, _)| *r).collect();
+        let mut live: Vec<f64> = p2.iter().map(|(_, l)| *l).collect();
+        let ratios: Vec<f64> = p2.iter().map(|(r, l)| l * T as f64 / r).collect();
+        println!(
+            "| raw: plain-key handle txs mined /s | {:.1} | {} | — |",
+            median(&mut raw),
+            spread(&raw)
+        );
+        println!(
+            "| live: transfers executed /s (4 agents) | {:.1} | {} | — |",
+            median(&mut live),
+            spread(&live)
+        );
+        println!(
+            "| P2: live × t / raw | {:.2} | {} | ≥ 0.80 |",
+            median(&mut ratios.clone()),
+            spread(&ratios)
+        );
+    }
+    if !p4.is_empty() {
+        let mut rates: Vec<f64> = p4.iter().map(|(_, c)| *c).collect();
+        let ratios: Vec<f64> = p4.iter().map(|(l, c)| c / l).collect();
+        println!(
+            "| catch-up: transfers executed /s after {n} queued | {:.1} | {} | — |",
+            median(&mut rates),
+            spread(&rates)
+        );
+        println!(
+            "| P4: catch-up / live | {:.2} | {} | ≥ 1.00 |",
+            median(&mut ratios.clone()),
+            spread(&ratios)
+        );
+    }
+    if let Some((hwm, _, done, secs)) = p5 {
+        let max = hwm.iter().copied().max().unwrap_or(0);
+        println!(
+            "| P5: largest agent VmHWM, {p5_n}-request backlog{} | {:.1} MiB | {:.1}–{:.1} MiB | ≤ 64 MiB |",
+            if done {
+                format!(", all executed in {secs:.0} s")
+            } else {
+                format!(", {secs:.0} s sampled")
+            },
+            max as f64 / 1024.0,
+            hwm.iter().copied().min().unwrap_or(0) as f64 / 1024.0,
+            max as f64 / 1024.0
+        );
+    }
+}
