@@ -301,18 +301,9 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             ));
             continue;
         }
-        let tx = AdminTx {
-            to: new,
-            value: amount - have,
-            input: Bytes::new(),
-            what: format!("gas {} coins {old} → {new}", coins(amount - have)),
-        };
-        let g = guard(&old_signer, c);
-        let mined = admin_tx::send(&c.client, &c.fees, &TxSigner::Guarded(&g), &tx)
-            .await
-            .map_err(tx_err(c.side))?;
-        crash_point(step);
-        store.record(id, step, &mined.tx_hash.to_string())?;
+        let what = format!("gas {} coins {old} → {new}", coins(amount - have));
+        let tx = transfer_tx(new, amount - have, what);
+        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step).await?;
         ui.say(&format!(
             "[2/7] fund     {}: sent {} coins to {new} (tx {}, block {})",
             c.side,
@@ -335,12 +326,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             continue;
         }
         let tx = propose_tx(c, new);
-        let g = guard(&old_signer, c);
-        let mined = admin_tx::send(&c.client, &c.fees, &TxSigner::Guarded(&g), &tx)
-            .await
-            .map_err(tx_err(c.side))?;
-        crash_point(step);
-        store.record(id, step, &mined.tx_hash.to_string())?;
+        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step).await?;
         ui.say(&format!(
             "[3/7] propose  {}: proposeOperatorKey({new}) by {old} (tx {})",
             c.side, mined.tx_hash
@@ -363,12 +349,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             continue;
         }
         let tx = accept_tx(c, old);
-        let g = guard(&new_signer, c);
-        let mined = admin_tx::send(&c.client, &c.fees, &TxSigner::Guarded(&g), &tx)
-            .await
-            .map_err(tx_err(c.side))?;
-        crash_point(step);
-        store.record(id, step, &mined.tx_hash.to_string())?;
+        let mined = send_step(c, &guard(&new_signer, c), &tx, &store, id, step).await?;
         ui.say(&format!(
             "[4/7] accept   {}: acceptOperatorKey({old}) by {new} (tx {}): the seat is {new}'s",
             c.side, mined.tx_hash
@@ -395,18 +376,9 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             ui.say(&format!("[6/7] sweep    {}: nothing left to sweep", c.side));
             continue;
         }
-        let tx = AdminTx {
-            to: new,
-            value: balance - cost,
-            input: Bytes::new(),
-            what: format!("sweep {} coins {old} → {new}", coins(balance - cost)),
-        };
-        let g = guard(&old_signer, c);
-        let mined = admin_tx::send(&c.client, &c.fees, &TxSigner::Guarded(&g), &tx)
-            .await
-            .map_err(tx_err(c.side))?;
-        crash_point(step);
-        store.record(id, step, &mined.tx_hash.to_string())?;
+        let what = format!("sweep {} coins {old} → {new}", coins(balance - cost));
+        let tx = transfer_tx(new, balance - cost, what);
+        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step).await?;
         ui.say(&format!(
             "[6/7] sweep    {}: {} coins back to {new} (tx {})",
             c.side,
@@ -460,6 +432,35 @@ fn old_key_of(
         Some(prev) => keys::rotated(keys::common_signer(cfg)?, &prev.new_key),
         None => Ok(keys::common_signer(cfg)?.clone()),
     }
+}
+
+/// A plain coin transfer (gas funding, sweep): the only non-bridge call a rotation permit allows.
+fn transfer_tx(to: Address, value: U256, what: String) -> AdminTx {
+    AdminTx {
+        to,
+        value,
+        input: Bytes::new(),
+        what,
+    }
+}
+
+/// Sends one step's transaction and records the step with its hash. The crash hook sits
+/// between the two: the effect is on chain, the record not yet written, which is the case a
+/// re-run must recognise from the chain.
+async fn send_step(
+    c: &Chain,
+    guard: &GuardedSigner,
+    tx: &AdminTx,
+    store: &RotationStore,
+    id: i64,
+    step: Step,
+) -> Result<admin_tx::Mined, RotationError> {
+    let mined = admin_tx::send(&c.client, &c.fees, &TxSigner::Guarded(guard), tx)
+        .await
+        .map_err(tx_err(c.side))?;
+    crash_point(step);
+    store.record(id, step, &mined.tx_hash.to_string())?;
+    Ok(mined)
 }
 
 fn propose_tx(c: &Chain, new: Address) -> AdminTx {
