@@ -4,10 +4,10 @@
 
 use alloy::primitives::{Address, Bytes, U256, keccak256};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
+use bridge_agent::devnet::{Devnet, Side};
 
 mod support;
-use support::agent::{Agent, Endpoints, enc, executed, provision_key, send, write_config};
+use support::agent::{Agent, Endpoints, enc, executed, one_operator_devnet, send, write_config};
 use support::proxy::FaultProxy;
 
 /// Sends a native transfer of `value` from `side`'s bridge; returns nothing, the caller knows
@@ -31,16 +31,7 @@ async fn native(side: &Side, d: &Devnet, value: u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_second_rpc_endpoint_takes_over_when_the_first_is_killed() {
     let dir = tempfile::tempdir().unwrap();
-    let operator = provision_key(&dir.path().join("hsm")).await;
-    let d = Devnet::start(DevnetOptions {
-        dir: dir.path().join("chains"),
-        operators: vec![operator],
-        value_transfer_threshold: 1,
-        configuration_threshold: 1,
-        ..DevnetOptions::default()
-    })
-    .await
-    .unwrap();
+    let d = one_operator_devnet(dir.path()).await;
     let first = FaultProxy::start(&d.parent.rpc_url()).await;
     // No WebSocket for the parent: heads are polled, so every parent read goes through the
     // failover client.

@@ -6,25 +6,17 @@ use alloy::primitives::{Address, Bytes, U256, keccak256};
 use bridge_agent::contracts::{
     Bridge, ServiceChainNFT, ServiceChainToken, VOTE_TYPE_VALUE_TRANSFER,
 };
-use bridge_agent::devnet::{Devnet, DevnetOptions, seed};
+use bridge_agent::devnet::seed;
 use std::process::Command;
 
 mod support;
-use support::agent::{Agent, Endpoints, enc, executed, provision_key, send, write_config};
+use support::agent::{Agent, Endpoints, enc, executed, one_operator_devnet, send, write_config};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downtime() {
     let dir = tempfile::tempdir().unwrap();
-    let operator = provision_key(&dir.path().join("hsm")).await;
-    let d = Devnet::start(DevnetOptions {
-        dir: dir.path().join("chains"),
-        operators: vec![operator],
-        value_transfer_threshold: 1,
-        configuration_threshold: 1,
-        ..DevnetOptions::default()
-    })
-    .await
-    .unwrap();
+    let d = one_operator_devnet(dir.path()).await;
+    let operator = d.operators[0];
     let config = write_config(
         dir.path(),
         &d,

@@ -3,7 +3,7 @@
 
 use alloy::primitives::{Address, Bytes, U256};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, Side};
+use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
 use bridge_signer::Pin;
 use bridge_signer::pkcs11::Pkcs11Token;
 pub use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
@@ -28,6 +28,20 @@ pub async fn provision_key(dir: &Path) -> Address {
         .await
         .unwrap();
     token.generate_key("operator", None).await.unwrap().address
+}
+
+/// A devnet whose only operator (threshold 1) is a fresh SoftHSM key under `dir/hsm`.
+pub async fn one_operator_devnet(dir: &Path) -> Devnet {
+    let operator = provision_key(&dir.join("hsm")).await;
+    Devnet::start(DevnetOptions {
+        dir: dir.join("chains"),
+        operators: vec![operator],
+        value_transfer_threshold: 1,
+        configuration_threshold: 1,
+        ..DevnetOptions::default()
+    })
+    .await
+    .unwrap()
 }
 
 /// The endpoints a config gives the agent for one chain.
