@@ -9,7 +9,8 @@
 //!        ▼
 //!   wait for every lower nonce to be broadcast ─> eth_sendRawTransaction (nonce order)
 //!        ▼
-//!   tracker: poll receipts of every hash sent for this nonce ─> Mined | Reverted(revert data)
+//!   tracker: once the mined nonce (one poller per manager) passes ours, the receipt of
+//!            whichever hash we sent for it ─> Mined | Reverted(revert data)
 //!            not mined after bump_after: replacement, fees + bump_percent (≤ max_bumps, ≤ cap),
 //!            else re-send the same bytes; nonce taken by a tx we never sent: start over
 //! ```
@@ -19,13 +20,14 @@
 //! The manager starts at the chain's mined count (taking over what an earlier run left pending)
 //! and reconciles with the pending count whenever a node answers "nonce too low/high".
 //!
-//! Balance: read at start, after each mined or reverted transaction and every
-//! [`BALANCE_EVERY`]; below `min_balance` sets [`TxStats::low_balance`] and logs a warning with
+//! Balance: read at start, after mined or reverted transactions (at most once per
+//! [`BALANCE_GAP`]) and every [`BALANCE_EVERY`]; below `min_balance` sets [`TxStats::low_balance`] and logs a warning with
 //! `alarm = "low_balance"`.
 //!
 //! Tasks: each submission runs in its own task (so a caller dropping `submit` does not strand
-//! a nonce or stop fee bumping) and one balance task runs per manager. All of them end when the
-//! shutdown token fires; the balance task also ends once every handle is dropped.
+//! a nonce or stop fee bumping); one balance task and one mined-nonce poller run per manager.
+//! All of them end when the shutdown token fires; the two per-manager tasks also end once every
+//! handle is dropped.
 
 mod error;
 mod fees;
@@ -47,7 +49,7 @@ use error::SendRejection;
 use nonce::{Sequencer, Turn};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -64,6 +66,11 @@ pub const GAS_MARGIN_PERCENT: u64 = 25;
 pub const GAS_EXTRA: u64 = 400_000;
 /// Period of the background balance check.
 pub const BALANCE_EVERY: Duration = Duration::from_secs(30);
+/// Least time between two balance reads (mined transactions ask for one each).
+pub const BALANCE_GAP: Duration = Duration::from_secs(5);
+/// How long one base-fee read prices new transactions (the offer is twice the base fee, which
+/// covers the rises of the few blocks this spans).
+const BASE_FEE_FOR: Duration = Duration::from_secs(1);
 /// Nonce resynchronisations one submission tolerates before giving up.
 const MAX_RESYNCS: u32 = 5;
 /// Times one submission starts over after its nonce was taken by a transaction it never sent.
@@ -158,6 +165,12 @@ pub(crate) struct Inner {
     balance: Mutex<Option<U256>>,
     low_balance: AtomicBool,
     balance_now: Arc<Notify>,
+    /// The account's mined nonce, as last read by the poller (see [`tracker`]).
+    mined: tokio::sync::watch::Sender<u64>,
+    /// Wakes the nonce poller when a transaction becomes pending.
+    pending_now: Arc<Notify>,
+    /// The last first offer and when it was computed.
+    fees: Mutex<Option<(Instant, Fees)>>,
 }
 
 #[derive(Default)]
@@ -243,12 +256,21 @@ impl TxManager {
             balance: Mutex::new(None),
             low_balance: AtomicBool::new(false),
             balance_now: Arc::new(Notify::new()),
+            mined: tokio::sync::watch::Sender::new(latest),
+            pending_now: Arc::new(Notify::new()),
+            fees: Mutex::new(None),
         });
         inner.check_balance().await;
         tokio::spawn(tracker::balance_loop(
             Arc::downgrade(&inner),
             inner.shutdown.clone(),
             Arc::clone(&inner.balance_now),
+        ));
+        tokio::spawn(tracker::mined_nonce_loop(
+            Arc::downgrade(&inner),
+            inner.shutdown.clone(),
+            Arc::clone(&inner.pending_now),
+            inner.cfg.receipt_poll,
         ));
         Ok(TxManager { inner })
     }
@@ -341,9 +363,7 @@ impl Inner {
                     None => return Err(self.chain_err("estimating gas")(e)),
                 },
             };
-            let fees = Fees::initial(&self.cfg.fees, &self.client)
-                .await
-                .map_err(self.chain_err("reading fees"))?;
+            let fees = self.initial_fees().await?;
             let job = Job {
                 label: label.clone(),
                 calldata: calldata.clone(),
@@ -352,6 +372,7 @@ impl Inner {
             let (nonce, first) = self.broadcast(&job, fees).await?;
             inc(&self.counters.sent);
             inc(&self.counters.pending);
+            self.pending_now.notify_one();
             let tracked = tracker::track(self, &job, nonce, first).await;
             self.counters.pending.fetch_sub(1, Ordering::Relaxed);
             match tracked? {
@@ -370,6 +391,21 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// The first offer for a new transaction, read at most once per [`BASE_FEE_FOR`].
+    async fn initial_fees(&self) -> Result<Fees, TxError> {
+        let cached = *self.fees.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, fees)) = cached
+            && at.elapsed() < BASE_FEE_FOR
+        {
+            return Ok(fees);
+        }
+        let fees = Fees::initial(&self.cfg.fees, &self.client)
+            .await
+            .map_err(self.chain_err("reading fees"))?;
+        *self.fees.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), fees));
+        Ok(fees)
     }
 
     /// Leases a nonce, signs, waits for the turn and sends. Returns the nonce and the tx.

@@ -1,6 +1,10 @@
 //! After the first broadcast: receipts, re-sends, fee-bump replacements; and the balance task.
 //!
-//! Every hash sent for the nonce is polled each `receipt_poll`; whichever is mined is the
+//! One poller per manager reads the account's mined nonce every `receipt_poll` while anything
+//! is pending, and every tracker watches that one value: receipts are fetched only once the
+//! mined nonce passes the tracker's own, so a pending transaction costs no call per poll
+//! (before, each one polled its receipts and the nonce itself, which under load was most of
+//! what the agent asked of its nodes). Whichever hash sent for the nonce has a receipt is the
 //! outcome. A transaction not mined `bump_after` after its last send is replaced with fees
 //! raised by `bump_percent` (same nonce, same calldata, re-signed: the guard's journal sees the
 //! same vote), at most `max_bumps` times and never above the cap; after that it is re-sent as
@@ -13,8 +17,9 @@ use alloy::eips::BlockId;
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{B256, Bytes};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -43,29 +48,25 @@ pub(crate) async fn track(
     let mut last_sent = Instant::now();
     let mut bumps = 0u32;
     let mut taken_polls = 0u32;
+    let mut mined_rx = inner.mined.subscribe();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(inner.cfg.receipt_poll) => {}
+            changed = mined_rx.changed() => if changed.is_err() { return Err(inner.shutdown_err()) },
+            _ = tokio::time::sleep_until((last_sent + policy.bump_after).into()) => {}
             _ = inner.shutdown.cancelled() => return Err(inner.shutdown_err()),
         }
-        if let Some(receipt) = find_receipt(inner, &hashes).await {
-            return Ok(Tracked::Done(outcome(inner, job, receipt).await));
-        }
-        match inner
-            .client
-            .transaction_count(inner.address, BlockTag::Latest)
-            .await
-        {
-            Ok(mined) if mined > nonce => {
-                taken_polls += 1;
-                if taken_polls >= TAKEN_POLLS {
-                    return Ok(Tracked::NonceTaken);
-                }
-                continue;
+        let mined = *mined_rx.borrow_and_update();
+        if mined > nonce {
+            if let Some(receipt) = find_receipt(inner, &hashes).await {
+                return Ok(Tracked::Done(outcome(inner, job, receipt).await));
             }
-            Ok(_) => taken_polls = 0,
-            Err(e) => debug!(chain = %inner.cfg.chain, error = %e, "nonce poll failed"),
+            taken_polls += 1;
+            if taken_polls >= TAKEN_POLLS {
+                return Ok(Tracked::NonceTaken);
+            }
+            continue;
         }
+        taken_polls = 0;
         if last_sent.elapsed() < policy.bump_after {
             continue;
         }
@@ -168,8 +169,46 @@ async fn replay(inner: &Inner, job: &Job, block: u64) -> Option<Bytes> {
     }
 }
 
-/// Checks the balance every [`super::BALANCE_EVERY`] and when poked; ends on shutdown or when
-/// the manager is gone.
+/// Reads the account's mined nonce every `receipt_poll` while a transaction is pending and
+/// publishes it to the trackers; idle otherwise. Ends on shutdown or when the manager is gone.
+pub(crate) async fn mined_nonce_loop(
+    inner: Weak<Inner>,
+    shutdown: CancellationToken,
+    work: Arc<Notify>,
+    poll: Duration,
+) {
+    loop {
+        let idle = inner
+            .upgrade()
+            .is_none_or(|i| i.counters.pending.load(Ordering::Relaxed) == 0);
+        if idle {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = work.notified() => {}
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(poll) => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        match inner
+            .client
+            .transaction_count(inner.address, BlockTag::Latest)
+            .await
+        {
+            // Sent even when unchanged: each poll is a tick for the trackers' taken-nonce count.
+            Ok(mined) => {
+                inner.mined.send_replace(mined);
+            }
+            Err(e) => debug!(chain = %inner.cfg.chain, error = %e, "nonce poll failed"),
+        }
+    }
+}
+
+/// Checks the balance every [`super::BALANCE_EVERY`] and when poked, at most once per
+/// [`super::BALANCE_GAP`] (a burst of mined votes costs one read); ends on shutdown or when the
+/// manager is gone.
 pub(crate) async fn balance_loop(
     inner: Weak<Inner>,
     shutdown: CancellationToken,
@@ -183,5 +222,10 @@ pub(crate) async fn balance_loop(
         }
         let Some(inner) = inner.upgrade() else { return };
         inner.check_balance().await;
+        drop(inner);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(super::BALANCE_GAP) => {}
+        }
     }
 }
