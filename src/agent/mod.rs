@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Votes planned at once per direction.
-const PLANS_IN_FLIGHT: usize = 16;
+const PLANS_IN_FLIGHT: usize = 64;
 /// Signer connection attempts at start (transient failures only), 250 ms apart, doubling.
 const SIGNER_CONNECT_ATTEMPTS: u32 = 5;
 /// How often each direction's auditor reads the destination's new votes.
@@ -226,6 +226,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 source_bridge: src_cfg.bridge,
                 dest_bridge: dst_cfg.bridge,
                 operator: dest.operator,
+                standby_delay: dst_cfg.standby_delay,
             },
             dest.client.clone(),
             Arc::clone(&store),
@@ -261,6 +262,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             source.client.clone(),
             dest.client.clone(),
             Arc::clone(&store),
+            planner.active_key(),
         );
         tasks.spawn(audit_loop(
             direction,
@@ -389,21 +391,32 @@ async fn direction_loop(
             _ = shutdown.cancelled() => break,
             head = heads.next() => {
                 let Some(head) = head else { break };
-                match watcher.catch_up(head.number).await {
-                    Ok(found) => {
-                        for req in found {
-                            spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req).await;
+                // One window at a time, each planned before the next is read: a backlog is
+                // never held in memory whole, and votes start with the first window.
+                let halted = loop {
+                    match watcher.step(head.number).await {
+                        Ok(Some(found)) => {
+                            for req in found {
+                                spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req, &shutdown).await;
+                            }
+                        }
+                        Ok(None) => break false,
+                        Err(e) if e.is_fatal() => {
+                            tracing::error!(direction = %direction, error = %e, "direction halted");
+                            if matches!(e, WatchError::Reorg { .. }) {
+                                m.reorg_halts.inc();
+                            }
+                            metrics.halt_direction(direction, e.to_string());
+                            break true;
+                        }
+                        Err(e) => {
+                            tracing::warn!(direction = %direction, error = %e, "watcher step failed; retrying on the next head");
+                            break false;
                         }
                     }
-                    Err(e) if e.is_fatal() => {
-                        tracing::error!(direction = %direction, error = %e, "direction halted");
-                        if matches!(e, WatchError::Reorg { .. }) {
-                            m.reorg_halts.inc();
-                        }
-                        metrics.halt_direction(direction, e.to_string());
-                        break;
-                    }
-                    Err(e) => tracing::warn!(direction = %direction, error = %e, "watcher step failed; retrying on the next head"),
+                };
+                if halted {
+                    break;
                 }
             }
             _ = recovery_tick.tick() => {
@@ -431,6 +444,9 @@ async fn direction_loop(
     .await;
 }
 
+/// Plans `req` in a task: at once when it is this operator's turn to vote (waiting for one of
+/// the `plans` slots, which holds the caller back while all are taken), else after the
+/// standby delay, without holding a slot meanwhile.
 async fn spawn_plan(
     inflight: &mut JoinSet<()>,
     plans: &Arc<Semaphore>,
@@ -438,25 +454,44 @@ async fn spawn_plan(
     metrics: &Arc<AgentMetrics>,
     direction: Direction,
     req: Request,
+    shutdown: &CancellationToken,
 ) {
+    let (planner, metrics) = (planner.clone(), Arc::clone(metrics));
+    if let Some(delay) = planner.standby(req.nonce).await {
+        let (plans, shutdown) = (Arc::clone(plans), shutdown.clone());
+        inflight.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let Ok(_permit) = plans.acquire_owned().await else {
+                return;
+            };
+            plan_one(&planner, &metrics, direction, req).await;
+        });
+        return;
+    }
     let Ok(permit) = Arc::clone(plans).acquire_owned().await else {
         return;
     };
-    let (planner, metrics) = (planner.clone(), Arc::clone(metrics));
     inflight.spawn(async move {
         let _permit = permit;
-        let result = planner.plan(&req).await;
-        let m = metrics.direction(direction);
-        match &result {
-            Ok(crate::planner::Planned::Voted { .. }) => m.votes_sent.inc(),
-            Ok(_) => {}
-            Err(_) => m.votes_failed.inc(),
-        }
-        match result {
-            Ok(outcome) => tracing::debug!(nonce = req.nonce, ?outcome, "planned"),
-            Err(e) => {
-                tracing::warn!(nonce = req.nonce, error = %e, "vote failed; recovery will retry")
-            }
-        }
+        plan_one(&planner, &metrics, direction, req).await;
     });
+}
+
+async fn plan_one(planner: &Planner, metrics: &AgentMetrics, direction: Direction, req: Request) {
+    let result = planner.plan(&req).await;
+    let m = metrics.direction(direction);
+    match &result {
+        Ok(crate::planner::Planned::Voted { .. }) => m.votes_sent.inc(),
+        Ok(_) => {}
+        Err(_) => m.votes_failed.inc(),
+    }
+    match result {
+        Ok(outcome) => tracing::debug!(nonce = req.nonce, ?outcome, "planned"),
+        Err(e) => {
+            tracing::warn!(nonce = req.nonce, error = %e, "vote failed; recovery will retry")
+        }
+    }
 }

@@ -8,7 +8,12 @@
 //!   not known yet: nonce ≥ source requestNonce ─> FORGED (no such request)
 //!                  else                        ─> kept until the planner has built the key
 //! FORGED ─> bridge_forged_votes_total{direction} + a warning naming the operator
+//!           by this operator's own key: also the `conflicting_vote_on_chain` alarm
 //! ```
+//!
+//! The planner does not read this operator's vote before a first vote (that would cost a call
+//! per transfer); a vote its key cast elsewhere is reported here instead, and the agent's own
+//! vote replaces it on chain (the bridge keeps one vote per operator and nonce).
 //!
 //! A forged vote cannot execute anything while fewer than t operators sign it; the point is to
 //! tell the honest operators that some key is in other hands. Votes mined before the agent
@@ -17,6 +22,7 @@
 use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
 use crate::direction::Direction;
+use crate::rotation::ActiveKey;
 use crate::store::{Store, StoreError};
 use alloy::primitives::{Address, B256};
 use alloy::rpc::types::Filter;
@@ -59,6 +65,8 @@ pub struct Auditor {
     source: ChainClient,
     dest: ChainClient,
     store: Arc<Store>,
+    /// The key that holds this operator's seat.
+    own: ActiveKey,
     stats: Arc<AuditStats>,
     /// The next destination block to read; `None` until the first check reads the head.
     next_block: Option<u64>,
@@ -73,12 +81,14 @@ impl Auditor {
         source: ChainClient,
         dest: ChainClient,
         store: Arc<Store>,
+        own: ActiveKey,
     ) -> Self {
         Self {
             cfg,
             source,
             dest,
             store,
+            own,
             stats: Arc::default(),
             next_block: None,
             pending: BTreeSet::new(),
@@ -148,6 +158,12 @@ impl Auditor {
             };
             forged += 1;
             judged.push((nonce, operator, seen));
+            if operator == self.own.address() {
+                tracing::error!(alarm = "conflicting_vote_on_chain", direction = %dir, nonce,
+                    on_chain = %seen, %expected,
+                    "this operator's key voted a handle this agent never built; the agent's own \
+                     vote replaces it. The key may be in other hands: rotate it");
+            }
             tracing::warn!(alarm = "forged_vote", direction = %dir, nonce, %operator,
                 vote_key = %seen, %expected,
                 "an operator voted a handle that matches no request as this agent sees it; \

@@ -154,6 +154,9 @@ pub struct ChainConfig {
     pub confirmations: u64,
     /// Time between two polls.
     pub poll_interval: Duration,
+    /// How long the operators whose turn it is not wait before voting on a request to this
+    /// chain (zero: everyone votes at once).
+    pub standby_delay: Duration,
     /// Upper bound of one RPC call.
     pub rpc_timeout: Duration,
     /// Low-balance alarm threshold of the operator's gas account, in wei.

@@ -313,6 +313,7 @@ fn chain(
         deploy_block: raw.deploy_block,
         confirmations: raw.confirmations,
         poll_interval: Duration::from_millis(raw.poll_interval_ms),
+        standby_delay: Duration::from_millis(raw.standby_delay_ms),
         rpc_timeout: Duration::from_millis(raw.rpc_timeout_ms),
         min_balance: min_balance?,
         fees: fees?,

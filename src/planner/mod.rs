@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! Request ─> counterpart token (destination registry, cached) ─> handle calldata
-//!         ─> pre-check on the destination:
+//!         ─> never planned before (stored as seen, no vote key)?  record the key, skip the
+//!            pre-check: nothing of ours can be on chain, and the estimate answers "executed"
+//!         ─> else pre-check on the destination:
 //!              executed (closedValueTransferVotes)        ─> Executed, nothing sent
 //!              voteOf(0, nonce, me) == keccak(calldata)   ─> AlreadyVoted, nothing sent
 //!              voteOf(0, nonce, me) is another key        ─> alarm, then vote (replaces it)
@@ -12,6 +14,7 @@
 //!         ─> tx manager ─> guard ─> signer ─> mined / reverted (AlreadyExecuted is fine)
 //! ```
 
+mod seats;
 mod tokens;
 
 use crate::chain::{ChainClient, ChainError};
@@ -23,6 +26,7 @@ use crate::txmgr::{TxError, TxOutcome};
 use crate::votes::{Request, handle_calldata};
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::sol_types::SolInterface;
+pub use seats::Seats;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -94,6 +98,8 @@ pub struct PlannerConfig {
     /// This operator's address on the destination chain at start (after a key switch, the
     /// active key's address counts).
     pub operator: Address,
+    /// How long this operator waits on a nonce that is not its turn (see [`Seats`]).
+    pub standby_delay: std::time::Duration,
 }
 
 /// Cheap to clone; one per direction.
@@ -105,6 +111,7 @@ pub struct Planner {
     /// The destination tx manager of the key that holds the seat (switched by a rotation).
     txm: ActiveKey,
     tokens: Arc<CounterpartTokens>,
+    seats: Arc<Seats>,
     stats: Arc<PlannerStats>,
     /// Request nonces being planned now: one plan per request at a time.
     inflight: Arc<Mutex<HashSet<u64>>>,
@@ -134,12 +141,20 @@ impl Planner {
         txm: impl Into<ActiveKey>,
     ) -> Self {
         let tokens = Arc::new(CounterpartTokens::new(dest.clone(), cfg.dest_bridge));
+        let txm: ActiveKey = txm.into();
+        let seats = Arc::new(Seats::new(
+            dest.clone(),
+            cfg.dest_bridge,
+            txm.clone(),
+            cfg.standby_delay,
+        ));
         Self {
             cfg,
             dest,
             store,
-            txm: txm.into(),
+            txm,
             tokens,
+            seats,
             stats: Arc::default(),
             inflight: Arc::default(),
         }
@@ -148,6 +163,12 @@ impl Planner {
     /// The key votes are sent with; `rotation::switch` replaces it when the seat moves.
     pub fn active_key(&self) -> ActiveKey {
         self.txm.clone()
+    }
+
+    /// How long to wait before planning `nonce` when it is not this operator's turn to vote
+    /// on it; `None`: plan it now.
+    pub async fn standby(&self, nonce: u64) -> Option<std::time::Duration> {
+        self.seats.standby(nonce).await
     }
 
     pub fn stats(&self) -> Arc<PlannerStats> {
@@ -207,17 +228,37 @@ impl Planner {
         let dir = self.cfg.direction;
         let calldata = self.calldata(req).await?;
         let key = keccak256(&calldata);
-        if self.executed(req.nonce).await? {
+        let fresh = self
+            .store
+            .request(dir, req.nonce)?
+            .is_some_and(|r| r.state == RequestState::Seen && r.vote_hash.is_none());
+        if fresh {
+            // Recorded before signing, so a crash from here on leaves a request that the next
+            // plan pre-checks. A vote by this operator's key that this agent did not build is
+            // the auditor's to report.
+            self.store.set_vote_hash(dir, req.nonce, key)?;
+        } else {
+            if let Some(skip) = self.pre_check(req.nonce, key).await? {
+                return Ok(skip);
+            }
+        }
+        self.vote(req, calldata, key).await
+    }
+
+    /// For a request planned before: whether a vote is still needed (`None`) or why not.
+    async fn pre_check(&self, nonce: u64, key: B256) -> Result<Option<Planned>, PlanError> {
+        let dir = self.cfg.direction;
+        if self.executed(nonce).await? {
             // The key is kept even without a vote: the auditor compares others' votes with it.
             self.store
-                .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
-            return Ok(Planned::Executed);
+                .set_state(dir, nonce, RequestState::Executed, Some(key))?;
+            return Ok(Some(Planned::Executed));
         }
-        match self.vote_on_chain(req.nonce).await {
+        match self.vote_on_chain(nonce).await {
             Some(v) if v == key => {
                 self.store
-                    .set_state(dir, req.nonce, RequestState::Voted, Some(key))?;
-                return Ok(Planned::AlreadyVoted);
+                    .set_state(dir, nonce, RequestState::Voted, Some(key))?;
+                return Ok(Some(Planned::AlreadyVoted));
             }
             Some(v) if v != B256::ZERO => {
                 // Only this operator's key can have cast it, and not through this agent: the
@@ -225,13 +266,19 @@ impl Planner {
                 // bridge keeps one vote per operator and nonce), so the seat still counts for
                 // the real transfer, and the operator is told loudly.
                 tracing::error!(alarm = "conflicting_vote_on_chain", direction = %dir,
-                    nonce = req.nonce, on_chain = %v, ours = %key,
+                    nonce, on_chain = %v, ours = %key,
                     "this operator's key voted a handle this agent never built; replacing it \
                      with the right vote. The key may be in other hands: rotate it");
                 self.stats.replaced_foreign.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
+        Ok(None)
+    }
+
+    /// Sends this operator's vote and sorts out how it ended.
+    async fn vote(&self, req: &Request, calldata: Bytes, key: B256) -> Result<Planned, PlanError> {
+        let dir = self.cfg.direction;
         let label = format!("{dir} nonce {}", req.nonce);
         let txm = self.txm.current();
         let outcome = txm.submit(calldata, label).await?;

@@ -272,6 +272,29 @@ impl Store {
         Ok(())
     }
 
+    /// Records the vote key built for a request without moving its state: from then on the
+    /// request counts as planned (see [`StoredRequest::vote_hash`]).
+    pub fn set_vote_hash(
+        &self,
+        direction: Direction,
+        nonce: u64,
+        vote_hash: B256,
+    ) -> Result<(), StoreError> {
+        let nonce = self.int("nonce", nonce)?;
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute(
+            "UPDATE requests SET vote_hash = ?3, updated_at = ?4 WHERE direction = ?1 AND nonce = ?2",
+            params![
+                direction.as_str(),
+                nonce,
+                vote_hash.as_slice().to_vec(),
+                now_secs()
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// One request, if stored.
     pub fn request(
         &self,

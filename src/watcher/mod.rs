@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! head ─> safe = head − confirmations
+//!   getLogs(next..=to = min(safe, next + window − 1)) ─> decode (malformed: skip, log, count)
 //!   cursor.last (block, hash) still canonical?  no ─> WatchError::Reorg: halt this direction
-//!   getLogs(next..=min(safe, next + window − 1)) ─> decode (malformed: skip, log, count)
+//!     (block `to`'s parent hash answers it when to = last + 1; else the block is read)
 //!   every log's block hash canonical?             no ─> WatchError::Reorg
 //!   store: requests + cursor (one transaction) ─> Requests for the vote planner
 //! ```
@@ -127,16 +128,13 @@ impl Watcher {
                 "source head is below the last scanned block; waiting for the chain to reach it");
             return Ok(None);
         }
-        // Checked on every step, new blocks or not: a reorg must halt as soon as it is seen.
-        if let Some((block, stored)) = cursor.last {
-            let canonical = self.canonical_hash(block).await?;
-            if canonical != stored {
-                return Err(self.reorg(block, stored, canonical));
-            }
-        }
         let safe = match head.checked_sub(self.cfg.confirmations) {
             Some(s) if s >= cursor.next_block => s,
-            _ => return Ok(None),
+            _ => {
+                // Checked on every step, new blocks or not: a reorg must halt as soon as seen.
+                self.check_last(cursor).await?;
+                return Ok(None);
+            }
         };
         let from = cursor.next_block;
         let to = safe.min(from.saturating_add(self.cfg.window_blocks.max(1) - 1));
@@ -149,8 +147,22 @@ impl Watcher {
                 Bridge::RequestValueTransferEncoded::SIGNATURE,
             ]);
         let logs = self.source.get_logs(&filter).await?;
+        let to_block = self.block(to).await?;
+        match cursor.last {
+            // The window's last block names its parent: the scanned block, when one step
+            // follows the last one (the usual case), so one read checks both.
+            Some((block, stored)) if block + 1 == to => {
+                if to_block.parent_hash != stored {
+                    let canonical = self.canonical_hash(block).await?;
+                    if canonical != stored {
+                        return Err(self.reorg(block, stored, canonical));
+                    }
+                }
+            }
+            _ => self.check_last(cursor).await?,
+        }
         let mut hashes: BTreeMap<u64, B256> = BTreeMap::new();
-        hashes.insert(to, self.canonical_hash(to).await?);
+        hashes.insert(to, to_block.hash);
         let mut found = Vec::new();
         let mut rows = Vec::new();
         for log in &logs {
@@ -201,14 +213,29 @@ impl Watcher {
         Ok(all)
     }
 
+    /// Whether the last scanned block is still canonical.
+    async fn check_last(&self, cursor: Cursor) -> Result<(), WatchError> {
+        if let Some((block, stored)) = cursor.last {
+            let canonical = self.canonical_hash(block).await?;
+            if canonical != stored {
+                return Err(self.reorg(block, stored, canonical));
+            }
+        }
+        Ok(())
+    }
+
     async fn canonical_hash(&self, block: u64) -> Result<B256, WatchError> {
-        match self.source.block_by_number(block).await? {
-            Some(b) => Ok(b.hash),
-            None => Err(WatchError::MissingBlock {
+        Ok(self.block(block).await?.hash)
+    }
+
+    async fn block(&self, block: u64) -> Result<crate::chain::BlockRef, WatchError> {
+        self.source
+            .block_by_number(block)
+            .await?
+            .ok_or(WatchError::MissingBlock {
                 direction: self.cfg.direction,
                 block,
-            }),
-        }
+            })
     }
 
     fn reorg(&self, block: u64, stored: B256, canonical: B256) -> WatchError {

@@ -1,0 +1,145 @@
+//! Whose turn it is to vote on a request nonce.
+//!
+//! With N operators and threshold t < N, the t seats starting at `nonce mod N` in the
+//! destination bridge's operator list vote at once; the other N − t stand by for the chain's
+//! `standby_delay` and vote only if the transfer has not executed by then. Every agent reads
+//! the same list, so the turns agree without talking; where they briefly disagree (a list read
+//! during a rotation, a read that failed), the agent votes at once: an extra vote costs gas, a
+//! missing one costs time.
+//!
+//! ```text
+//! seat = position of this operator's key in getOperatorList()   (re-read every REFRESH)
+//! rank = (seat − nonce) mod N
+//! rank < t ─> vote now        rank ≥ t ─> wait standby_delay, then plan (executed: no vote)
+//! ```
+
+use crate::chain::ChainClient;
+use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
+use crate::rotation::ActiveKey;
+use alloy::primitives::Address;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How long one read of the operator list and threshold is trusted.
+const REFRESH: Duration = Duration::from_secs(30);
+
+/// The destination's operator list and value-transfer threshold, as last read.
+#[derive(Debug, Clone)]
+struct Roster {
+    read_at: Instant,
+    operators: Vec<Address>,
+    threshold: usize,
+}
+
+pub struct Seats {
+    dest: ChainClient,
+    bridge: Address,
+    own: ActiveKey,
+    delay: Duration,
+    roster: Mutex<Option<Roster>>,
+}
+
+impl Seats {
+    pub fn new(dest: ChainClient, bridge: Address, own: ActiveKey, delay: Duration) -> Self {
+        Self {
+            dest,
+            bridge,
+            own,
+            delay,
+            roster: Mutex::new(None),
+        }
+    }
+
+    /// How long this operator waits before voting on `nonce`: `None` when it is among the t
+    /// whose turn it is (or cannot tell).
+    pub async fn standby(&self, nonce: u64) -> Option<Duration> {
+        if self.delay.is_zero() {
+            return None;
+        }
+        let roster = self.roster().await?;
+        let me = self.own.address();
+        let seat = roster.operators.iter().position(|a| *a == me)?;
+        (rank(seat, nonce, roster.operators.len()) >= roster.threshold).then_some(self.delay)
+    }
+
+    async fn roster(&self) -> Option<Roster> {
+        let mut cached = self.roster.lock().await;
+        if let Some(r) = cached.as_ref()
+            && r.read_at.elapsed() < REFRESH
+        {
+            return Some(r.clone());
+        }
+        match self.read().await {
+            Ok(r) => {
+                *cached = Some(r.clone());
+                Some(r)
+            }
+            Err(e) => {
+                // Kept short: the next request tries again.
+                tracing::debug!(error = %e, "cannot read the operator list; voting at once");
+                None
+            }
+        }
+    }
+
+    async fn read(&self) -> Result<Roster, crate::chain::ChainError> {
+        let bridge = self.bridge;
+        let operators = self
+            .dest
+            .run("Bridge.getOperatorList", move |p| async move {
+                Bridge::new(bridge, p).getOperatorList().call().await
+            })
+            .await?;
+        let threshold = self
+            .dest
+            .run("Bridge.operatorThresholds", move |p| async move {
+                Bridge::new(bridge, p)
+                    .operatorThresholds(VOTE_TYPE_VALUE_TRANSFER)
+                    .call()
+                    .await
+            })
+            .await?;
+        Ok(Roster {
+            read_at: Instant::now(),
+            operators,
+            // A threshold of 0 or above N leaves nobody standing by.
+            threshold: usize::from(threshold).max(1),
+        })
+    }
+}
+
+/// Position of `seat` counted from the seat whose turn comes first for `nonce`.
+fn rank(seat: usize, nonce: u64, n: usize) -> usize {
+    let first = (nonce % n as u64) as usize;
+    (seat + n - first) % n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rank;
+
+    #[test]
+    fn each_nonce_has_exactly_t_seats_in_turn_and_every_seat_takes_turns() {
+        let (n, t) = (4, 3);
+        let mut turns = [0; 4];
+        for nonce in 0..400u64 {
+            let now: Vec<usize> = (0..n).filter(|&s| rank(s, nonce, n) < t).collect();
+            assert_eq!(now.len(), t, "nonce {nonce}");
+            for s in now {
+                turns[s] += 1;
+            }
+        }
+        assert_eq!(turns, [300; 4]);
+    }
+
+    #[test]
+    fn rank_is_a_permutation_of_the_seats() {
+        for n in 1..8 {
+            for nonce in 0..20u64 {
+                let mut ranks: Vec<usize> = (0..n).map(|s| rank(s, nonce, n)).collect();
+                ranks.sort_unstable();
+                assert_eq!(ranks, (0..n).collect::<Vec<_>>());
+            }
+        }
+    }
+}
