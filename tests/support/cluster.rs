@@ -104,6 +104,8 @@ pub struct ClusterOptions {
     /// Confirmations on the parent chain (requests parent → child).
     pub parent_confirmations: u64,
     pub recovery_secs: u64,
+    /// `standby_delay_ms` of both chains (the agent's default when `None`).
+    pub standby_delay_ms: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -115,6 +117,7 @@ impl Default for ClusterOptions {
             backup_rpc: Vec::new(),
             parent_confirmations: 0,
             recovery_secs: 2,
+            standby_delay_ms: None,
         }
     }
 }
@@ -227,12 +230,15 @@ impl Cluster {
                 format!(
                     "[{name}]\nchain_id = {}\nrpc = [{}]\nws = \"{}\"\nbridge = \"{}\"\ndeploy_block = {}\n\
                      confirmations = {confirmations}\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\nmin_balance = \"1\"\n\n\
-                     [{name}.fees]\nbump_after_secs = 5\n",
+                     {}[{name}.fees]\nbump_after_secs = 5\n",
                     s.chain_id,
                     rpc.join(", "),
                     proxy.url("ws"),
                     s.bridge,
-                    s.bridge_deploy_block
+                    s.bridge_deploy_block,
+                    opts.standby_delay_ms
+                        .map(|ms| format!("standby_delay_ms = {ms}\n\n"))
+                        .unwrap_or_default()
                 )
             };
             let text = format!(
