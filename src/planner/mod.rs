@@ -171,6 +171,14 @@ impl Planner {
         self.seats.standby(nonce).await
     }
 
+    /// Whether the store says this agent voted `nonce`, or saw it executed.
+    pub fn done_before(&self, nonce: u64) -> Result<bool, PlanError> {
+        Ok(self
+            .store
+            .request(self.cfg.direction, nonce)?
+            .is_some_and(|r| r.state != RequestState::Seen))
+    }
+
     pub fn stats(&self) -> Arc<PlannerStats> {
         Arc::clone(&self.stats)
     }

@@ -3,7 +3,8 @@
 //! ```text
 //! requestNonce (source) == lowerHandleNonce (destination)?  yes ─> nothing pending
 //! lowerHandleNonce moved since the last check?               yes ─> progress, wait
-//! (stalled, or first check after start)
+//! (stalled, or first check after start: then only requests this agent has not voted or seen
+//!  executed, on nonces that are its turn)
 //!   rescan source logs from the destination's recoveryBlockNumber to the confirmed head,
 //!   in windows; every request with nonce ≥ lowerHandleNonce that is not executed goes back
 //!   to the planner, which sends a vote only if this operator has not voted it yet
@@ -98,11 +99,12 @@ impl Recovery {
             lower_handle_nonce: lower,
             ..Default::default()
         };
-        let stalled = {
+        let (stalled, first) = {
             let mut last = self.last_lower.lock().await;
+            let first = last.is_none();
             let stalled = last.is_none_or(|prev| prev == lower);
             *last = Some(lower);
-            stalled
+            (stalled, first)
         };
         if request_nonce <= lower || !stalled {
             return Ok(report);
@@ -138,6 +140,16 @@ impl Recovery {
                     continue;
                 };
                 if req.nonce < lower {
+                    continue;
+                }
+                // The check at start looks for what an earlier run left undone, next to a
+                // watcher catching up: it leaves alone what this agent already voted or saw
+                // executed, and nonces that are another seat's turn (the watcher's standby
+                // covers them). A stalled check later takes everything.
+                if first
+                    && (self.planner.done_before(req.nonce)?
+                        || self.planner.standby(req.nonce).await.is_some())
+                {
                     continue;
                 }
                 // The planner checks execution itself; asking here too cost one RPC per request.
