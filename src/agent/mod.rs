@@ -19,7 +19,7 @@ use crate::config::{AgentConfig, Side};
 use crate::direction::Direction;
 use crate::http::{HttpError, HttpServer};
 use crate::metrics::{AgentMetrics, GuardStats};
-use crate::planner::{Planner, PlannerConfig};
+use crate::planner::{Planner, PlannerConfig, Standby};
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::rotation::switch::SwitchSide;
 use crate::rotation::{ActiveKey, RotationStore};
@@ -279,6 +279,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 watcher,
                 planner,
                 recovery,
+                standby: Standby::new(dst_cfg.standby_delay),
                 metrics: Arc::clone(&metrics),
             },
             heads,
@@ -364,6 +365,8 @@ struct Parts {
     watcher: Watcher,
     planner: Planner,
     recovery: Recovery,
+    /// Requests that are other seats' turn.
+    standby: Standby,
     metrics: Arc<AgentMetrics>,
 }
 
@@ -379,6 +382,7 @@ async fn direction_loop(
         watcher,
         planner,
         recovery,
+        mut standby,
         metrics,
     } = parts;
     let m = metrics.direction(direction);
@@ -386,6 +390,9 @@ async fn direction_loop(
     let mut inflight = JoinSet::new();
     let mut recovery_tick = tokio::time::interval(recovery_interval);
     recovery_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Zero delay: nothing is ever held, so the tick never runs (the period only must be > 0).
+    let mut standby_tick = tokio::time::interval(standby.delay().max(Duration::from_millis(1)));
+    standby_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -397,7 +404,14 @@ async fn direction_loop(
                     match watcher.step(head.number).await {
                         Ok(Some(found)) => {
                             for req in found {
-                                spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req, &shutdown).await;
+                                if planner.stands_by(req.nonce).await {
+                                    if let Err(e) = planner.record_key(&req).await {
+                                        tracing::warn!(direction = %direction, nonce = req.nonce, error = %e, "cannot build the vote key of a request held for another seat");
+                                    }
+                                    standby.hold(req);
+                                } else {
+                                    spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req).await;
+                                }
                             }
                         }
                         Ok(None) => break false,
@@ -434,6 +448,21 @@ async fn direction_loop(
                     Err(e) => tracing::warn!(direction = %direction, error = %e, "recovery check failed"),
                 }
             }
+            _ = standby_tick.tick(), if !standby.is_empty() => {
+                match planner.lower_handle_nonce().await {
+                    Ok(lower) => {
+                        let due = standby.tick(lower);
+                        if !due.is_empty() {
+                            tracing::info!(direction = %direction, lower_handle_nonce = lower, requests = due.len(),
+                                "handle progress is stuck on another seat's turn; voting on the requests held for it");
+                        }
+                        for req in due {
+                            spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(direction = %direction, error = %e, "cannot read lowerHandleNonce for the standby check; next tick retries"),
+                }
+            }
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
         }
     }
@@ -444,9 +473,8 @@ async fn direction_loop(
     .await;
 }
 
-/// Plans `req` in a task: at once when it is this operator's turn to vote (waiting for one of
-/// the `plans` slots, which holds the caller back while all are taken), else after the
-/// standby delay, without holding a slot meanwhile.
+/// Plans `req` in a task, waiting for one of the `plans` slots (which holds the caller back
+/// while all are taken).
 async fn spawn_plan(
     inflight: &mut JoinSet<()>,
     plans: &Arc<Semaphore>,
@@ -454,26 +482,11 @@ async fn spawn_plan(
     metrics: &Arc<AgentMetrics>,
     direction: Direction,
     req: Request,
-    shutdown: &CancellationToken,
 ) {
-    let (planner, metrics) = (planner.clone(), Arc::clone(metrics));
-    if let Some(delay) = planner.standby(req.nonce).await {
-        let (plans, shutdown) = (Arc::clone(plans), shutdown.clone());
-        inflight.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            let Ok(_permit) = plans.acquire_owned().await else {
-                return;
-            };
-            plan_one(&planner, &metrics, direction, req).await;
-        });
-        return;
-    }
     let Ok(permit) = Arc::clone(plans).acquire_owned().await else {
         return;
     };
+    let (planner, metrics) = (planner.clone(), Arc::clone(metrics));
     inflight.spawn(async move {
         let _permit = permit;
         plan_one(&planner, &metrics, direction, req).await;

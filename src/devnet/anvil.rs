@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// States anvil keeps (in memory) for calls at past blocks; see `Anvil::spawn`.
+const HISTORY_STATES: u32 = 256;
 
 /// Where anvil is looked for, in order: `$BRIDGE_ANVIL`, the project's npm install
 /// (`node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil`, from the current directory and from
@@ -104,9 +106,14 @@ impl Anvil {
             .arg(opts.accounts.to_string())
             .arg("--config-out")
             .arg(&config_path)
-            // Old states spill to disk; by default into ~/.foundry/anvil/tmp, which a killed
-            // anvil never cleans (this session saw it reach 63 GB). In the devnet folder they go
-            // with it.
+            // By default anvil writes every old block's state to disk (into ~/.foundry/anvil/tmp,
+            // which a killed anvil never cleans: it reached 63 GB here), and the writes grow
+            // with the state, so a long run slowed down ~3× per 1,000 transfers. Only the
+            // latest HISTORY_STATES states are kept, in memory; nothing here reads older state
+            // (the agent replays a reverted vote at its block right after the receipt).
+            .arg("--prune-history")
+            .arg(HISTORY_STATES.to_string())
+            // Should anything still spill, it goes with the devnet folder.
             .arg("--cache-path")
             .arg(dir.join(format!("{}-anvil-states", opts.name)))
             .stdin(Stdio::null())

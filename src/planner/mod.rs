@@ -15,6 +15,7 @@
 //! ```
 
 mod seats;
+mod standby;
 mod tokens;
 
 use crate::chain::{ChainClient, ChainError};
@@ -27,6 +28,7 @@ use crate::votes::{Request, handle_calldata};
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::sol_types::SolInterface;
 pub use seats::Seats;
+pub use standby::Standby;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -146,7 +148,7 @@ impl Planner {
             dest.clone(),
             cfg.dest_bridge,
             txm.clone(),
-            cfg.standby_delay,
+            !cfg.standby_delay.is_zero(),
         ));
         Self {
             cfg,
@@ -165,10 +167,30 @@ impl Planner {
         self.txm.clone()
     }
 
-    /// How long to wait before planning `nonce` when it is not this operator's turn to vote
-    /// on it; `None`: plan it now.
-    pub async fn standby(&self, nonce: u64) -> Option<std::time::Duration> {
-        self.seats.standby(nonce).await
+    /// Whether `nonce` is another seat's turn to vote (see [`Seats`]).
+    pub async fn stands_by(&self, nonce: u64) -> bool {
+        self.seats.stands_by(nonce).await
+    }
+
+    /// Records the vote key of a request this operator stands by for: the auditor judges the
+    /// other operators' votes against it, and the request counts as planned (a later plan
+    /// pre-checks it on chain).
+    pub async fn record_key(&self, req: &Request) -> Result<(), PlanError> {
+        let key = keccak256(self.calldata(req).await?);
+        Ok(self
+            .store
+            .set_vote_hash(self.cfg.direction, req.nonce, key)?)
+    }
+
+    /// The destination's `lowerHandleNonce`: every request below it is executed.
+    pub async fn lower_handle_nonce(&self) -> Result<u64, PlanError> {
+        let bridge = self.cfg.dest_bridge;
+        Ok(self
+            .dest
+            .run("Bridge.lowerHandleNonce", move |p| async move {
+                Bridge::new(bridge, p).lowerHandleNonce().call().await
+            })
+            .await?)
     }
 
     /// Whether the store says this agent voted `nonce`, or saw it executed.

@@ -1,8 +1,8 @@
 //! Whose turn it is to vote on a request nonce.
 //!
 //! With N operators and threshold t < N, the t seats starting at `nonce mod N` in the
-//! destination bridge's operator list vote at once; the other N − t stand by for the chain's
-//! `standby_delay` and vote only if the transfer has not executed by then. Every agent reads
+//! destination bridge's operator list vote at once; the other N − t hold the request (see
+//! [`super::Standby`]) and vote only if handle progress gets stuck on it. Every agent reads
 //! the same list, so the turns agree without talking; where they briefly disagree (a list read
 //! during a rotation, a read that failed), the agent votes at once: an extra vote costs gas, a
 //! missing one costs time.
@@ -10,7 +10,7 @@
 //! ```text
 //! seat = position of this operator's key in getOperatorList()   (re-read every REFRESH)
 //! rank = (seat − nonce) mod N
-//! rank < t ─> vote now        rank ≥ t ─> wait standby_delay, then plan (executed: no vote)
+//! rank < t ─> vote now        rank ≥ t ─> Standby::hold
 //! ```
 
 use crate::chain::ChainClient;
@@ -35,31 +35,37 @@ pub struct Seats {
     dest: ChainClient,
     bridge: Address,
     own: ActiveKey,
-    delay: Duration,
+    /// Off when the chain's standby delay is zero: every operator votes at once.
+    enabled: bool,
     roster: Mutex<Option<Roster>>,
 }
 
 impl Seats {
-    pub fn new(dest: ChainClient, bridge: Address, own: ActiveKey, delay: Duration) -> Self {
+    pub fn new(dest: ChainClient, bridge: Address, own: ActiveKey, enabled: bool) -> Self {
         Self {
             dest,
             bridge,
             own,
-            delay,
+            enabled,
             roster: Mutex::new(None),
         }
     }
 
-    /// How long this operator waits before voting on `nonce`: `None` when it is among the t
-    /// whose turn it is (or cannot tell).
-    pub async fn standby(&self, nonce: u64) -> Option<Duration> {
-        if self.delay.is_zero() {
-            return None;
+    /// Whether `nonce` is another seat's turn: false when this operator is among the t whose
+    /// turn it is, when standing by is off (zero delay), or when it cannot tell.
+    pub async fn stands_by(&self, nonce: u64) -> bool {
+        if !self.enabled {
+            return false;
         }
-        let roster = self.roster().await?;
+        let Some(roster) = self.roster().await else {
+            return false;
+        };
         let me = self.own.address();
-        let seat = roster.operators.iter().position(|a| *a == me)?;
-        (rank(seat, nonce, roster.operators.len()) >= roster.threshold).then_some(self.delay)
+        roster
+            .operators
+            .iter()
+            .position(|a| *a == me)
+            .is_some_and(|seat| rank(seat, nonce, roster.operators.len()) >= roster.threshold)
     }
 
     async fn roster(&self) -> Option<Roster> {

@@ -148,7 +148,7 @@ impl Recovery {
                 // covers them). A stalled check later takes everything.
                 if first
                     && (self.planner.done_before(req.nonce)?
-                        || self.planner.standby(req.nonce).await.is_some())
+                        || self.planner.stands_by(req.nonce).await)
                 {
                     continue;
                 }
