@@ -269,11 +269,11 @@ pub struct ChainSection {
     /// Milliseconds between two polls for new blocks/logs. Default 1000; must be positive.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
-    /// Milliseconds the operators whose turn it is not wait before voting on a request to this
-    /// chain. With more operators than the threshold t, t seats take each request nonce in turn
-    /// and vote at once; the others vote after this delay, and only if the transfer has not
-    /// executed by then (saving the gas of votes past the threshold). 0: every operator votes
-    /// at once. Set it to a few of this chain's block times. Default 3000.
+    /// With more operators than the threshold t, t seats take each request nonce in turn and
+    /// vote on it at once; the others hold the request and vote only when this chain's bridge
+    /// has executed nothing (`lowerHandleNonce` unchanged) for this many milliseconds while it
+    /// is pending (saving the gas of votes past the threshold). 0: every operator votes at
+    /// once. Set it to a few of this chain's block times. Default 3000.
     #[serde(default = "default_standby_delay_ms")]
     pub standby_delay_ms: u64,
     /// Upper bound of one RPC call, in milliseconds. Default 5000; must be positive.
