@@ -436,7 +436,10 @@ async fn direction_loop(
             _ = recovery_tick.tick() => {
                 m.recoveries.inc();
                 match recovery.check().await {
-                    Ok(report) => {
+                    Ok((report, refeed)) => {
+                        for req in refeed {
+                            spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req).await;
+                        }
                         m.request_nonce.set(report.request_nonce);
                         m.lower_handle_nonce.set(report.lower_handle_nonce);
                         m.pending_requests.set(report.request_nonce.saturating_sub(report.lower_handle_nonce));

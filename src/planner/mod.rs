@@ -172,6 +172,15 @@ impl Planner {
         self.seats.stands_by(nonce).await
     }
 
+    /// The last source block the watcher has scanned (and planned or held every request of),
+    /// or `None` before its first scan.
+    pub fn scanned_until(&self) -> Result<Option<u64>, PlanError> {
+        Ok(self
+            .store
+            .cursor(self.cfg.direction)?
+            .and_then(|c| c.last.map(|(block, _)| block)))
+    }
+
     /// Records the vote key of a request this operator stands by for: the auditor judges the
     /// other operators' votes against it, and the request counts as planned (a later plan
     /// pre-checks it on chain).

@@ -5,9 +5,10 @@
 //! lowerHandleNonce moved since the last check?               yes ─> progress, wait
 //! (stalled, or first check after start: then only requests this agent has not voted or seen
 //!  executed, on nonces that are its turn)
-//!   rescan source logs from the destination's recoveryBlockNumber to the confirmed head,
-//!   in windows; every request with nonce ≥ lowerHandleNonce that is not executed goes back
-//!   to the planner, which sends a vote only if this operator has not voted it yet
+//!   rescan source logs from the destination's recoveryBlockNumber to the last block the
+//!   watcher scanned (later ones are the watcher's), in windows; every request with
+//!   nonce ≥ lowerHandleNonce goes back to the planner (planned by the caller, in parallel),
+//!   which sends a vote only if it is not executed and this operator has not voted it yet
 //! ```
 //!
 //! The watcher's cursor makes the normal path cheap; recovery catches what it cannot see:
@@ -17,7 +18,8 @@
 use crate::chain::ChainClient;
 use crate::contracts::Bridge;
 use crate::direction::Direction;
-use crate::planner::{PlanError, Planned, Planner};
+use crate::planner::{PlanError, Planner};
+use crate::votes::Request;
 use crate::votes::decode_request;
 use alloy::primitives::Address;
 use alloy::rpc::types::Filter;
@@ -78,8 +80,9 @@ impl Recovery {
         }
     }
 
-    /// One check; re-feeds stalled requests through the planner (which votes only if needed).
-    pub async fn check(&self) -> Result<RecoveryReport, PlanError> {
+    /// One check; returns the stalled requests to hand back to the planner (which votes only
+    /// if needed). The caller plans them, so a long list does not hold up its loop.
+    pub async fn check(&self) -> Result<(RecoveryReport, Vec<Request>), PlanError> {
         self.stats.checks.fetch_add(1, Ordering::Relaxed);
         let (src, dst) = (self.cfg.source_bridge, self.cfg.dest_bridge);
         let request_nonce = self
@@ -107,7 +110,7 @@ impl Recovery {
             (stalled, first)
         };
         if request_nonce <= lower || !stalled {
-            return Ok(report);
+            return Ok((report, Vec::new()));
         }
         report.rescanned = true;
         self.stats.rescans.fetch_add(1, Ordering::Relaxed);
@@ -118,12 +121,18 @@ impl Recovery {
             })
             .await?;
         let head = self.source.block_number().await?;
-        let to = head.saturating_sub(self.cfg.confirmations);
+        // Blocks from the watcher's cursor on are the watcher's to plan (it is catching up, or
+        // about to): rescanning them too would vote the same requests twice over.
+        let Some(scanned) = self.planner.scanned_until()? else {
+            return Ok((report, Vec::new()));
+        };
+        let to = head.saturating_sub(self.cfg.confirmations).min(scanned);
         let window = self.cfg.window_blocks.max(1);
         tracing::info!(
             direction = %self.cfg.direction, request_nonce, lower_handle_nonce = lower, from, to,
             "handle progress stalled: rescanning pending requests"
         );
+        let mut refeed = Vec::new();
         let mut start = from;
         while start <= to {
             let end = to.min(start.saturating_add(window - 1));
@@ -153,18 +162,12 @@ impl Recovery {
                     continue;
                 }
                 // The planner checks execution itself; asking here too cost one RPC per request.
-                match self.planner.plan(&req).await {
-                    Ok(Planned::Executed) => continue,
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(direction = %self.cfg.direction, nonce = req.nonce, error = %e, "re-fed vote failed; next check retries")
-                    }
-                }
                 report.refed.push(req.nonce);
                 self.stats.refed.fetch_add(1, Ordering::Relaxed);
+                refeed.push(req);
             }
             start = end + 1;
         }
-        Ok(report)
+        Ok((report, refeed))
     }
 }
