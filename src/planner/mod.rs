@@ -174,7 +174,7 @@ impl Planner {
 
     /// The last source block the watcher has scanned (and planned or held every request of),
     /// or `None` before its first scan.
-    pub fn scanned_until(&self) -> Result<Option<u64>, PlanError> {
+    pub fn scanned_until(&self) -> Result<Option<u64>, StoreError> {
         Ok(self
             .store
             .cursor(self.cfg.direction)?
@@ -203,7 +203,7 @@ impl Planner {
     }
 
     /// Whether the store says this agent voted `nonce`, or saw it executed.
-    pub fn done_before(&self, nonce: u64) -> Result<bool, PlanError> {
+    pub fn done_before(&self, nonce: u64) -> Result<bool, StoreError> {
         Ok(self
             .store
             .request(self.cfg.direction, nonce)?
