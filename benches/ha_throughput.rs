@@ -12,6 +12,7 @@
 //! | `HA_P5_N`     | 10000        | backlog for P5                                               |
 //! | `HA_P5_SECS`  | 900          | longest P5 waits for the backlog to execute                  |
 //! | `HA_PROXY`    | 0            | 1 keeps the harness's fault proxies between agents and chains |
+//! | `HA_BLOCK_SECS` | 1          | seconds between blocks once set up (interval mining, like a real chain); 0: anvil's automine, a block per transaction |
 //!
 //! Under `cargo test` (no `--bench` argument) it only smoke-tests the request generator and the
 //! plain-key voters on one devnet, in a few seconds.
@@ -46,7 +47,7 @@ use alloy::providers::Provider;
 use bridge_agent::devnet::{Devnet, DevnetOptions};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::burst::{Burst, Executed, RawVoters, kicks};
+use support::burst::{Burst, Executed, RawVoters, kicks, set_kicking};
 use support::cluster::{Cluster, ClusterOptions, handled_nonces};
 
 const T: u8 = 3;
@@ -197,6 +198,25 @@ fn log_len(log: &std::path::Path) -> u64 {
     std::fs::metadata(log).map(|m| m.len()).unwrap_or(0)
 }
 
+/// Agent log lines that explain a slow phase, by what they say.
+const EVENTS: [(&str, &str); 6] = [
+    ("standby released", "stuck on another seat's turn"),
+    ("recovery rescans", "handle progress stalled: rescanning"),
+    ("fee bumps", "replaced with higher fees"),
+    ("re-sends", "re-send answered"),
+    ("failed votes", "vote failed"),
+    ("warnings", " WARN "),
+];
+
+/// How often each of [`EVENTS`] appears in the agents' logs so far.
+fn events(cluster: &Cluster) -> Vec<usize> {
+    let logs: Vec<String> = cluster.nodes.iter().map(|n| n.log_text()).collect();
+    EVENTS
+        .iter()
+        .map(|(_, needle)| logs.iter().map(|l| l.matches(needle).count()).sum())
+        .collect()
+}
+
 /// Sums of agent metrics over all four agents.
 async fn metric_sum(cluster: &Cluster, name: &str) -> f64 {
     let mut sum = 0.0;
@@ -231,6 +251,15 @@ async fn wait_all_executed(
     }
 }
 
+fn describe_events(counts: &[usize]) -> String {
+    EVENTS
+        .iter()
+        .zip(counts)
+        .map(|((what, _), c)| format!("{what} {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn exec_calls(exec: &[Executed; 2]) -> u64 {
     exec[0].calls + exec[1].calls
 }
@@ -249,6 +278,8 @@ struct Live {
     methods: BTreeMap<String, u64>,
     /// Blocks the request sender mined by hand (anvil's automine stall).
     kicks: u64,
+    /// [`EVENTS`] logged during the phase.
+    events: Vec<usize>,
 }
 
 async fn live_phase(
@@ -269,6 +300,7 @@ async fn live_phase(
     ];
     let offsets = [log_len(&logs[0]), log_len(&logs[1])];
     let k0 = kicks();
+    let ev0 = events(cluster);
     let start = Instant::now();
     let send = burst.send(n).await;
     wait_all_executed(cluster, exec, burst.sent, Duration::from_secs(1800)).await;
@@ -293,6 +325,11 @@ async fn live_phase(
         }
     }
     Live {
+        events: events(cluster)
+            .iter()
+            .zip(&ev0)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect(),
         kicks: kicks() - k0,
         methods,
         secs,
@@ -350,6 +387,19 @@ async fn match_heights(a: &Devnet, b: &Devnet) -> [u64; 2] {
         mined[k] = gap;
     }
     mined
+}
+
+/// Switches both chains of `d` from automine (fast set-up) to a block every `secs` seconds.
+async fn interval_mining(d: &Devnet, secs: u64) {
+    for side in [&d.parent, &d.child] {
+        let p = side.reader();
+        p.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
+            .await
+            .unwrap_or_else(|e| panic!("evm_setAutomine: {e}"));
+        p.raw_request::<_, serde_json::Value>("evm_setIntervalMining".into(), (secs,))
+            .await
+            .unwrap_or_else(|e| panic!("evm_setIntervalMining: {e}"));
+    }
 }
 
 /// Every request executed exactly once, no gap.
@@ -450,9 +500,20 @@ async fn main() {
     .unwrap();
     let mut raw_burst = Burst::prepare(&raw).await;
     let voters = RawVoters::new(&raw, raw.dev_operator_keys()[..T as usize].to_vec()).await;
+    let block_secs = env_usize("HA_BLOCK_SECS", 1) as u64;
+    if block_secs > 0 {
+        set_kicking(false);
+        interval_mining(&cluster.devnet, block_secs).await;
+        interval_mining(&raw, block_secs).await;
+    }
 
     println!(
-        "ha_throughput: N = {n} requests per phase, {rounds} round(s), 4 agents, t = {T}, SoftHSM"
+        "ha_throughput: N = {n} requests per phase, {rounds} round(s), 4 agents, t = {T}, SoftHSM, {}",
+        if block_secs > 0 {
+            format!("a block every {block_secs} s")
+        } else {
+            "automine (a block per transaction)".into()
+        }
     );
     let (mut p2, mut p4) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
@@ -518,6 +579,7 @@ async fn main() {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        println!("  agents' log: {}", describe_events(&live.events));
         println!(
             "  agents' RPC calls per transfer (anvil's log): {}",
             live.methods
@@ -538,6 +600,10 @@ async fn main() {
             // the live rate of the phases before and after (their mean time).
             let after = live_phase(&cluster, &mut exec, &mut burst, n).await;
             let live_mean = n as f64 / ((live.secs + after.secs) / 2.0);
+            println!(
+                "  live after the catch-up, agents' log: {}",
+                describe_events(&after.events)
+            );
             println!(
                 "  catch-up: {n} requests in {secs:.2} s = {rate:.1} transfers/s \
                  (the four starts took {started:.2} s); live after it {:.1} transfers/s; \

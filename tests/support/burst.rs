@@ -35,13 +35,21 @@ use alloy::sol_types::{SolCall, SolEvent};
 use bridge_agent::contracts::{Bridge, ServiceChainToken};
 use bridge_agent::devnet::{Devnet, Side};
 use bridge_agent::votes::{Request, decode_request, handle_calldata};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 /// How long a wait sees no progress before it mines a block to take stuck transactions in.
 pub const KICK_AFTER: Duration = Duration::from_millis(250);
 static KICKS: AtomicU64 = AtomicU64::new(0);
+/// Off when the chains mine on an interval: no automine to get stuck, and a block mined by hand
+/// would speed up only the phase that waits here.
+static KICKING: AtomicBool = AtomicBool::new(true);
+
+/// Whether waits here may mine a block to free transactions automine left behind.
+pub fn set_kicking(on: bool) {
+    KICKING.store(on, Ordering::Relaxed);
+}
 
 /// Blocks mined by hand so far because anvil's automine left ready transactions behind.
 pub fn kicks() -> u64 {
@@ -74,7 +82,7 @@ where
         }
         if now != last {
             (last, since) = (now, Instant::now());
-        } else if since.elapsed() >= KICK_AFTER {
+        } else if since.elapsed() >= KICK_AFTER && KICKING.load(Ordering::Relaxed) {
             kick(c).await;
             since = Instant::now();
         }
