@@ -47,7 +47,7 @@ use alloy::providers::Provider;
 use bridge_agent::devnet::{Devnet, DevnetOptions};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::burst::{Burst, Executed, RawVoters, kicks, set_kicking};
+use support::burst::{Burst, Executed, RawVoters, kicks, set_interval_mining};
 use support::cluster::{Cluster, ClusterOptions, handled_nonces};
 
 const T: u8 = 3;
@@ -502,7 +502,7 @@ async fn main() {
     let voters = RawVoters::new(&raw, raw.dev_operator_keys()[..T as usize].to_vec()).await;
     let block_secs = env_usize("HA_BLOCK_SECS", 1) as u64;
     if block_secs > 0 {
-        set_kicking(false);
+        set_interval_mining(true);
         interval_mining(&cluster.devnet, block_secs).await;
         interval_mining(&raw, block_secs).await;
     }

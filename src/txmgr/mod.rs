@@ -61,9 +61,12 @@ pub type GuardedSigner = Guard<Arc<dyn Signer>>;
 /// others arrive may become the one that executes the transfer, which costs more.
 pub const GAS_MARGIN_PERCENT: u64 = 25;
 /// Fixed gas added to every estimate (see [`GAS_MARGIN_PERCENT`]). Sized for the worst
-/// execution a vote can trigger: the t-th vote mints an ERC-721 and stores its URI (the demo saw
-/// 100 000 run out of gas there, reverting with empty data). Only the gas used is paid.
-pub const GAS_EXTRA: u64 = 400_000;
+/// execution a vote can trigger: the t-th vote mints an ERC-721 and stores its URI (~400k; the
+/// demo saw 100 000 run out of gas there, reverting with empty data), and moves
+/// `lowerHandleNonce` over every nonce already executed out of order, up to the bridge's
+/// `MAX_HANDLE_NONCE_ADVANCE` = 200 at ~5k gas each (the throughput bench saw hundreds of votes
+/// run out of gas on that sweep with 400k). Only the gas used is paid.
+pub const GAS_EXTRA: u64 = 1_500_000;
 /// Period of the background balance check.
 pub const BALANCE_EVERY: Duration = Duration::from_secs(30);
 /// Least time between two balance reads (mined transactions ask for one each).

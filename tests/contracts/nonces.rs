@@ -78,3 +78,85 @@ async fn out_of_order_handles_keep_recovery_bookkeeping() {
     }
     assert_eq!(bridge(p).requestNonce().call().await.unwrap(), 3);
 }
+
+/// The agent prices a vote before the others arrive: its gas limit is the estimate of a vote
+/// that does not execute, plus the agent's margins. If the others land first, that same vote
+/// executes the transfer and sweeps `lowerHandleNonce` over every nonce already executed out of
+/// order (up to `MAX_HANDLE_NONCE_ADVANCE`). The margins must cover the longest sweep: the
+/// throughput bench saw hundreds of votes run out of gas when they did not.
+#[tokio::test]
+async fn the_agents_gas_limit_covers_the_longest_lower_nonce_sweep() {
+    use alloy::network::TransactionBuilder;
+    use alloy::providers::Provider;
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::signers::local::PrivateKeySigner;
+    use bridge_agent::txmgr::{GAS_EXTRA, GAS_MARGIN_PERCENT};
+
+    let n = net().await;
+    let (p, c) = (&n.d.parent, &n.d.child);
+    let sweep = bridge(c).MAX_HANDLE_NONCE_ADVANCE().call().await.unwrap();
+    let to = fresh_address("sweep");
+    let mut data = Vec::new();
+    // Nonces 0..sweep: executing 0 last walks the longest sweep the bridge allows.
+    for _ in 0..sweep {
+        let r = request_native(p, &n.users[0], to, coins(1), coins(1)).await;
+        data.push(handle_data(p, &r).await);
+    }
+    // Every nonce but 0 executes; lowerHandleNonce stays at 0. One stream per operator, each
+    // vote with room for whatever it ends up executing.
+    let votes_of = |op: &PrivateKeySigner| {
+        let (data, p) = (&data[1..], c.provider_with(op.clone()));
+        async move {
+            for d in data {
+                let tx = TransactionRequest::default()
+                    .with_to(c.bridge)
+                    .with_input(d.clone())
+                    .with_gas_limit(5_000_000);
+                let r = p.send_transaction(tx).await.unwrap().get_receipt().await;
+                assert!(r.unwrap().status());
+            }
+        }
+    };
+    tokio::join!(
+        votes_of(&n.ops[0]),
+        votes_of(&n.ops[1]),
+        votes_of(&n.ops[2])
+    );
+    assert_eq!(bridge(c).lowerHandleNonce().call().await.unwrap(), 0);
+
+    let estimate = |from| {
+        let tx = TransactionRequest::default()
+            .with_from(from)
+            .with_to(c.bridge)
+            .with_input(data[0].clone());
+        async move { c.reader().estimate_gas(tx).await.unwrap() }
+    };
+    vote(c, &n.ops[0], &data[0]).await;
+    let priced = estimate(n.ops[2].address()).await;
+    let limit = priced + priced * GAS_MARGIN_PERCENT / 100 + GAS_EXTRA;
+    vote(c, &n.ops[1], &data[0]).await;
+    let needed = estimate(n.ops[2].address()).await;
+    assert!(
+        needed <= limit,
+        "the executing, sweeping vote needs {needed} gas; the agent's limit from a \
+         non-executing estimate of {priced} is {limit}"
+    );
+    let receipt = c
+        .provider_with(n.ops[2].clone())
+        .send_transaction(
+            TransactionRequest::default()
+                .with_to(c.bridge)
+                .with_input(data[0].clone())
+                .with_gas_limit(limit),
+        )
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(
+        receipt.status(),
+        "the sweeping vote ran out of gas at {limit}"
+    );
+    assert_eq!(bridge(c).lowerHandleNonce().call().await.unwrap(), sweep);
+}

@@ -42,13 +42,23 @@ use tokio::task::JoinSet;
 /// How long a wait sees no progress before it mines a block to take stuck transactions in.
 pub const KICK_AFTER: Duration = Duration::from_millis(250);
 static KICKS: AtomicU64 = AtomicU64::new(0);
-/// Off when the chains mine on an interval: no automine to get stuck, and a block mined by hand
-/// would speed up only the phase that waits here.
-static KICKING: AtomicBool = AtomicBool::new(true);
+/// Set when the chains mine on an interval: then no block is mined by hand (there is no
+/// automine to get stuck, and a kick would speed up only the phase that waits here), and
+/// requests and votes go unchunked, at full speed (the chunks are automine's workaround).
+static INTERVAL_MINING: AtomicBool = AtomicBool::new(false);
 
-/// Whether waits here may mine a block to free transactions automine left behind.
-pub fn set_kicking(on: bool) {
-    KICKING.store(on, Ordering::Relaxed);
+/// Tells this module the chains mine on an interval (see [`INTERVAL_MINING`]).
+pub fn set_interval_mining(on: bool) {
+    INTERVAL_MINING.store(on, Ordering::Relaxed);
+}
+
+/// `chunk` under automine, everything at once under interval mining.
+fn chunk(chunk: usize) -> usize {
+    if INTERVAL_MINING.load(Ordering::Relaxed) {
+        usize::MAX / 2
+    } else {
+        chunk
+    }
 }
 
 /// Blocks mined by hand so far because anvil's automine left ready transactions behind.
@@ -82,7 +92,7 @@ where
         }
         if now != last {
             (last, since) = (now, Instant::now());
-        } else if since.elapsed() >= KICK_AFTER && KICKING.load(Ordering::Relaxed) {
+        } else if since.elapsed() >= KICK_AFTER && !INTERVAL_MINING.load(Ordering::Relaxed) {
             kick(c).await;
             since = Instant::now();
         }
@@ -284,7 +294,7 @@ impl Burst {
         let longest = queues.iter().map(Vec::len).max().unwrap_or(0);
         let mut sent = 0;
         while sent < longest {
-            let end = (sent + REQUEST_CHUNK).min(longest);
+            let end = sent.saturating_add(chunk(REQUEST_CHUNK)).min(longest);
             let mut tasks = JoinSet::new();
             for (q, txs) in queues.iter().enumerate() {
                 let chain = if q == 0 { &self.parent } else { &self.child };
@@ -434,7 +444,9 @@ impl RawVoters {
         let longest = streams.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
         let mut sent = 0;
         while sent < longest {
-            let end = (sent + VOTE_CHUNK * voters).min(longest);
+            let end = sent
+                .saturating_add(chunk(VOTE_CHUNK).saturating_mul(voters))
+                .min(longest);
             let mut tasks = JoinSet::new();
             for (p, txs) in &streams {
                 let chunk = txs[sent.min(txs.len())..end.min(txs.len())].to_vec();
