@@ -285,10 +285,29 @@ impl Cluster {
         cluster
     }
 
-    /// Starts agent `i` and waits until it logs that it runs (its log is appended to).
+    /// Starts agent `i` and waits until it logs that it runs (its log is appended to). Its
+    /// metrics port was free when picked, but another process on the machine may have taken it
+    /// since: then the agent gets a new one (at most 3 times).
     pub async fn start_agent(&mut self, i: usize) {
+        for _ in 0..3 {
+            if self.try_start_agent(i).await {
+                return;
+            }
+            let node = &mut self.nodes[i];
+            let old = format!("127.0.0.1:{}", node.metrics_port);
+            node.metrics_port = free_port();
+            let text = std::fs::read_to_string(&node.config).unwrap();
+            let text = text.replace(&old, &format!("127.0.0.1:{}", node.metrics_port));
+            std::fs::write(&node.config, text).unwrap();
+        }
+        panic!("agent {i}: no free metrics port after 3 tries");
+    }
+
+    /// `start_agent`'s one attempt: false when the metrics port was taken.
+    async fn try_start_agent(&mut self, i: usize) -> bool {
         let node = &mut self.nodes[i];
         assert!(!node.is_running(), "agent {i} is already running");
+        let before_len = node.log_text().len();
         let before = node.log_text().matches("agent running").count();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -312,9 +331,14 @@ impl Cluster {
         loop {
             let text = node.log_text();
             if text.matches("agent running").count() > before {
-                return;
+                return true;
             }
             if let Some(Some(status)) = node.process.as_mut().map(|c| c.try_wait().unwrap()) {
+                node.process = None;
+                let new = text.get(before_len..).unwrap_or_default();
+                if new.contains("Address already in use") && new.contains("/metrics") {
+                    return false;
+                }
                 panic!("agent {i} exited at start ({status}):\n{}", tail(&text, 30));
             }
             assert!(
