@@ -343,24 +343,29 @@ async fn live_phase(
 }
 
 /// Agents stopped, `n` requests sent, agents started: seconds from the first start to the last
-/// execution, and the seconds the four starts took.
+/// execution, the seconds the four starts took, and the [`EVENTS`] logged meanwhile.
 async fn catch_up_phase(
     cluster: &mut Cluster,
     exec: &mut [Executed; 2],
     burst: &mut Burst,
     n: usize,
-) -> (f64, f64) {
+) -> (f64, f64, Vec<usize>) {
     for i in 0..cluster.nodes.len() {
         cluster.stop_agent(i).await;
     }
     burst.send(n).await;
+    let ev0 = events(cluster);
     let start = Instant::now();
-    for i in 0..cluster.nodes.len() {
-        cluster.start_agent(i).await;
-    }
+    let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+    cluster.start_agents(&all).await;
     let started = start.elapsed().as_secs_f64();
     wait_all_executed(cluster, exec, burst.sent, Duration::from_secs(1800)).await;
-    (start.elapsed().as_secs_f64(), started)
+    let ev = events(cluster)
+        .iter()
+        .zip(&ev0)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .collect();
+    (start.elapsed().as_secs_f64(), started, ev)
 }
 
 /// Mines empty blocks on whichever of the two devnets is lower, chain by chain, until both are
@@ -593,7 +598,8 @@ async fn main() {
             p2.push((raw_rate, raw_full_rate, live_rate));
         }
         if want("p4") {
-            let (secs, started) = catch_up_phase(&mut cluster, &mut exec, &mut burst, n).await;
+            let (secs, started, ev) = catch_up_phase(&mut cluster, &mut exec, &mut burst, n).await;
+            println!("  catch-up, agents' log: {}", describe_events(&ev));
             let rate = n as f64 / secs;
             // A second live phase after the catch-up brackets it: the chains grow during the
             // three phases and anvil slows down with them, so the catch-up is compared with
@@ -606,7 +612,7 @@ async fn main() {
             );
             println!(
                 "  catch-up: {n} requests in {secs:.2} s = {rate:.1} transfers/s \
-                 (the four starts took {started:.2} s); live after it {:.1} transfers/s; \
+                 (the four agents, started together, were up after {started:.2} s); live after it {:.1} transfers/s; \
                  → {:.2} × the live rate before and after ({live_mean:.1})",
                 n as f64 / after.secs,
                 rate / live_mean
@@ -626,9 +632,8 @@ async fn main() {
             send.as_secs_f64()
         );
         let start = Instant::now();
-        for i in 0..cluster.nodes.len() {
-            cluster.start_agent(i).await;
-        }
+        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+        cluster.start_agents(&all).await;
         let pids = agent_pids(&cluster);
         let mut max_rss = vec![0u64; pids.len()];
         let deadline = start + Duration::from_secs(p5_secs);

@@ -279,36 +279,52 @@ impl Cluster {
             softhsm_conf: hsm.conf.clone(),
             _scenario: lock,
         };
-        for i in 0..cluster.nodes.len() {
-            cluster.start_agent(i).await;
-        }
+        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+        cluster.start_agents(&all).await;
         cluster
     }
 
-    /// Starts agent `i` and waits until it logs that it runs (its log is appended to). Its
-    /// metrics port was free when picked, but another process on the machine may have taken it
-    /// since: then the agent gets a new one (at most 3 times).
+    /// Starts agent `i` and waits until it logs that it runs (see [`Cluster::start_agents`]).
     pub async fn start_agent(&mut self, i: usize) {
-        for _ in 0..3 {
-            if self.try_start_agent(i).await {
-                return;
-            }
-            let node = &mut self.nodes[i];
-            let old = format!("127.0.0.1:{}", node.metrics_port);
-            node.metrics_port = free_port();
-            let text = std::fs::read_to_string(&node.config).unwrap();
-            let text = text.replace(&old, &format!("127.0.0.1:{}", node.metrics_port));
-            std::fs::write(&node.config, text).unwrap();
-        }
-        panic!("agent {i}: no free metrics port after 3 tries");
+        self.start_agents(&[i]).await;
     }
 
-    /// `start_agent`'s one attempt: false when the metrics port was taken.
-    async fn try_start_agent(&mut self, i: usize) -> bool {
+    /// Starts the agents `which` together, as independent operators would, and waits until each
+    /// logs that it runs (their logs are appended to). A metrics port was free when picked, but
+    /// another process on the machine may have taken it since: then that agent gets a new one
+    /// (at most 3 times).
+    pub async fn start_agents(&mut self, which: &[usize]) {
+        let mut which = which.to_vec();
+        for _ in 0..3 {
+            let marks: Vec<(usize, usize)> = which.iter().map(|&i| self.spawn_agent(i)).collect();
+            let mut taken = Vec::new();
+            for (&i, mark) in which.iter().zip(marks) {
+                if !self.wait_started(i, mark).await {
+                    taken.push(i);
+                }
+            }
+            if taken.is_empty() {
+                return;
+            }
+            for &i in &taken {
+                let node = &mut self.nodes[i];
+                let old = format!("127.0.0.1:{}", node.metrics_port);
+                node.metrics_port = free_port();
+                let text = std::fs::read_to_string(&node.config).unwrap();
+                let text = text.replace(&old, &format!("127.0.0.1:{}", node.metrics_port));
+                std::fs::write(&node.config, text).unwrap();
+            }
+            which = taken;
+        }
+        panic!("agents {which:?}: no free metrics port after 3 tries");
+    }
+
+    /// Spawns agent `i`; returns where its log stood (length, "agent running" count).
+    fn spawn_agent(&mut self, i: usize) -> (usize, usize) {
         let node = &mut self.nodes[i];
         assert!(!node.is_running(), "agent {i} is already running");
-        let before_len = node.log_text().len();
-        let before = node.log_text().matches("agent running").count();
+        let text = node.log_text();
+        let mark = (text.len(), text.matches("agent running").count());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -327,6 +343,13 @@ impl Cluster {
                 .env("BRIDGE_PKCS11_PIN", PIN);
         }
         node.process = Some(cmd.spawn().unwrap());
+        mark
+    }
+
+    /// Waits until agent `i` logs that it runs; false when it exited because its metrics port
+    /// was taken.
+    async fn wait_started(&mut self, i: usize, (before_len, before): (usize, usize)) -> bool {
+        let node = &mut self.nodes[i];
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = node.log_text();
