@@ -100,7 +100,8 @@ pub struct PlannerConfig {
     /// This operator's address on the destination chain at start (after a key switch, the
     /// active key's address counts).
     pub operator: Address,
-    /// How long this operator waits on a nonce that is not its turn (see [`Seats`]).
+    /// The destination's standby delay; zero turns [`Seats`] off (every operator votes on
+    /// every request at once). The waiting itself is [`Standby`]'s.
     pub standby_delay: std::time::Duration,
 }
 
@@ -276,10 +277,8 @@ impl Planner {
             // plan pre-checks. A vote by this operator's key that this agent did not build is
             // the auditor's to report.
             self.store.set_vote_hash(dir, req.nonce, key)?;
-        } else {
-            if let Some(skip) = self.pre_check(req.nonce, key).await? {
-                return Ok(skip);
-            }
+        } else if let Some(skip) = self.pre_check(req.nonce, key).await? {
+            return Ok(skip);
         }
         self.vote(req, calldata, key).await
     }

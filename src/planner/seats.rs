@@ -108,7 +108,7 @@ impl Seats {
         Ok(Roster {
             read_at: Instant::now(),
             operators,
-            // A threshold of 0 or above N leaves nobody standing by.
+            // A threshold of N or more leaves nobody standing by (0 is taken as 1).
             threshold: usize::from(threshold).max(1),
         })
     }
