@@ -91,12 +91,7 @@ impl Recovery {
                 Bridge::new(src, p).requestNonce().call().await
             })
             .await?;
-        let lower = self
-            .dest
-            .run("Bridge.lowerHandleNonce", move |p| async move {
-                Bridge::new(dst, p).lowerHandleNonce().call().await
-            })
-            .await?;
+        let lower = self.planner.lower_handle_nonce().await?;
         let mut report = RecoveryReport {
             request_nonce,
             lower_handle_nonce: lower,

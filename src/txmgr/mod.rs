@@ -173,7 +173,7 @@ pub(crate) struct Inner {
     /// Wakes the nonce poller when a transaction becomes pending.
     pending_now: Arc<Notify>,
     /// The last first offer and when it was computed.
-    fees: Mutex<Option<(Instant, Fees)>>,
+    last_offer: Mutex<Option<(Instant, Fees)>>,
 }
 
 #[derive(Default)]
@@ -261,7 +261,7 @@ impl TxManager {
             balance_now: Arc::new(Notify::new()),
             mined: tokio::sync::watch::Sender::new(latest),
             pending_now: Arc::new(Notify::new()),
-            fees: Mutex::new(None),
+            last_offer: Mutex::new(None),
         });
         inner.check_balance().await;
         tokio::spawn(tracker::balance_loop(
@@ -398,7 +398,7 @@ impl Inner {
 
     /// The first offer for a new transaction, read at most once per [`BASE_FEE_FOR`].
     async fn initial_fees(&self) -> Result<Fees, TxError> {
-        let cached = *self.fees.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = *self.last_offer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, fees)) = cached
             && at.elapsed() < BASE_FEE_FOR
         {
@@ -407,7 +407,7 @@ impl Inner {
         let fees = Fees::initial(&self.cfg.fees, &self.client)
             .await
             .map_err(self.chain_err("reading fees"))?;
-        *self.fees.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), fees));
+        *self.last_offer.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), fees));
         Ok(fees)
     }
 
