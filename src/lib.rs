@@ -16,6 +16,7 @@ pub mod config;
 pub mod contracts;
 pub mod demo;
 pub mod devnet;
+pub mod dialect;
 pub mod direction;
 pub mod http;
 pub mod logging;

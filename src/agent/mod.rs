@@ -16,6 +16,7 @@
 use crate::auditor::{Auditor, AuditorConfig};
 use crate::chain::{ChainAccessConfig, ChainClient, ChainError, SensitiveUrl};
 use crate::config::{AgentConfig, Side};
+use crate::dialect::Dialect;
 use crate::direction::Direction;
 use crate::http::{HttpError, HttpServer};
 use crate::metrics::{AgentMetrics, GuardStats};
@@ -97,6 +98,8 @@ struct ChainParts {
     key: ActiveKey,
     guard: Arc<Guard<Arc<dyn Signer>>>,
     operator: alloy::primitives::Address,
+    /// The chain's bridge dialect (see [`Dialect`]).
+    dialect: Dialect,
 }
 
 /// The tx manager settings of `side` (shared with the key switch of `rotation`).
@@ -144,6 +147,8 @@ async fn chain_parts(
         key: ActiveKey::new(txm),
         guard,
         operator,
+        // Until the start-up bridge check finds it from the bridge itself (issue 13).
+        dialect: Dialect::Ours,
     })
 }
 
@@ -225,6 +230,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 direction,
                 source_bridge: src_cfg.bridge,
                 dest_bridge: dst_cfg.bridge,
+                dialect: dest.dialect,
                 operator: dest.operator,
                 standby_delay: dst_cfg.standby_delay,
             },
@@ -237,6 +243,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 direction,
                 source_bridge: src_cfg.bridge,
                 dest_bridge: dst_cfg.bridge,
+                dialect: dest.dialect,
                 confirmations: src_cfg.confirmations,
                 window_blocks: cfg.recovery.window_blocks,
             },
@@ -257,6 +264,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 direction,
                 source_bridge: src_cfg.bridge,
                 dest_bridge: dst_cfg.bridge,
+                dialect: dest.dialect,
                 window_blocks: cfg.recovery.window_blocks,
             },
             source.client.clone(),

@@ -21,6 +21,7 @@
 
 use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
+use crate::dialect::Dialect;
 use crate::direction::Direction;
 use crate::rotation::ActiveKey;
 use crate::store::{Store, StoreError};
@@ -39,6 +40,8 @@ pub struct AuditorConfig {
     pub direction: Direction,
     pub source_bridge: Address,
     pub dest_bridge: Address,
+    /// The destination bridge's dialect.
+    pub dialect: Dialect,
     /// Most blocks per `eth_getLogs`.
     pub window_blocks: u64,
 }

@@ -20,6 +20,7 @@ mod tokens;
 
 use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, TokenType, VOTE_TYPE_VALUE_TRANSFER};
+use crate::dialect::Dialect;
 use crate::direction::Direction;
 use crate::rotation::ActiveKey;
 use crate::store::{RequestState, Store, StoreError};
@@ -97,6 +98,8 @@ pub struct PlannerConfig {
     pub direction: Direction,
     pub source_bridge: Address,
     pub dest_bridge: Address,
+    /// What the destination bridge can tell and how it answers (see [`Dialect`]).
+    pub dialect: Dialect,
     /// This operator's address on the destination chain at start (after a key switch, the
     /// active key's address counts).
     pub operator: Address,

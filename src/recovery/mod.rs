@@ -17,6 +17,7 @@
 
 use crate::chain::ChainClient;
 use crate::contracts::Bridge;
+use crate::dialect::Dialect;
 use crate::direction::Direction;
 use crate::planner::{PlanError, Planner};
 use crate::votes::Request;
@@ -32,6 +33,8 @@ pub struct RecoveryConfig {
     pub direction: Direction,
     pub source_bridge: Address,
     pub dest_bridge: Address,
+    /// The destination bridge's dialect.
+    pub dialect: Dialect,
     pub confirmations: u64,
     pub window_blocks: u64,
 }
