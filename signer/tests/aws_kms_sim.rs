@@ -2,13 +2,12 @@
 //! real server will not make on demand, key management, a vote accepted by anvil, redaction.
 #![cfg(feature = "aws-kms")]
 
+#[path = "common/anvil.rs"]
+mod anvil;
 #[path = "common/kms.rs"]
 mod kms;
 #[path = "common/votes.rs"]
 mod votes;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::providers::{Provider, ProviderBuilder, ext::AnvilApi};
@@ -403,42 +402,6 @@ async fn debug_output_never_contains_credentials() {
     .await;
 }
 
-const ANVIL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
-);
-
-struct Anvil(Child);
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_anvil() -> (Anvil, u16) {
-    assert!(
-        std::path::Path::new(ANVIL).is_file(),
-        "anvil binary {ANVIL} is missing: run `npm ci` in the repository root"
-    );
-    let mut child = Command::new(ANVIL)
-        .args(["--host", "127.0.0.1", "--port", "0", "--chain-id", "31337"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start anvil");
-    let stdout = child.stdout.take().unwrap();
-    let anvil = Anvil(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("Listening on 127.0.0.1:").nth(1) {
-            return (anvil, rest.trim().parse().expect("port"));
-        }
-    }
-    panic!("anvil exited without printing its port");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarded_kms_vote_is_accepted_by_anvil() {
     bounded(120, async {
@@ -454,7 +417,8 @@ async fn guarded_kms_vote_is_accepted_by_anvil() {
             bridge,
             Journal::open(dir.path().join("votes.sqlite")).unwrap(),
         );
-        let (_anvil, port) = start_anvil();
+        let anvil = anvil::start_anvil();
+        let port = anvil.port;
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::new(guard))
             .connect_http(format!("http://127.0.0.1:{port}").parse().unwrap());
