@@ -14,6 +14,7 @@
 //! and the journals for the next start.
 
 use crate::auditor::{Auditor, AuditorConfig};
+use crate::bridge_check::watch::{BridgeWatch, Gate};
 use crate::chain::{ChainAccessConfig, ChainClient, ChainError, SensitiveUrl};
 use crate::config::{AgentConfig, Side};
 use crate::dialect::Dialect;
@@ -147,7 +148,7 @@ async fn chain_parts(
         key: ActiveKey::new(txm),
         guard,
         operator,
-        // Until the start-up bridge check finds it from the bridge itself (issue 13).
+        // Set from the bridge itself by the start-up bridge check, in `run`.
         dialect: Dialect::Ours,
     })
 }
@@ -186,9 +187,26 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
     let rotations =
         RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
-    let parent = chain_parts(&cfg, Side::Parent, &rotations, &shutdown).await?;
-    let child = chain_parts(&cfg, Side::Child, &rotations, &shutdown).await?;
+    let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &shutdown).await?;
+    let mut child = chain_parts(&cfg, Side::Child, &rotations, &shutdown).await?;
     drop(rotations);
+    // Nothing is built to vote before both bridges answered as bridges (their dialects set the
+    // directions' rules); a key without a seat keeps its chain's gate shut until it has one.
+    for side in Side::ALL {
+        metrics.set_chain_reachable(side, true);
+    }
+    let mut gate = crate::bridge_check::watch::spawn(
+        [(Side::Parent, &parent), (Side::Child, &child)]
+            .map(|(side, p)| bridge_watch(&cfg, side, p, &metrics)),
+        &shutdown,
+    );
+    let Some([parent_dialect, child_dialect]) = gate.dialects(&shutdown).await else {
+        http.stopped().await;
+        tracing::info!("agent stopped before its bridges were verified");
+        return Ok(());
+    };
+    parent.dialect = parent_dialect;
+    child.dialect = child_dialect;
     let mut switch_sides = Vec::new();
     let part = |side: Side| match side {
         Side::Parent => &parent,
@@ -289,6 +307,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 recovery,
                 standby: Standby::new(dst_cfg.standby_delay),
                 metrics: Arc::clone(&metrics),
+                gate: gate.clone(),
             },
             heads,
             cfg.recovery.interval,
@@ -312,6 +331,29 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     http.stopped().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The start-up and re-check of `side`'s bridge (bridge_check/watch.rs).
+fn bridge_watch(
+    cfg: &AgentConfig,
+    side: Side,
+    p: &ChainParts,
+    metrics: &Arc<AgentMetrics>,
+) -> BridgeWatch {
+    let chain = cfg.chain(side);
+    BridgeWatch {
+        side,
+        client: p.client.clone(),
+        target: crate::bridge_check::Target {
+            chain: side.as_str().into(),
+            bridge: chain.bridge,
+            counterpart: cfg.chain(side.other()).bridge,
+            operator: Some(p.operator),
+            configured: chain.dialect,
+        },
+        key: p.key.clone(),
+        metrics: Arc::clone(metrics),
+    }
 }
 
 /// Publishes the tx manager's counters, the operator's balance and the low-balance flag, of the
@@ -376,6 +418,9 @@ struct Parts {
     /// Requests that are other seats' turn.
     standby: Standby,
     metrics: Arc<AgentMetrics>,
+    /// Shut while either bridge of the direction is unverified or the key holds no seat on the
+    /// destination: no watcher step, recovery or standby vote then.
+    gate: Gate,
 }
 
 /// One direction: watch, plan, recover, until shutdown or a fatal watcher error.
@@ -392,7 +437,9 @@ async fn direction_loop(
         recovery,
         mut standby,
         metrics,
+        gate,
     } = parts;
+    let (src, dst) = sides(direction);
     let m = metrics.direction(direction);
     let plans = Arc::new(Semaphore::new(PLANS_IN_FLIGHT));
     let mut inflight = JoinSet::new();
@@ -406,6 +453,9 @@ async fn direction_loop(
             _ = shutdown.cancelled() => break,
             head = heads.next() => {
                 let Some(head) = head else { break };
+                if !gate.allows(src, dst) {
+                    continue;
+                }
                 // One window at a time, each planned before the next is read: a backlog is
                 // never held in memory whole, and votes start with the first window.
                 let halted = loop {
@@ -441,7 +491,7 @@ async fn direction_loop(
                     break;
                 }
             }
-            _ = recovery_tick.tick() => {
+            _ = recovery_tick.tick(), if gate.allows(src, dst) => {
                 m.recoveries.inc();
                 match recovery.check().await {
                     Ok((report, refeed)) => {
@@ -459,7 +509,7 @@ async fn direction_loop(
                     Err(e) => tracing::warn!(direction = %direction, error = %e, "recovery check failed"),
                 }
             }
-            _ = standby_tick.tick(), if !standby.is_empty() => {
+            _ = standby_tick.tick(), if !standby.is_empty() && gate.allows(src, dst) => {
                 match planner.lower_handle_nonce().await {
                     Ok(lower) => {
                         let due = standby.tick(lower);

@@ -28,9 +28,11 @@
 //! Label values come from fixed names, except the RPC endpoint label, which is always re-redacted
 //! here (see [`endpoint_label`]) whatever the source hands over: no API key reaches a scrape.
 
+mod bridges;
 pub mod exposition;
 mod readiness;
 
+pub use bridges::BridgeState;
 pub use exposition::CONTENT_TYPE;
 pub use readiness::{NotReady, Readiness};
 
@@ -274,6 +276,8 @@ impl AgentMetrics {
     /// The direction stopped until an operator acts. `reason` is served on `/readyz`.
     pub fn halt_direction(&self, d: Direction, reason: impl Into<String>) {
         *lock(&self.direction(d).state) = DirectionState::Halted(reason.into());
+    /// What the last bridge check found per chain (`bridge_check::watch`).
+    bridges: [Mutex<BridgeState>; 2],
     }
 
     pub fn direction_state(&self, d: Direction) -> DirectionState {
@@ -354,6 +358,15 @@ impl AgentMetrics {
     pub fn not_ready(&self) -> Vec<NotReady> {
         let mut out = Vec::new();
         for d in Direction::ALL {
+    /// What the last bridge check found on `side` (served on `/readyz` and `/metrics`).
+    pub fn set_bridge(&self, side: Side, state: BridgeState) {
+        *lock(&self.bridges[side_index(side)]) = state;
+    }
+
+    pub fn bridge(&self, side: Side) -> BridgeState {
+        lock(&self.bridges[side_index(side)]).clone()
+    }
+
             match self.direction_state(d) {
                 DirectionState::Running => {}
                 DirectionState::Starting => out.push(NotReady::DirectionStarting(d)),
@@ -426,6 +439,18 @@ impl AgentMetrics {
                 "bridge_request_nonce",
                 "Source bridge requestNonce: the next request's nonce.",
                 Kind::Gauge,
+            match self.bridge(side) {
+                BridgeState::Refused(reason) => {
+                    out.push(NotReady::BridgeNotVerified { side, reason });
+                }
+                BridgeState::NotSeated { message, .. } => {
+                    out.push(NotReady::KeyNotSeated {
+                        side,
+                        reason: message,
+                    });
+                }
+                BridgeState::Unchecked | BridgeState::Verified(_) => {}
+            }
                 &|_, m| m.request_nonce.get().into(),
             ),
             (
@@ -458,6 +483,7 @@ impl AgentMetrics {
                 Kind::Counter,
                 &|_, m| m.votes_failed.get().into(),
             ),
+        bridges::render(&mut e, &Side::ALL.map(|s| (s, self.bridge(s))));
             (
                 "bridge_requests_seen_total",
                 "Transfer requests decoded from source bridge logs.",

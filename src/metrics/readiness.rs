@@ -21,6 +21,16 @@ pub enum NotReady {
     ChainUnreachable(Side),
     LowBalance(Side),
     SignerUnusable(Side),
+    /// The configured address is not this chain's bridge of the pair (`bridge_check`).
+    BridgeNotVerified {
+        side: Side,
+        reason: String,
+    },
+    /// This operator's key holds no seat on the chain's bridge.
+    KeyNotSeated {
+        side: Side,
+        reason: String,
+    },
 }
 
 impl fmt::Display for NotReady {
@@ -37,6 +47,14 @@ impl fmt::Display for NotReady {
             NotReady::LowBalance(s) => write!(f, "chain {}: operator balance low", s.as_str()),
             NotReady::SignerUnusable(s) => {
                 write!(f, "chain {}: signer unusable", s.as_str())
+            }
+            NotReady::BridgeNotVerified { side, reason } => {
+                let reason = reason.replace(['\r', '\n'], " ");
+                write!(f, "chain {}: bridge not verified: {reason}", side.as_str())
+            }
+            NotReady::KeyNotSeated { side, reason } => {
+                let reason = reason.replace(['\r', '\n'], " ");
+                write!(f, "chain {}: key not seated: {reason}", side.as_str())
             }
         }
     }
