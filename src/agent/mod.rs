@@ -399,11 +399,16 @@ async fn audit_loop(
 ) {
     let mut tick = tokio::time::interval(AUDIT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stats = auditor.stats();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => match auditor.check().await {
-                Ok(n) => metrics.direction(direction).forged_votes_seen.add(n),
+                Ok(n) => {
+                    let m = metrics.direction(direction);
+                    m.forged_votes_seen.add(n);
+                    m.silent_seats.set(stats.silent_seats.load(std::sync::atomic::Ordering::Relaxed));
+                }
                 Err(e) => tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying"),
             },
         }
@@ -498,9 +503,11 @@ async fn direction_loop(
                         for req in refeed {
                             spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req).await;
                         }
+                        publish_unexecutable(&planner, &metrics, direction);
                         m.request_nonce.set(report.request_nonce);
                         m.lower_handle_nonce.set(report.lower_handle_nonce);
                         m.pending_requests.set(report.request_nonce.saturating_sub(report.lower_handle_nonce));
+                        m.malformed_logs.add(report.malformed);
                         if report.rescanned {
                             m.recovery_rescans.inc();
                             tracing::info!(direction = %direction, ?report, "recovery check rescanned");
@@ -558,17 +565,39 @@ async fn spawn_plan(
 }
 
 async fn plan_one(planner: &Planner, metrics: &AgentMetrics, direction: Direction, req: Request) {
+    use crate::metrics::SkipReason;
+    use crate::planner::{PlanError, Planned};
     let result = planner.plan(&req).await;
     let m = metrics.direction(direction);
     match &result {
-        Ok(crate::planner::Planned::Voted { .. }) => m.votes_sent.inc(),
-        Ok(_) => {}
+        Ok(Planned::Voted { .. }) => m.votes_sent.inc(),
+        Ok(Planned::Executed) => m.skipped(SkipReason::Executed).inc(),
+        Ok(Planned::AlreadyVoted) => m.skipped(SkipReason::AlreadyVoted).inc(),
+        Ok(Planned::Late) => m.skipped(SkipReason::Late).inc(),
+        Ok(Planned::Unexecutable { .. }) => m.skipped(SkipReason::Unexecutable).inc(),
+        Ok(Planned::InFlight) => {}
         Err(_) => m.votes_failed.inc(),
     }
     match result {
-        Ok(outcome) => tracing::debug!(nonce = req.nonce, ?outcome, "planned"),
-        Err(e) => {
-            tracing::warn!(nonce = req.nonce, error = %e, "vote failed; recovery will retry")
+        Ok(outcome) => tracing::debug!(direction = %direction, nonce = req.nonce, ?outcome, "planned"),
+        // Already said once, as an error, where it was found (the planner's own log line).
+        Err(e @ PlanError::NotSeated { .. }) => {
+            tracing::error!(direction = %direction, nonce = req.nonce, error = %e, "vote refused: not seated")
         }
+        Err(e) => {
+            tracing::warn!(direction = %direction, nonce = req.nonce, error = %e, "vote failed; recovery will retry")
+        }
+    }
+}
+
+/// Sets the direction's unexecutable-request gauges from the store (which outlives restarts).
+fn publish_unexecutable(planner: &Planner, metrics: &AgentMetrics, direction: Direction) {
+    match planner.unexecutable_counts() {
+        Ok(counts) => {
+            for (reason, n) in counts {
+                metrics.direction(direction).unexecutable(reason).set(n);
+            }
+        }
+        Err(e) => tracing::warn!(direction = %direction, error = %e, "cannot count unexecutable requests in the store"),
     }
 }

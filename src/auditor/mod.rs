@@ -1,9 +1,12 @@
-//! The vote auditor of one direction: reads the destination bridge's `Voted` events and compares
-//! every operator's vote (this one's too: its key may be used elsewhere) with the handle this
-//! agent built for the same request.
+//! The vote auditor of one direction: reads every operator's vote on the destination bridge and
+//! compares it (this one's too: its key may be used elsewhere) with the handle this agent built
+//! for the same request.
 //!
 //! ```text
-//! dest Voted(voteType 0, nonce, operator, voteKey)
+//! our dialect:  dest Voted(voteType 0, nonce, operator, voteKey)
+//! Kaia's (no Voted event): successful handle*Transfer txs to the bridge in the destination's
+//!               blocks: nonce from the calldata, voteKey = keccak256(input), operator = sender
+//!               (`handles.rs`)
 //!   store: this agent's key for the request   ─> equal: honest │ different: FORGED
 //!   not known yet: nonce ≥ source requestNonce ─> FORGED (no such request)
 //!                  else                        ─> kept until the planner has built the key
@@ -18,6 +21,12 @@
 //! A forged vote cannot execute anything while fewer than t operators sign it; the point is to
 //! tell the honest operators that some key is in other hands. Votes mined before the agent
 //! started are not audited: the auditor starts at the destination head.
+//!
+//! The same votes show which seats vote at all: a seat that voted none of many executed
+//! nonces in a row is reported (`silence.rs`; Kaia's forgotten deployer seat).
+
+mod handles;
+mod silence;
 
 use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
@@ -34,6 +43,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Votes waiting for this agent's own key at most; beyond it the oldest are dropped (logged).
 const MAX_PENDING: usize = 10_000;
+/// How long one read of the operator list is trusted (for silent seats).
+const OPERATORS_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct AuditorConfig {
@@ -61,6 +72,16 @@ pub struct AuditStats {
     pub forged: AtomicU64,
     /// Votes checked and found honest.
     pub matched: AtomicU64,
+    /// Seats silent now (see `silence.rs`).
+    pub silent_seats: AtomicU64,
+}
+
+/// One operator's vote as read from the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vote {
+    pub nonce: u64,
+    pub operator: Address,
+    pub key: B256,
 }
 
 pub struct Auditor {
@@ -76,6 +97,9 @@ pub struct Auditor {
     /// Votes (request nonce, operator, vote key) waiting for this agent's own key. Keyed by
     /// the vote key too: a vote replaced before it was judged is still judged.
     pending: BTreeSet<(u64, Address, B256)>,
+    silence: silence::Silence,
+    /// The destination's operator list and when it was read (for `silence`).
+    operators: Option<(std::time::Instant, Vec<Address>)>,
 }
 
 impl Auditor {
@@ -95,6 +119,8 @@ impl Auditor {
             stats: Arc::default(),
             next_block: None,
             pending: BTreeSet::new(),
+            silence: silence::Silence::default(),
+            operators: None,
         }
     }
 
@@ -105,43 +131,132 @@ impl Auditor {
     /// Reads the votes mined since the last check (at most one window) and judges every vote
     /// that can be judged now. Returns how many forged votes it found.
     pub async fn check(&mut self) -> Result<u64, AuditError> {
+        if !self.silence.started() {
+            let request_nonce = self.request_nonce().await?;
+            self.silence.start_at(request_nonce);
+        }
+        // Read before the votes: every vote for a nonce below it is in a block read below.
+        let lower = self.lower_handle_nonce().await?;
         let head = self.dest.block_number().await?;
         let from = *self.next_block.get_or_insert(head);
+        let mut extra_forged = 0;
+        let mut caught_up = true;
         if head >= from {
-            let to = head.min(from.saturating_add(self.cfg.window_blocks.max(1) - 1));
-            let filter = Filter::new()
-                .address(self.cfg.dest_bridge)
-                .from_block(from)
-                .to_block(to)
-                .event_signature(Bridge::Voted::SIGNATURE_HASH)
-                .topic1(B256::with_last_byte(VOTE_TYPE_VALUE_TRANSFER));
-            for log in self.dest.get_logs(&filter).await? {
-                match log.log_decode::<Bridge::Voted>() {
-                    Ok(v) => {
-                        let v = &v.inner.data;
-                        self.pending.insert((v.nonce, v.operator, v.voteKey));
-                    }
-                    Err(e) => {
-                        tracing::warn!(direction = %self.cfg.direction, error = %e, "skipping a malformed Voted log")
-                    }
+            let (votes, next) = if self.cfg.dialect.emits_voted() {
+                let to = head.min(from.saturating_add(self.cfg.window_blocks.max(1) - 1));
+                (self.voted_events(from, to).await?, to + 1)
+            } else {
+                let to = head.min(from + handles::MAX_BLOCKS - 1);
+                let (votes, bad, next) =
+                    handles::read(&self.dest, self.cfg.dest_bridge, from, to).await?;
+                for b in bad {
+                    extra_forged += 1;
+                    tracing::warn!(alarm = "forged_vote", direction = %self.cfg.direction,
+                        operator = %b.operator, tx = %b.tx_hash,
+                        "an operator's successful handle call does not decode as any request's \
+                         handle; its key may be in other hands: alert that operator and the \
+                         bridge owner");
+                }
+                (votes, next)
+            };
+            for v in votes {
+                self.silence.saw(v.nonce, v.operator);
+                self.pending.insert((v.nonce, v.operator, v.key));
+            }
+            caught_up = next > head;
+            self.next_block = Some(next);
+        }
+        let forged = self.judge().await? + extra_forged;
+        if extra_forged > 0 {
+            self.stats.forged.fetch_add(extra_forged, Ordering::Relaxed);
+        }
+        if caught_up {
+            self.judge_silence(lower).await?;
+        }
+        Ok(forged)
+    }
+
+    /// `Voted` events of value transfers in `from..=to` (our dialect).
+    async fn voted_events(&self, from: u64, to: u64) -> Result<Vec<Vote>, AuditError> {
+        let filter = Filter::new()
+            .address(self.cfg.dest_bridge)
+            .from_block(from)
+            .to_block(to)
+            .event_signature(Bridge::Voted::SIGNATURE_HASH)
+            .topic1(B256::with_last_byte(VOTE_TYPE_VALUE_TRANSFER));
+        let mut votes = Vec::new();
+        for log in self.dest.get_logs(&filter).await? {
+            match log.log_decode::<Bridge::Voted>() {
+                Ok(v) => {
+                    let v = &v.inner.data;
+                    votes.push(Vote {
+                        nonce: v.nonce,
+                        operator: v.operator,
+                        key: v.voteKey,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(direction = %self.cfg.direction, error = %e, "skipping a malformed Voted log")
                 }
             }
-            self.next_block = Some(to + 1);
         }
-        self.judge().await
+        Ok(votes)
+    }
+
+    /// Seats that voted none of the last many executed nonces (see `silence.rs`).
+    async fn judge_silence(&mut self, lower: u64) -> Result<(), AuditError> {
+        let stale = self
+            .operators
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() > OPERATORS_REFRESH);
+        if stale {
+            let bridge = self.cfg.dest_bridge;
+            let ops = self
+                .dest
+                .run("Bridge.getOperatorList", move |p| async move {
+                    Bridge::new(bridge, p).getOperatorList().call().await
+                })
+                .await?;
+            self.operators = Some((std::time::Instant::now(), ops));
+        }
+        let ops = self.operators.as_ref().map(|(_, o)| o.clone()).unwrap_or_default();
+        let (newly, silent) = self.silence.judge(lower, &ops);
+        for (operator, misses) in newly {
+            tracing::warn!(alarm = "silent_seat", direction = %self.cfg.direction, %operator,
+                missed_in_a_row = misses, lower_handle_nonce = lower,
+                "a destination seat has voted none of the last executed nonces: if it is a \
+                 forgotten seat (Kaia's constructor seats the deployer), deregister it; if it \
+                 is an operator, its agent is down or not seated with this key");
+        }
+        self.stats.silent_seats.store(silent, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn request_nonce(&self) -> Result<u64, AuditError> {
+        let src = self.cfg.source_bridge;
+        Ok(self
+            .source
+            .run("Bridge.requestNonce", move |p| async move {
+                Bridge::new(src, p).requestNonce().call().await
+            })
+            .await?)
+    }
+
+    async fn lower_handle_nonce(&self) -> Result<u64, AuditError> {
+        let dst = self.cfg.dest_bridge;
+        Ok(self
+            .dest
+            .run("Bridge.lowerHandleNonce", move |p| async move {
+                Bridge::new(dst, p).lowerHandleNonce().call().await
+            })
+            .await?)
     }
 
     async fn judge(&mut self) -> Result<u64, AuditError> {
         if self.pending.is_empty() {
             return Ok(0);
         }
-        let src = self.cfg.source_bridge;
-        let request_nonce = self
-            .source
-            .run("Bridge.requestNonce", move |p| async move {
-                Bridge::new(src, p).requestNonce().call().await
-            })
-            .await?;
+        let request_nonce = self.request_nonce().await?;
         let dir = self.cfg.direction;
         let mut forged = 0;
         let mut judged = Vec::new();

@@ -16,7 +16,7 @@
 use crate::chain::ChainClient;
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
 use crate::rotation::ActiveKey;
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256, keccak256};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -66,6 +66,15 @@ impl Seats {
             .iter()
             .position(|a| *a == me)
             .is_some_and(|seat| rank(seat, nonce, roster.operators.len()) >= roster.threshold)
+    }
+
+    /// keccak256 of the destination's operator set (sorted: order does not matter here), as
+    /// last read; `None` when it cannot be read now. Own-vote memory compares it with the one
+    /// stored at vote time: a changed operator set is a reason to vote again.
+    pub async fn operators_hash(&self) -> Option<B256> {
+        let mut ops = self.roster().await?.operators;
+        ops.sort_unstable();
+        Some(keccak256(ops.iter().flat_map(|a| a.into_array()).collect::<Vec<u8>>()))
     }
 
     async fn roster(&self) -> Option<Roster> {
