@@ -9,6 +9,8 @@ mod support;
 mod admin;
 #[path = "contracts/fees.rs"]
 mod fees;
+#[path = "contracts/kaia.rs"]
+mod kaia;
 #[path = "contracts/nonces.rs"]
 mod nonces;
 #[path = "contracts/reentrancy.rs"]
