@@ -289,7 +289,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             dest.client.clone(),
             Arc::clone(&store),
             planner.active_key(),
-        );
+        )
+        .report_silent_to(planner.silent_seats());
         tasks.spawn(audit_loop(
             direction,
             auditor,

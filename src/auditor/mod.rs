@@ -32,6 +32,7 @@ use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
 use crate::dialect::Dialect;
 use crate::direction::Direction;
+use crate::planner::SilentSeats;
 use crate::rotation::ActiveKey;
 use crate::store::{Store, StoreError};
 use alloy::primitives::{Address, B256};
@@ -100,6 +101,8 @@ pub struct Auditor {
     silence: silence::Silence,
     /// The destination's operator list and when it was read (for `silence`).
     operators: Option<(std::time::Instant, Vec<Address>)>,
+    /// Where the silent seats are published for the planner's turns, if anywhere.
+    silent_out: Option<SilentSeats>,
 }
 
 impl Auditor {
@@ -121,7 +124,14 @@ impl Auditor {
             pending: BTreeSet::new(),
             silence: silence::Silence::default(),
             operators: None,
+            silent_out: None,
         }
+    }
+
+    /// Publishes the silent seats to `seats` (the planner's turns leave them out).
+    pub fn report_silent_to(mut self, seats: SilentSeats) -> Self {
+        self.silent_out = Some(seats);
+        self
     }
 
     pub fn stats(&self) -> Arc<AuditStats> {
@@ -229,6 +239,9 @@ impl Auditor {
                  is an operator, its agent is down or not seated with this key");
         }
         self.stats.silent_seats.store(silent, Ordering::Relaxed);
+        if let Some(out) = &self.silent_out {
+            out.set(self.silence.silent());
+        }
         Ok(())
     }
 

@@ -78,6 +78,13 @@ impl Silence {
     }
 }
 
+impl Silence {
+    /// The seats silent now.
+    pub fn silent(&self) -> impl Iterator<Item = Address> + '_ {
+        self.warned.iter().copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ use crate::txmgr::{TxError, TxOutcome};
 use crate::votes::{Request, handle_calldata_for};
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 pub use reverts::{RevertKind, classify as classify_revert};
-pub use seats::Seats;
+pub use seats::{Seats, SilentSeats};
 pub use standby::Standby;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,6 +195,11 @@ impl Planner {
     /// The key votes are sent with; `rotation::switch` replaces it when the seat moves.
     pub fn active_key(&self) -> ActiveKey {
         self.txm.clone()
+    }
+
+    /// The silent seats left out of the turns; the auditor of this direction keeps it current.
+    pub fn silent_seats(&self) -> SilentSeats {
+        self.seats.silent()
     }
 
     /// Whether `nonce` is another seat's turn to vote (see [`Seats`]).
