@@ -10,6 +10,7 @@
 mod support;
 
 mod forged_votes;
+mod kaia_normal;
 mod kill9;
 mod network;
 mod node_failure;
