@@ -446,6 +446,8 @@ async fn direction_loop(
         gate,
     } = parts;
     let (src, dst) = sides(direction);
+    // The newest head seen while the gate was shut: stepped to as soon as it opens.
+    let mut held: Option<crate::chain::Head> = None;
     let m = metrics.direction(direction);
     let plans = Arc::new(Semaphore::new(PLANS_IN_FLIGHT));
     let mut inflight = JoinSet::new();
@@ -457,11 +459,8 @@ async fn direction_loop(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            head = heads.next() => {
+            head = next_head(&mut heads, &mut held, &gate, (src, dst)) => {
                 let Some(head) = head else { break };
-                if !gate.allows(src, dst) {
-                    continue;
-                }
                 // One window at a time, each planned before the next is read: a backlog is
                 // never held in memory whole, and votes start with the first window.
                 let halted = loop {
@@ -540,6 +539,34 @@ async fn direction_loop(
         while inflight.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// The next head to step to: a new one while the gate is open; while it is shut, heads are
+/// held (the newest kept) and the newest is handed over once it opens, so a direction catches
+/// up at once when its bridge check passes even if no new block comes. Cancel-safe.
+async fn next_head(
+    heads: &mut crate::chain::HeadStream,
+    held: &mut Option<crate::chain::Head>,
+    gate: &Gate,
+    (src, dst): (Side, Side),
+) -> Option<crate::chain::Head> {
+    loop {
+        if gate.allows(src, dst)
+            && let Some(head) = held.take()
+        {
+            return Some(head);
+        }
+        tokio::select! {
+            head = heads.next() => {
+                let head = head?;
+                if gate.allows(src, dst) {
+                    return Some(head);
+                }
+                *held = Some(head);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
 }
 
 /// Plans `req` in a task, waiting for one of the `plans` slots (which holds the caller back
