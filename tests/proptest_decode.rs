@@ -321,7 +321,17 @@ fn kaia_rule(encoded: &[u8]) -> Vec<u8> {
 
 /// The `tokenURI` argument of a `handleERC721Transfer` call, as bytes.
 fn voted_uri(calldata: &[u8]) -> Bytes {
-    type Args = (B256, Address, Address, Address, U256, u64, u64, Bytes, Bytes);
+    type Args = (
+        B256,
+        Address,
+        Address,
+        Address,
+        U256,
+        u64,
+        u64,
+        Bytes,
+        Bytes,
+    );
     Args::abi_decode_params(&calldata[4..]).unwrap().7
 }
 

@@ -142,7 +142,12 @@ mod tests {
         ]);
         let mut encodings: Vec<(String, Bytes)> = uris
             .iter()
-            .map(|u| (format!("{} bytes {:?}", u.len(), &u[..u.len().min(16)]), double(u)))
+            .map(|u| {
+                (
+                    format!("{} bytes {:?}", u.len(), &u[..u.len().min(16)]),
+                    double(u),
+                )
+            })
             .collect();
         // A failing tokenURI (empty answer), and data Kaia's node cannot decode at all.
         encodings.push(("failing tokenURI".into(), Bytes::new().abi_encode().into()));

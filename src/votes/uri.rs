@@ -214,16 +214,19 @@ pub(super) mod tests {
     }
 
     pub(in crate::votes) fn uri_of_len(n: usize) -> Vec<u8> {
-        (0..n).map(|i| b"abcdefghijklmnopqrstuvwxyz/:.0123456789"[i % 39]).collect()
+        (0..n)
+            .map(|i| b"abcdefghijklmnopqrstuvwxyz/:.0123456789"[i % 39])
+            .collect()
     }
 
     /// Every length and shape the issue names, through both dialects and the reference.
     #[test]
     fn double_encoding_edges_follow_kaias_rule() {
-        let mut cases: Vec<(String, Vec<u8>)> = [0, 31, 32, 63, 64, 65, 127, 128, 159, 255, 256, 1000]
-            .into_iter()
-            .map(|n| (format!("length {n}"), uri_of_len(n)))
-            .collect();
+        let mut cases: Vec<(String, Vec<u8>)> =
+            [0, 31, 32, 63, 64, 65, 127, 128, 159, 255, 256, 1000]
+                .into_iter()
+                .map(|n| (format!("length {n}"), uri_of_len(n)))
+                .collect();
         cases.push(("not UTF-8".into(), b"ipfs://\xff\xfe\xc3(/x".to_vec()));
         cases.push(("NUL first".into(), b"\0\0ipfs://a".to_vec()));
         cases.push(("NUL last".into(), b"ipfs://a\0".to_vec()));
@@ -236,8 +239,16 @@ pub(super) mod tests {
             assert_eq!(t.anomaly(), None, "{name}");
             let expected = kaia_reference(t.encoded_data());
             assert_eq!(t.kaia().as_ref(), &expected[..], "{name}");
-            assert_eq!(t.for_dialect(Dialect::Kaia).as_ref(), &expected[..], "{name}");
-            assert_eq!(t.for_dialect(Dialect::Ours).as_ref(), &expected[..], "{name}");
+            assert_eq!(
+                t.for_dialect(Dialect::Kaia).as_ref(),
+                &expected[..],
+                "{name}"
+            );
+            assert_eq!(
+                t.for_dialect(Dialect::Ours).as_ref(),
+                &expected[..],
+                "{name}"
+            );
             // A canonical double encoding yields the URI itself, NULs at its ends aside.
             let trimmed: &[u8] = {
                 let start = uri.iter().position(|&b| b != 0).unwrap_or(uri.len());
@@ -277,7 +288,10 @@ pub(super) mod tests {
         }
         // A 159-byte single encoding: Kaia's rule gives the bytes from 64 on, not the URI.
         let t = v2(Bytes::from(uri_of_len(159)).abi_encode());
-        assert_eq!(t.for_dialect(Dialect::Kaia).as_ref(), &uri_of_len(159)[64..]);
+        assert_eq!(
+            t.for_dialect(Dialect::Kaia).as_ref(),
+            &uri_of_len(159)[64..]
+        );
     }
 
     /// Data Kaia's node decodes leniently (Go's ABI decoder) reads the same here.
@@ -317,7 +331,10 @@ pub(super) mod tests {
             ("empty", vec![]),
             ("31 bytes", vec![0; 31]),
             ("offset past the end", huge),
-            ("offset word only", U256::from(32).to_be_bytes::<32>().to_vec()),
+            (
+                "offset word only",
+                U256::from(32).to_be_bytes::<32>().to_vec(),
+            ),
             ("length past the end", long_len),
             ("length 2^256-1", max_len),
         ] {

@@ -134,7 +134,17 @@ pub fn decode(input: &[u8]) -> Result<AllowedCall, Refused> {
 fn erc721_vote(input: &[u8]) -> Result<AllowedCall, Refused> {
     use alloy_primitives::{Address, B256, Bytes, U256};
     use alloy_sol_types::SolValue;
-    type Args = (B256, Address, Address, Address, U256, u64, u64, Bytes, Bytes);
+    type Args = (
+        B256,
+        Address,
+        Address,
+        Address,
+        U256,
+        u64,
+        u64,
+        Bytes,
+        Bytes,
+    );
     let malformed = |reason: String| Refused::MalformedCall {
         function: handleERC721TransferCall::SIGNATURE,
         reason,
@@ -212,14 +222,19 @@ mod tests {
         assert_eq!(binding, call(b"ipfs://a"));
         let mut padded = call(b"\xff");
         padded.push(0);
-        assert!(matches!(decode(&padded), Err(Refused::MalformedCall { ref reason, .. }) if reason.contains("canonical")));
+        assert!(
+            matches!(decode(&padded), Err(Refused::MalformedCall { ref reason, .. }) if reason.contains("canonical"))
+        );
         let mut dirty = call(b"\xff");
         let last = dirty.len() - 65; // the URI word's last byte: padding after 0xff
         dirty[last] = 1;
         assert!(matches!(decode(&dirty), Err(Refused::MalformedCall { .. })));
         let mut big_nonce = call(b"a");
         big_nonce[4 + 5 * 32 + 10] = 1; // a high byte of the uint64 nonce
-        assert!(matches!(decode(&big_nonce), Err(Refused::MalformedCall { .. })));
+        assert!(matches!(
+            decode(&big_nonce),
+            Err(Refused::MalformedCall { .. })
+        ));
     }
 
     /// Found by tests/proptest_guard.rs: trailing bytes after a valid call were accepted.
