@@ -452,7 +452,9 @@ async fn refuse_without_rotation(
                     side: *side,
                     source,
                 },
-                crate::bridge_check::CheckError::NotTheBridge { finding: reason, .. }
+                crate::bridge_check::CheckError::NotTheBridge {
+                    finding: reason, ..
+                }
                 | crate::bridge_check::CheckError::Unsupported { reason, .. } => {
                     AdminError::Invalid {
                         side: *side,

@@ -190,8 +190,13 @@ impl Checker<'_> {
         match self.client.call(tx).await {
             Ok(data) => Ok(Read::Data(data)),
             Err(ChainError::Reverted { message, data, .. }) => {
-                let reason = alloy::sol_types::decode_revert_reason(&data)
-                    .unwrap_or_else(|| if data.is_empty() { message } else { format!("{message}, data {data}") });
+                let reason = alloy::sol_types::decode_revert_reason(&data).unwrap_or_else(|| {
+                    if data.is_empty() {
+                        message
+                    } else {
+                        format!("{message}, data {data}")
+                    }
+                });
                 Ok(Read::Odd(format!("{} reverted ({reason})", C::SIGNATURE)))
             }
             Err(e) => Err(self.unreachable(e)),
@@ -260,10 +265,14 @@ impl Checker<'_> {
         let lower_handle_nonce = self.view(Bridge::lowerHandleNonceCall {}).await?;
         let operators = self.view(Bridge::getOperatorListCall {}).await?;
         let value_threshold = self
-            .view(Bridge::operatorThresholdsCall::new((VOTE_TYPE_VALUE_TRANSFER,)))
+            .view(Bridge::operatorThresholdsCall::new((
+                VOTE_TYPE_VALUE_TRANSFER,
+            )))
             .await?;
         let configuration_threshold = self
-            .view(Bridge::operatorThresholdsCall::new((VOTE_TYPE_CONFIGURATION,)))
+            .view(Bridge::operatorThresholdsCall::new((
+                VOTE_TYPE_CONFIGURATION,
+            )))
             .await?;
         let counterpart = self.view(Bridge::counterpartBridgeCall {}).await?;
         if counterpart != t.counterpart {

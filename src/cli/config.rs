@@ -57,7 +57,9 @@ pub async fn run(cmd: ConfigCommand) -> ExitCode {
                     println!("online check: OK");
                     ExitCode::SUCCESS
                 } else {
-                    println!("online check: FAILED ({problems} problem(s)); the agent would vote nothing on the chain(s) named above");
+                    println!(
+                        "online check: FAILED ({problems} problem(s)); the agent would vote nothing on the chain(s) named above"
+                    );
                     ExitCode::FAILURE
                 }
             }
@@ -98,7 +100,10 @@ async fn check_online(cfg: &AgentConfig) -> usize {
         let client = match ChainClient::connect(access).await {
             Ok(c) => c,
             Err(e) => {
-                println!("  {side} bridge {}: cannot reach the chain: {e}", chain.bridge);
+                println!(
+                    "  {side} bridge {}: cannot reach the chain: {e}",
+                    chain.bridge
+                );
                 problems += 1;
                 continue;
             }
@@ -121,7 +126,10 @@ async fn check_online(cfg: &AgentConfig) -> usize {
         match bridge_check::check(&client, &target).await {
             Ok(r) => {
                 let pinned = if chain.dialect.is_some() {
-                    format!(" (pinned in the config; the bridge answers as {})", r.detected)
+                    format!(
+                        " (pinned in the config; the bridge answers as {})",
+                        r.detected
+                    )
                 } else {
                     " (detected from the bridge)".into()
                 };
@@ -141,10 +149,7 @@ async fn check_online(cfg: &AgentConfig) -> usize {
                     Seat::Seated(k) => println!("    key {k}: seated"),
                     Seat::NotSeated(_) => {
                         problems += 1;
-                        println!(
-                            "    NOT SEATED: {}",
-                            r.seat_problem().unwrap_or_default()
-                        );
+                        println!("    NOT SEATED: {}", r.seat_problem().unwrap_or_default());
                     }
                     Seat::NotChecked => println!("    seat: not checked"),
                 }

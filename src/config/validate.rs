@@ -273,7 +273,11 @@ fn chain(
         .as_ref()
         .and_then(|src| endpoint(src, &format!("{p}.ws"), &["ws", "wss"], sink));
     let bridge = address(&raw.bridge, &format!("{p}.bridge"), sink);
-    let dialect = match raw.dialect.as_deref().map(str::parse::<crate::dialect::Dialect>) {
+    let dialect = match raw
+        .dialect
+        .as_deref()
+        .map(str::parse::<crate::dialect::Dialect>)
+    {
         Some(Err(why)) => {
             sink.push(format!("{p}.dialect"), why);
             None
