@@ -1,16 +1,21 @@
-//! A nonce that cannot reach its threshold costs no repeat votes: the real binary, one operator
-//! of two running (threshold 2), so every request stays pending; over several recovery
-//! intervals, each of which finds the stall and hands every pending request back to the
-//! planner, the operator's account sends exactly one vote per request.
+//! A nonce that cannot reach its threshold costs no repeat votes, on both dialects: the real
+//! binary, one operator of two running (threshold 2), so every request stays pending; over
+//! several recovery intervals, each of which finds the stall and hands every pending request
+//! back to the planner, the operator's account sends exactly one vote per request. On Kaia's
+//! dialect (no `voteOf`, and an identical repeat is mined and paid) only the own-vote memory
+//! stops the repeats: the mined vote recorded in the store, its receipt still canonical.
 //!
-//! The planner skips on its own-vote memory (the mined vote recorded in the store, its receipt
-//! still canonical), which is what serves Kaia's bridge too (no `voteOf`, and an identical
-//! repeat is mined there); the Kaia-dialect run of the same scenario is in the HA tests.
+//! Then, on Kaia's dialect, a payout the recipient refuses: the closing vote would revert
+//! ("handleKLAYTransfer: transfer failed"), so the agent raises one alarm, counts the request
+//! in `bridge_unexecutable_requests` and never votes on it again, while later nonces execute.
 
 use alloy::primitives::{Address, Bytes, U256, keccak256};
 use alloy::providers::Provider;
 use bridge_agent::contracts::Bridge;
+use bridge_agent::devnet::kaia::RefusingReceiver;
 use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_agent::dialect::Dialect;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
@@ -19,6 +24,25 @@ use support::agent::{Agent, Endpoints, enc, provision_key, send, write_config};
 const REQUESTS: u64 = 3;
 /// Stalled recovery checks to sit through once every request is voted.
 const STALLED_CHECKS: f64 = 4.0;
+
+/// The log without terminal colour codes.
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            // ESC [ … final letter
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
 
 /// Sum of a metric's samples whose labels contain `labels` (e.g. `reason="late"`).
 async fn metric(port: u16, name: &str, labels: &str) -> f64 {
@@ -39,28 +63,25 @@ async fn metric(port: u16, name: &str, labels: &str) -> f64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stuck_nonce_gets_one_vote_per_operator_over_many_recovery_intervals() {
-    let dir = tempfile::tempdir().unwrap();
-    let operator = provision_key(&dir.path().join("hsm")).await;
-    // The second seat belongs to nobody running: no request ever reaches 2 votes.
-    let absent = Address::from_word(keccak256("absent operator"));
+/// A devnet of `dialect` whose seats are `operators`, and a started agent for the first one;
+/// returns the agent and its metrics port.
+async fn start(
+    dir: &Path,
+    dialect: Dialect,
+    operators: Vec<Address>,
+    threshold: u8,
+) -> (Devnet, Agent, u16) {
     let d = Devnet::start(DevnetOptions {
-        dir: dir.path().join("chains"),
-        operators: vec![operator, absent],
-        value_transfer_threshold: 2,
+        dir: dir.join("chains"),
+        operators,
+        value_transfer_threshold: threshold,
         configuration_threshold: 1,
+        dialect,
         ..DevnetOptions::default()
     })
     .await
     .unwrap();
-    let config = write_config(
-        dir.path(),
-        &d,
-        Endpoints::of(&d.parent),
-        Endpoints::of(&d.child),
-    );
-    // The planner's reason for each skip, at debug.
+    let config = write_config(dir, &d, Endpoints::of(&d.parent), Endpoints::of(&d.child));
     let text = std::fs::read_to_string(&config).unwrap();
     let port: u16 = text
         .split("listen = \"127.0.0.1:")
@@ -68,6 +89,7 @@ async fn a_stuck_nonce_gets_one_vote_per_operator_over_many_recovery_intervals()
         .and_then(|s| s.split('"').next())
         .and_then(|p| p.parse().ok())
         .expect("metrics port in the config");
+    // The planner's reason for each skip, at debug.
     std::fs::write(
         &config,
         text.replace(
@@ -76,37 +98,41 @@ async fn a_stuck_nonce_gets_one_vote_per_operator_over_many_recovery_intervals()
         ),
     )
     .unwrap();
-    let agent = Agent::start(&config, dir.path().join("agent.log"));
+    let agent = Agent::start(&config, dir.join("agent.log"));
+    (d, agent, port)
+}
 
-    let (p, c) = (&d.parent, &d.child);
-    let user = d.users()[0].clone();
-    let to = Address::from_word(keccak256("stuck recipient"));
-    for i in 0..REQUESTS {
-        send(
-            p,
-            &user,
-            p.bridge,
-            enc(Bridge::requestKLAYTransferCall {
-                to,
-                value: U256::from(10 + i),
-                extraData: Bytes::new(),
-            }),
-            U256::from(10 + i),
-        )
-        .await;
-    }
-    // Each request voted once by this operator.
-    let sent = || async { c.reader().get_transaction_count(operator).await.unwrap() };
+async fn request_native(d: &Devnet, to: Address, value: u64) {
+    let p = &d.parent;
+    send(
+        p,
+        &d.users()[0],
+        p.bridge,
+        enc(Bridge::requestKLAYTransferCall {
+            to,
+            value: U256::from(value),
+            extraData: Bytes::new(),
+        }),
+        U256::from(value),
+    )
+    .await;
+}
+
+/// Waits until the operator's account on the child chain has sent `n` transactions.
+async fn wait_sent(d: &Devnet, operator: Address, n: u64, agent: &Agent) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    while sent().await < REQUESTS {
+    while d.child.reader().get_transaction_count(operator).await.unwrap() < n {
         assert!(
             Instant::now() < deadline,
-            "votes not sent in time:\n{}",
+            "{n} votes not sent in time:\n{}",
             agent.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Then several recovery checks that find the stall and hand the requests back.
+}
+
+/// Waits for `STALLED_CHECKS` more recovery checks that found the parent → child stall.
+async fn sit_through_stalled_checks(port: u16, agent: &Agent) {
     let rescans = || metric(port, "bridge_recovery_rescans_total", "parent_to_child");
     let start = rescans().await;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -120,14 +146,28 @@ async fn a_stuck_nonce_gets_one_vote_per_operator_over_many_recovery_intervals()
     }
     // Let the last hand-back's plans finish before counting.
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+async fn stuck_nonces_get_one_vote_each(dir: &Path, dialect: Dialect, operator: Address) {
+    // The second seat belongs to nobody running: no request ever reaches 2 votes.
+    let absent = Address::from_word(keccak256("absent operator"));
+    let (d, agent, port) = start(dir, dialect, vec![operator, absent], 2).await;
+    let to = Address::from_word(keccak256("stuck recipient"));
+    for i in 0..REQUESTS {
+        request_native(&d, to, 10 + i).await;
+    }
+    wait_sent(&d, operator, REQUESTS, &agent).await;
+    sit_through_stalled_checks(port, &agent).await;
 
     let log = agent.log();
-    assert_eq!(sent().await, REQUESTS, "repeat votes sent:\n{log}");
+    let c = &d.child;
+    let sent = c.reader().get_transaction_count(operator).await.unwrap();
+    assert_eq!(sent, REQUESTS, "{dialect}: repeat votes sent:\n{log}");
     let bridge = Bridge::new(c.bridge, c.reader());
     for n in 0..REQUESTS {
         assert!(
             !bridge.closedValueTransferVotes(n).call().await.unwrap(),
-            "nonce {n} executed: the scenario is not stuck"
+            "{dialect}: nonce {n} executed: the scenario is not stuck"
         );
     }
     assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 0);
@@ -135,11 +175,62 @@ async fn a_stuck_nonce_gets_one_vote_per_operator_over_many_recovery_intervals()
     let skipped = metric(port, "bridge_votes_skipped_total", "reason=\"already_voted\"").await;
     assert!(
         skipped >= STALLED_CHECKS * REQUESTS as f64 - REQUESTS as f64,
-        "skipped {skipped}:\n{log}"
+        "{dialect}: skipped {skipped}:\n{log}"
     );
     assert!(
         log.contains("own vote recorded and still canonical"),
-        "no own-vote skip logged:\n{log}"
+        "{dialect}: no own-vote skip logged:\n{log}"
+    );
+    assert_eq!(
+        metric(port, "bridge_votes_failed_total", "parent_to_child").await,
+        0.0,
+        "{dialect}: {log}"
+    );
+    assert!(agent.stop().success());
+}
+
+async fn refused_payout_is_one_alarm_and_no_votes(dir: &Path, operator: Address) {
+    let (d, agent, port) = start(dir, Dialect::Kaia, vec![operator], 1).await;
+    let c = &d.child;
+    let refusing = *RefusingReceiver::deploy(c.provider_with(d.owner()))
+        .await
+        .unwrap()
+        .address();
+    // Nonce 0 → a contract that refuses coins; nonce 1 → a plain address.
+    request_native(&d, refusing, 5).await;
+    request_native(&d, Address::from_word(keccak256("fine recipient")), 6).await;
+    let bridge = Bridge::new(c.bridge, c.reader());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !bridge.closedValueTransferVotes(1).call().await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "nonce 1 not executed:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sit_through_stalled_checks(port, &agent).await;
+    let log = plain(&agent.log());
+    assert!(!bridge.closedValueTransferVotes(0).call().await.unwrap());
+    assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 0, "{log}");
+    // One vote (nonce 1's): the refused one was caught by the estimate, and never retried.
+    let sent = c.reader().get_transaction_count(operator).await.unwrap();
+    assert_eq!(sent, 1, "{log}");
+    assert_eq!(
+        log.matches("alarm=\"request_unexecutable\"").count(),
+        1,
+        "one alarm:\n{log}"
+    );
+    assert!(log.contains("handleKLAYTransfer: transfer failed"), "{log}");
+    assert_eq!(
+        metric(port, "bridge_unexecutable_requests", "reason=\"payout_refused\"").await,
+        1.0,
+        "{log}"
+    );
+    assert!(
+        metric(port, "bridge_votes_skipped_total", "reason=\"unexecutable\"").await
+            >= STALLED_CHECKS - 1.0,
+        "{log}"
     );
     assert_eq!(
         metric(port, "bridge_votes_failed_total", "parent_to_child").await,
@@ -147,4 +238,20 @@ async fn a_stuck_nonce_gets_one_vote_per_operator_over_many_recovery_intervals()
         "{log}"
     );
     assert!(agent.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stuck_nonces_cost_no_repeat_votes_and_a_refused_payout_one_alarm_on_both_dialects() {
+    let dir = tempfile::tempdir().unwrap();
+    // One SoftHSM key for every run: this binary runs this one test (the SoftHSM config is
+    // process-wide).
+    let operator = provision_key(&dir.path().join("hsm")).await;
+    for (i, dialect) in [Dialect::Ours, Dialect::Kaia].into_iter().enumerate() {
+        let run = dir.path().join(format!("stuck-{i}"));
+        std::fs::create_dir_all(&run).unwrap();
+        stuck_nonces_get_one_vote_each(&run, dialect, operator).await;
+    }
+    let run = dir.path().join("refused");
+    std::fs::create_dir_all(&run).unwrap();
+    refused_payout_is_one_alarm_and_no_votes(&run, operator).await;
 }

@@ -54,12 +54,21 @@ pub fn classify(data: Option<&[u8]>) -> RevertKind {
     }
     let selector = data.get(..4).map_or_else(
         || format!("{} bytes, too short for an error selector", data.len()),
-        |s| format!("unknown error selector 0x{} with {} bytes of arguments", hex(s), data.len() - 4),
+        |s| {
+            format!(
+                "unknown error selector 0x{} with {} bytes of arguments",
+                hex(s),
+                data.len() - 4
+            )
+        },
     );
     RevertKind::Other(selector)
 }
 
-/// Kaia's bridge reverts with these exact strings (see KAIA-FACTS.md).
+/// Kaia's bridge reverts with these strings (see KAIA-FACTS.md); a mint failure may carry the
+/// handle's name in front (`"handleERC20Transfer: mint failed"`). An ERC-20 "transfer failed"
+/// (the bridge lacks the tokens) is not taken as permanent: liquidity may still arrive, and a
+/// vote that would revert costs only an estimate.
 fn classify_reason(reason: String) -> RevertKind {
     match reason.as_str() {
         "removed vote" | "closed vote" => RevertKind::Late,
@@ -68,7 +77,7 @@ fn classify_reason(reason: String) -> RevertKind {
             reason: UnexecutableReason::PayoutRefused,
             text: reason,
         },
-        "mint failed" => RevertKind::Unexecutable {
+        r if r == "mint failed" || r.ends_with(": mint failed") => RevertKind::Unexecutable {
             reason: UnexecutableReason::MintFailed,
             text: reason,
         },
@@ -97,9 +106,9 @@ mod tests {
         let cases: Vec<(&str, Vec<u8>, RevertKind)> = vec![
             (
                 "ours: executed",
-                ours(Bridge::BridgeErrors::AlreadyExecuted(Bridge::AlreadyExecuted {
-                    requestNonce: 4,
-                })),
+                ours(Bridge::BridgeErrors::AlreadyExecuted(
+                    Bridge::AlreadyExecuted { requestNonce: 4 },
+                )),
                 Late,
             ),
             (
@@ -133,6 +142,19 @@ mod tests {
                 },
             ),
             (
+                "kaia-style: mint failed, named by the handle",
+                string_revert("handleERC20Transfer: mint failed"),
+                Unexecutable {
+                    reason: MintFailed,
+                    text: "handleERC20Transfer: mint failed".into(),
+                },
+            ),
+            (
+                "kaia: an ERC-20 the bridge lacks is not permanent",
+                string_revert("handleERC20Transfer: transfer failed"),
+                Other("Error(\"handleERC20Transfer: transfer failed\")".into()),
+            ),
+            (
                 "kaia: anything else, as text",
                 string_revert("stopped bridge"),
                 Other("Error(\"stopped bridge\")".into()),
@@ -145,11 +167,12 @@ mod tests {
 
     #[test]
     fn other_reverts_are_described_in_words_not_hex_dumps() {
-        let liquidity = Bridge::BridgeErrors::InsufficientLiquidity(Bridge::InsufficientLiquidity {
-            available: U256::from(1),
-            required: U256::from(2),
-        })
-        .abi_encode();
+        let liquidity =
+            Bridge::BridgeErrors::InsufficientLiquidity(Bridge::InsufficientLiquidity {
+                available: U256::from(1),
+                required: U256::from(2),
+            })
+            .abi_encode();
         let RevertKind::Other(text) = classify(Some(&liquidity)) else {
             panic!("not other")
         };
