@@ -19,5 +19,7 @@ mod reentrancy;
 mod rotation;
 #[path = "contracts/transfers.rs"]
 mod transfers;
+#[path = "contracts/uri.rs"]
+mod uri;
 #[path = "contracts/voting.rs"]
 mod voting;
