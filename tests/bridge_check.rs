@@ -398,7 +398,8 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
         Endpoints::of(&d.parent),
         Endpoints::of(&d.child),
     );
-    let cfg = bridge_agent::config::load_with(&config, bridge_agent::config::Secrets::Skip).unwrap();
+    let cfg =
+        bridge_agent::config::load_with(&config, bridge_agent::config::Secrets::Skip).unwrap();
     let client = ChainClient::connect(ChainAccessConfig::new(
         "parent",
         d.parent.chain_id,
@@ -407,12 +408,18 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
     .await
     .unwrap();
     let seated = d.operators[0];
-    let r = check(&client, &target(&cfg, bridge_agent::config::Side::Parent, Some(seated)))
-        .await
-        .unwrap();
+    let r = check(
+        &client,
+        &target(&cfg, bridge_agent::config::Side::Parent, Some(seated)),
+    )
+    .await
+    .unwrap();
     assert_eq!((r.dialect, r.detected), (Dialect::Kaia, Dialect::Kaia));
     assert_eq!(r.seat, Seat::Seated(seated));
-    assert!(r.operators.contains(&d.owner().address()), "deployer seat kept: {r:?}");
+    assert!(
+        r.operators.contains(&d.owner().address()),
+        "deployer seat kept: {r:?}"
+    );
     assert!(
         r.warnings
             .iter()
@@ -427,9 +434,9 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
     assert_eq!((r.dialect, r.detected), (Dialect::Ours, Dialect::Kaia));
     assert_eq!(r.seat, Seat::NotSeated(stranger));
     assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("parent.dialect = \"ours\" is configured, but the bridge answers as \"kaia\"")),
+        r.warnings.iter().any(|w| w.contains(
+            "parent.dialect = \"ours\" is configured, but the bridge answers as \"kaia\""
+        )),
         "{:?}",
         r.warnings
     );

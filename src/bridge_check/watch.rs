@@ -132,7 +132,7 @@ impl BridgeWatch {
             } else {
                 failing_checks += 1;
             }
-            if changed || (!state.can_vote() && failing_checks % REPEAT_LOG_EVERY == 0) {
+            if changed || (!state.can_vote() && failing_checks.is_multiple_of(REPEAT_LOG_EVERY)) {
                 self.log(&state, changed);
             }
             self.metrics.set_bridge(self.side, state.clone());
