@@ -9,144 +9,23 @@
 //! ("handleKLAYTransfer: transfer failed"), so the agent raises one alarm, counts the request
 //! in `bridge_unexecutable_requests` and never votes on it again, while later nonces execute.
 
-use alloy::primitives::{Address, Bytes, U256, keccak256};
+use alloy::primitives::{Address, keccak256};
 use alloy::providers::Provider;
 use bridge_agent::contracts::Bridge;
 use bridge_agent::devnet::kaia::RefusingReceiver;
-use bridge_agent::devnet::{Devnet, DevnetOptions};
 use bridge_agent::dialect::Dialect;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::agent::{Agent, Endpoints, enc, provision_key, send, write_config};
+#[path = "one_agent/mod.rs"]
+mod one_agent;
+use one_agent::{metric, plain, request_native, sit_through_stalled_checks, start, wait_sent};
+use support::agent::provision_key;
 
 const REQUESTS: u64 = 3;
 /// Stalled recovery checks to sit through once every request is voted.
 const STALLED_CHECKS: f64 = 4.0;
-
-/// The log without terminal colour codes.
-fn plain(log: &str) -> String {
-    let mut out = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(ch) = chars.next() {
-        if ch == '\u{1b}' {
-            // ESC [ … final letter
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-/// Sum of a metric's samples whose labels contain `labels` (e.g. `reason="late"`).
-async fn metric(port: u16, name: &str, labels: &str) -> f64 {
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let body = reqwest::get(&url)
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .filter(|l| !l.starts_with('#') && l.contains(labels))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// A devnet of `dialect` whose seats are `operators`, and a started agent for the first one;
-/// returns the agent and its metrics port.
-async fn start(
-    dir: &Path,
-    dialect: Dialect,
-    operators: Vec<Address>,
-    threshold: u8,
-) -> (Devnet, Agent, u16) {
-    let d = Devnet::start(DevnetOptions {
-        dir: dir.join("chains"),
-        operators,
-        value_transfer_threshold: threshold,
-        configuration_threshold: 1,
-        dialect,
-        ..DevnetOptions::default()
-    })
-    .await
-    .unwrap();
-    let config = write_config(dir, &d, Endpoints::of(&d.parent), Endpoints::of(&d.child));
-    let text = std::fs::read_to_string(&config).unwrap();
-    let port: u16 = text
-        .split("listen = \"127.0.0.1:")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .and_then(|p| p.parse().ok())
-        .expect("metrics port in the config");
-    // The planner's reason for each skip, at debug.
-    std::fs::write(
-        &config,
-        text.replace(
-            "level = \"info\"",
-            "level = \"info,bridge_agent::planner=debug\"",
-        ),
-    )
-    .unwrap();
-    let agent = Agent::start(&config, dir.join("agent.log"));
-    (d, agent, port)
-}
-
-async fn request_native(d: &Devnet, to: Address, value: u64) {
-    let p = &d.parent;
-    send(
-        p,
-        &d.users()[0],
-        p.bridge,
-        enc(Bridge::requestKLAYTransferCall {
-            to,
-            value: U256::from(value),
-            extraData: Bytes::new(),
-        }),
-        U256::from(value),
-    )
-    .await;
-}
-
-/// Waits until the operator's account on the child chain has sent `n` transactions.
-async fn wait_sent(d: &Devnet, operator: Address, n: u64, agent: &Agent) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while d.child.reader().get_transaction_count(operator).await.unwrap() < n {
-        assert!(
-            Instant::now() < deadline,
-            "{n} votes not sent in time:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits for `STALLED_CHECKS` more recovery checks that found the parent → child stall.
-async fn sit_through_stalled_checks(port: u16, agent: &Agent) {
-    let rescans = || metric(port, "bridge_recovery_rescans_total", "parent_to_child");
-    let start = rescans().await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while rescans().await < start + STALLED_CHECKS {
-        assert!(
-            Instant::now() < deadline,
-            "recovery did not find the stall {STALLED_CHECKS} times:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    // Let the last hand-back's plans finish before counting.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
 
 async fn stuck_nonces_get_one_vote_each(dir: &Path, dialect: Dialect, operator: Address) {
     // The second seat belongs to nobody running: no request ever reaches 2 votes.
@@ -157,7 +36,7 @@ async fn stuck_nonces_get_one_vote_each(dir: &Path, dialect: Dialect, operator: 
         request_native(&d, to, 10 + i).await;
     }
     wait_sent(&d, operator, REQUESTS, &agent).await;
-    sit_through_stalled_checks(port, &agent).await;
+    sit_through_stalled_checks(port, STALLED_CHECKS, &agent).await;
 
     let log = agent.log();
     let c = &d.child;
@@ -209,7 +88,7 @@ async fn refused_payout_is_one_alarm_and_no_votes(dir: &Path, operator: Address)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    sit_through_stalled_checks(port, &agent).await;
+    sit_through_stalled_checks(port, STALLED_CHECKS, &agent).await;
     let log = plain(&agent.log());
     assert!(!bridge.closedValueTransferVotes(0).call().await.unwrap());
     assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 0, "{log}");
