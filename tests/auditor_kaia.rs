@@ -14,9 +14,9 @@ use bridge_agent::dialect::Dialect;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod support;
 #[path = "one_agent/mod.rs"]
 mod one_agent;
+mod support;
 use one_agent::{metric, plain, request_native, start, start_with, wait_ready};
 use support::agent::{Agent, provision_key};
 
@@ -78,7 +78,10 @@ async fn forged_votes_are_seen_without_voted_events(dir: &Path, operator: Addres
     }
     let thief = Address::repeat_byte(0x66);
     let forger_p = c.provider_with(forger_key);
-    for call in [forged_handle(0, thief, 7), forged_handle(INVENTED_NONCE, thief, 1)] {
+    for call in [
+        forged_handle(0, thief, 7),
+        forged_handle(INVENTED_NONCE, thief, 1),
+    ] {
         let r = forger_p
             .send_transaction(
                 TransactionRequest::default()
@@ -92,7 +95,14 @@ async fn forged_votes_are_seen_without_voted_events(dir: &Path, operator: Addres
             .unwrap();
         assert!(r.status(), "a forged vote below the threshold is mined");
     }
-    wait_metric(port, "bridge_forged_votes_seen_total", "parent_to_child", 2.0, &agent).await;
+    wait_metric(
+        port,
+        "bridge_forged_votes_seen_total",
+        "parent_to_child",
+        2.0,
+        &agent,
+    )
+    .await;
     // A moment more: nothing else (the agent's own vote) is called forged.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log = plain(&agent.log());
@@ -102,7 +112,10 @@ async fn forged_votes_are_seen_without_voted_events(dir: &Path, operator: Addres
         "{log}"
     );
     assert!(log.contains(&format!("operator={forger}")), "{log}");
-    assert!(log.contains("no request: the source's requestNonce is 1"), "{log}");
+    assert!(
+        log.contains("no request: the source's requestNonce is 1"),
+        "{log}"
+    );
     let bridge = Bridge::new(c.bridge, c.reader());
     assert!(!bridge.closedValueTransferVotes(0).call().await.unwrap());
     assert!(agent.stop().success());

@@ -17,9 +17,9 @@ use bridge_agent::dialect::Dialect;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod support;
 #[path = "one_agent/mod.rs"]
 mod one_agent;
+mod support;
 use one_agent::{metric, plain, request_native, sit_through_stalled_checks, start, wait_sent};
 use support::agent::provision_key;
 
@@ -51,7 +51,12 @@ async fn stuck_nonces_get_one_vote_each(dir: &Path, dialect: Dialect, operator: 
     }
     assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 0);
     // The skips came from the own-vote memory, once per request per stalled check.
-    let skipped = metric(port, "bridge_votes_skipped_total", "reason=\"already_voted\"").await;
+    let skipped = metric(
+        port,
+        "bridge_votes_skipped_total",
+        "reason=\"already_voted\"",
+    )
+    .await;
     assert!(
         skipped >= STALLED_CHECKS * REQUESTS as f64 - REQUESTS as f64,
         "{dialect}: skipped {skipped}:\n{log}"
@@ -102,12 +107,22 @@ async fn refused_payout_is_one_alarm_and_no_votes(dir: &Path, operator: Address)
     );
     assert!(log.contains("handleKLAYTransfer: transfer failed"), "{log}");
     assert_eq!(
-        metric(port, "bridge_unexecutable_requests", "reason=\"payout_refused\"").await,
+        metric(
+            port,
+            "bridge_unexecutable_requests",
+            "reason=\"payout_refused\""
+        )
+        .await,
         1.0,
         "{log}"
     );
     assert!(
-        metric(port, "bridge_votes_skipped_total", "reason=\"unexecutable\"").await
+        metric(
+            port,
+            "bridge_votes_skipped_total",
+            "reason=\"unexecutable\""
+        )
+        .await
             >= STALLED_CHECKS - 1.0,
         "{log}"
     );

@@ -607,7 +607,9 @@ async fn plan_one(planner: &Planner, metrics: &AgentMetrics, direction: Directio
         Err(_) => m.votes_failed.inc(),
     }
     match result {
-        Ok(outcome) => tracing::debug!(direction = %direction, nonce = req.nonce, ?outcome, "planned"),
+        Ok(outcome) => {
+            tracing::debug!(direction = %direction, nonce = req.nonce, ?outcome, "planned")
+        }
         // Already said once, as an error, where it was found (the planner's own log line).
         Err(e @ PlanError::NotSeated { .. }) => {
             tracing::error!(direction = %direction, nonce = req.nonce, error = %e, "vote refused: not seated")
@@ -626,6 +628,8 @@ fn publish_unexecutable(planner: &Planner, metrics: &AgentMetrics, direction: Di
                 metrics.direction(direction).unexecutable(reason).set(n);
             }
         }
-        Err(e) => tracing::warn!(direction = %direction, error = %e, "cannot count unexecutable requests in the store"),
+        Err(e) => {
+            tracing::warn!(direction = %direction, error = %e, "cannot count unexecutable requests in the store")
+        }
     }
 }

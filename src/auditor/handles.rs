@@ -43,7 +43,9 @@ pub async fn read(
     for n in from..=to {
         let block = dest
             .run("eth_getBlockByNumber", move |p| async move {
-                p.get_block_by_number(BlockNumberOrTag::Number(n)).full().await
+                p.get_block_by_number(BlockNumberOrTag::Number(n))
+                    .full()
+                    .await
             })
             .await?;
         let Some(block) = block else {

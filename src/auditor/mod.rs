@@ -229,7 +229,11 @@ impl Auditor {
                 .await?;
             self.operators = Some((std::time::Instant::now(), ops));
         }
-        let ops = self.operators.as_ref().map(|(_, o)| o.clone()).unwrap_or_default();
+        let ops = self
+            .operators
+            .as_ref()
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default();
         let (newly, silent) = self.silence.judge(lower, &ops);
         for (operator, misses) in newly {
             tracing::warn!(alarm = "silent_seat", direction = %self.cfg.direction, %operator,

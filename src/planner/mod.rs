@@ -246,9 +246,7 @@ impl Planner {
     }
 
     /// Requests of this direction recorded as never executable, per reason.
-    pub fn unexecutable_counts(
-        &self,
-    ) -> Result<Vec<(UnexecutableReason, u64)>, StoreError> {
+    pub fn unexecutable_counts(&self) -> Result<Vec<(UnexecutableReason, u64)>, StoreError> {
         self.store.unexecutable_counts(self.cfg.direction)
     }
 
@@ -382,7 +380,10 @@ impl Planner {
     /// request tx of every handle it executes (`handledRequestTx`); ours is not marked. That
     /// happens when the source reorganised deeper than the confirmation depth after the old
     /// request's nonce executed: the canonical request reuses the nonce and never executes.
-    async fn closed_by_other(&self, req: &Request) -> Result<Option<UnexecutableReason>, PlanError> {
+    async fn closed_by_other(
+        &self,
+        req: &Request,
+    ) -> Result<Option<UnexecutableReason>, PlanError> {
         let (bridge, tx) = (self.cfg.dest_bridge, req.tx_hash);
         let handled = self
             .dest

@@ -49,7 +49,10 @@ impl SilentSeats {
     }
 
     fn snapshot(&self) -> HashSet<Address> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -103,7 +106,9 @@ impl Seats {
     pub async fn operators_hash(&self) -> Option<B256> {
         let mut ops = self.roster().await?.operators;
         ops.sort_unstable();
-        Some(keccak256(ops.iter().flat_map(|a| a.into_array()).collect::<Vec<u8>>()))
+        Some(keccak256(
+            ops.iter().flat_map(|a| a.into_array()).collect::<Vec<u8>>(),
+        ))
     }
 
     async fn roster(&self) -> Option<Roster> {

@@ -117,7 +117,11 @@ impl Store {
     }
 
     /// This operator's recorded vote for `nonce`, if any.
-    pub fn own_vote(&self, direction: Direction, nonce: u64) -> Result<Option<OwnVote>, StoreError> {
+    pub fn own_vote(
+        &self,
+        direction: Direction,
+        nonce: u64,
+    ) -> Result<Option<OwnVote>, StoreError> {
         type Row = (Vec<u8>, Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
         let n = self.int("nonce", nonce)?;
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -177,7 +181,13 @@ impl Store {
             .execute(
                 "INSERT INTO unexecutable (direction, nonce, reason, detail, recorded_at)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (direction, nonce) DO NOTHING",
-                params![direction.as_str(), nonce, reason.as_str(), detail, now_secs()],
+                params![
+                    direction.as_str(),
+                    nonce,
+                    reason.as_str(),
+                    detail,
+                    now_secs()
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(added == 1)
@@ -219,7 +229,9 @@ impl Store {
     ) -> Result<Vec<(UnexecutableReason, u64)>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let mut stmt = conn
-            .prepare("SELECT reason, COUNT(*) FROM unexecutable WHERE direction = ?1 GROUP BY reason")
+            .prepare(
+                "SELECT reason, COUNT(*) FROM unexecutable WHERE direction = ?1 GROUP BY reason",
+            )
             .map_err(|e| self.err(e))?;
         let rows: Vec<(String, i64)> = stmt
             .query_map(params![direction.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -272,7 +284,11 @@ mod tests {
             .unwrap();
             c.execute(
                 "INSERT INTO requests VALUES ('parent_to_child', 3, ?1, 5, ?2, 'voted', ?3, 0)",
-                params![[1u8; 32].as_slice(), [2u8; 32].as_slice(), [9u8; 32].as_slice()],
+                params![
+                    [1u8; 32].as_slice(),
+                    [2u8; 32].as_slice(),
+                    [9u8; 32].as_slice()
+                ],
             )
             .unwrap();
         }
@@ -280,7 +296,10 @@ mod tests {
         let r = s.request(P2C, 3).unwrap().unwrap();
         assert_eq!(
             (r.state, r.vote_hash),
-            (super::super::RequestState::Voted, Some(B256::repeat_byte(9)))
+            (
+                super::super::RequestState::Voted,
+                Some(B256::repeat_byte(9))
+            )
         );
         assert_eq!(s.cursor(P2C).unwrap().unwrap().next_block, 8);
         // The new tables work on the upgraded file.
@@ -312,7 +331,14 @@ mod tests {
             .execute_batch("PRAGMA user_version = 9;")
             .unwrap();
         let e = Store::open(&path).unwrap_err();
-        assert!(matches!(e, StoreError::NewerSchema { found: 9, supported: 2, .. }));
+        assert!(matches!(
+            e,
+            StoreError::NewerSchema {
+                found: 9,
+                supported: 2,
+                ..
+            }
+        ));
         assert!(e.to_string().contains("schema version 9"), "{e}");
     }
 

@@ -120,7 +120,14 @@ pub async fn request_native(d: &Devnet, to: Address, value: u64) {
 /// Waits until the operator's account on the child chain has sent `n` transactions.
 pub async fn wait_sent(d: &Devnet, operator: Address, n: u64, agent: &Agent) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    while d.child.reader().get_transaction_count(operator).await.unwrap() < n {
+    while d
+        .child
+        .reader()
+        .get_transaction_count(operator)
+        .await
+        .unwrap()
+        < n
+    {
         assert!(
             Instant::now() < deadline,
             "{n} votes not sent in time:\n{}",
@@ -147,7 +154,6 @@ pub async fn sit_through_stalled_checks(port: u16, checks: f64, agent: &Agent) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-
 /// Waits until the agent's /readyz answers 200 (its bridges verified, directions running).
 pub async fn wait_ready(port: u16, agent: &Agent) {
     let url = format!("http://127.0.0.1:{port}/readyz");
@@ -159,7 +165,11 @@ pub async fn wait_ready(port: u16, agent: &Agent) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "agent not ready:\n{}", agent.log());
+        assert!(
+            Instant::now() < deadline,
+            "agent not ready:\n{}",
+            agent.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
