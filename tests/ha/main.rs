@@ -10,7 +10,10 @@
 mod support;
 
 mod forged_votes;
+mod kaia_failures;
 mod kaia_normal;
+mod kaia_stuck;
+mod kaia_uri;
 mod kill9;
 mod network;
 mod node_failure;
