@@ -8,6 +8,10 @@
 //!   registers the key, ready and the waiting request executes;
 //! - `config check --online` on the devnet: dialect ours, seated, exit 0; and exit 1 with the
 //!   reason for a wrong bridge.
+//! - an RPC failover to an endpoint of the same chain id but another deployment re-runs the
+//!   check at once: refused, nothing sent there (the operator is funded there);
+//! - a Kaia-style bridge is detected as such; `keys rotate` and `admin vote replace-operator`
+//!   refuse on it before anything is sent.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -84,7 +88,18 @@ fn with_bridge(config: &Path, dir: &Path, side: &str, bridge: Address) -> PathBu
 
 /// Waits until `/readyz` answers `status` with a body containing every one of `parts`.
 async fn readyz(agent: &Agent, addr: SocketAddr, status: u16, parts: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    readyz_within(agent, addr, status, parts, Duration::from_secs(60)).await
+}
+
+/// [`readyz`] within `bound`.
+async fn readyz_within(
+    agent: &Agent,
+    addr: SocketAddr,
+    status: u16,
+    parts: &[&str],
+    bound: Duration,
+) -> String {
+    let deadline = Instant::now() + bound;
     let mut last = None;
     loop {
         if let Some((s, body)) = get(addr, "/readyz") {
@@ -366,6 +381,84 @@ async fn wrong_bridges_and_an_unseated_key_vote_nothing_until_fixed() {
         executed(&d.child, nonce, &agent).await;
     }
     assert!(nonce_of(&d, operator).await.1 > before.1);
+    assert!(agent.stop().success());
+
+    failover_to_another_deployment_is_refused(&d, operator, &dir.path().join("failover")).await;
+}
+
+/// The parent's first RPC endpoint goes down and the second serves the same chain id but
+/// another deployment (nothing at the bridge address, the operator funded there): the failover
+/// re-runs the check, which refuses, and nothing is sent there.
+async fn failover_to_another_deployment_is_refused(d: &Devnet, operator: Address, dir: &Path) {
+    use alloy::network::TransactionBuilder;
+    use bridge_agent::devnet::{Anvil, AnvilOptions, locate_anvil};
+    use support::proxy::{FaultProxy, Mode};
+
+    std::fs::create_dir_all(dir).unwrap();
+    let impostor = Anvil::spawn(
+        &locate_anvil().unwrap(),
+        dir,
+        &AnvilOptions {
+            name: "impostor".into(),
+            chain_id: d.parent.chain_id,
+            port: 0,
+            block_time: None,
+            accounts: 2,
+        },
+    )
+    .unwrap();
+    let impostor_rpc = impostor.rpc_url();
+    let funder = alloy::providers::ProviderBuilder::new()
+        .wallet(impostor.dev_accounts()[0].clone())
+        .connect_http(impostor_rpc.parse().unwrap());
+    let r = funder
+        .send_transaction(
+            alloy::rpc::types::TransactionRequest::default()
+                .with_to(operator)
+                .with_value(bridge_agent::devnet::seed::coins(10)),
+        )
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status());
+    let impostor_nonce = || async { funder.get_transaction_count(operator).await.unwrap() };
+
+    let first = FaultProxy::start(&d.parent.rpc_url()).await;
+    let config = write_config(
+        dir,
+        d,
+        Endpoints {
+            rpc: vec![first.url("http"), impostor_rpc.clone()],
+            ws: None,
+        },
+        Endpoints::of(&d.child),
+    );
+    let agent = Agent::start(&config, dir.join("agent.log"));
+    let addr = listen(&config);
+    readyz(&agent, addr, 200, &["ready"]).await;
+    first.set(Mode::Cut);
+    // Well before the periodic re-check of a verified bridge (60 s): the failover triggers it.
+    readyz_within(
+        &agent,
+        addr,
+        503,
+        &[&format!(
+            "chain parent: bridge not verified: parent bridge {}: no code at this address",
+            d.parent.bridge
+        )],
+        Duration::from_secs(20),
+    )
+    .await;
+    request_both_ways(d).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        impostor_nonce().await,
+        0,
+        "votes went to the other deployment:\n{}",
+        agent.log()
+    );
     assert!(agent.stop().success());
 }
 
