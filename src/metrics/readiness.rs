@@ -1,8 +1,8 @@
 //! What `/readyz` checks. The agent is ready when every direction runs (none starting or
 //! halted), both chains answered on their last attempt, no operator balance is low, no
 //! signer is unusable, and the last bridge check found each configured bridge to be the bridge
-//! with this operator's key seated (`bridge_check`). [`AgentMetrics`] implements [`Readiness`] from the numbers it exports,
-//! so `/readyz` and `bridge_ready` never disagree.
+//! with this operator's key seated (`bridge_check`). [`AgentMetrics`] implements [`Readiness`]
+//! from the numbers it exports, so `/readyz` and `bridge_ready` never disagree.
 
 use std::fmt;
 
