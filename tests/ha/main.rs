@@ -10,6 +10,7 @@
 mod support;
 
 mod forged_votes;
+mod gas_table;
 mod kaia_failures;
 mod kaia_normal;
 mod kaia_stuck;
