@@ -348,6 +348,23 @@ async fn wrong_bridges_and_an_unseated_key_vote_nothing_until_fixed() {
         )],
     )
     .await;
+    // `status` shows the dialect, what it implies and the missing seat.
+    let out = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    for needle in [
+        "NOT READY",
+        "chain child: key not seated",
+        "{chain=\"child\",dialect=\"ours\"} 1",
+        "{chain=\"child\"} 0",
+        "child bridge (ours): key rotation: `bridge-agent keys rotate`",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
     let requested = Bridge::new(d.parent.bridge, d.parent.reader())
         .requestNonce()
         .call()
