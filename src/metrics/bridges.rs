@@ -81,3 +81,84 @@ pub(super) fn render(e: &mut Encoder, states: &[(Side, BridgeState); 2]) {
         &per_chain(BridgeState::can_vote),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BridgeState;
+    use crate::config::Side;
+    use crate::dialect::Dialect;
+    use crate::metrics::{AgentMetrics, NotReady};
+
+    /// Each state: its readiness reason (if any) and the three families' samples.
+    #[test]
+    fn each_state_reads_the_same_on_readyz_and_metrics() {
+        let cases: [(BridgeState, Option<&str>, Option<&str>, u8, u8); 4] = [
+            (BridgeState::Unchecked, None, None, 0, 0),
+            (
+                BridgeState::Refused("parent bridge 0x…: no code".into()),
+                Some("chain parent: bridge not verified: parent bridge 0x…: no code"),
+                None,
+                0,
+                0,
+            ),
+            (
+                BridgeState::NotSeated {
+                    dialect: Dialect::Kaia,
+                    message: "key 0x… holds no seat".into(),
+                },
+                Some("chain parent: key not seated: key 0x… holds no seat"),
+                Some("kaia"),
+                1,
+                0,
+            ),
+            (
+                BridgeState::Verified(Dialect::Ours),
+                None,
+                Some("ours"),
+                1,
+                1,
+            ),
+        ];
+        for (state, reason, dialect, verified, seated) in cases {
+            let m = AgentMetrics::new();
+            m.set_bridge(Side::Parent, state.clone());
+            let reasons: Vec<String> = m
+                .not_ready()
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r,
+                        NotReady::BridgeNotVerified { .. } | NotReady::KeyNotSeated { .. }
+                    )
+                })
+                .map(|r| r.to_string())
+                .collect();
+            assert_eq!(reasons, reason.into_iter().collect::<Vec<_>>(), "{state:?}");
+            let text = m.render();
+            let info = dialect
+                .map(|d| format!("bridge_dialect_info{{chain=\"parent\",dialect=\"{d}\"}} 1"));
+            assert_eq!(
+                text.lines()
+                    .filter(|l| l.starts_with("bridge_dialect_info{"))
+                    .count(),
+                usize::from(info.is_some()),
+                "{state:?}: {text}"
+            );
+            if let Some(info) = info {
+                assert!(text.contains(&info), "{state:?}: {text}");
+            }
+            assert!(
+                text.contains(&format!(
+                    "bridge_contract_verified{{chain=\"parent\"}} {verified}"
+                )),
+                "{state:?}: {text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "bridge_operator_seated{{chain=\"parent\"}} {seated}"
+                )),
+                "{state:?}: {text}"
+            );
+        }
+    }
+}
