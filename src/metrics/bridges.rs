@@ -89,10 +89,20 @@ mod tests {
     use crate::dialect::Dialect;
     use crate::metrics::{AgentMetrics, NotReady};
 
+    /// A state, its `/readyz` reason, `bridge_dialect_info`'s dialect, and the values of
+    /// `bridge_contract_verified` and `bridge_operator_seated`.
+    type Case = (
+        BridgeState,
+        Option<&'static str>,
+        Option<&'static str>,
+        u8,
+        u8,
+    );
+
     /// Each state: its readiness reason (if any) and the three families' samples.
     #[test]
     fn each_state_reads_the_same_on_readyz_and_metrics() {
-        let cases: [(BridgeState, Option<&str>, Option<&str>, u8, u8); 4] = [
+        let cases: [Case; 4] = [
             (BridgeState::Unchecked, None, None, 0, 0),
             (
                 BridgeState::Refused("parent bridge 0x…: no code".into()),
