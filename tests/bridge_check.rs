@@ -10,8 +10,9 @@
 //!   reason for a wrong bridge.
 //! - an RPC failover to an endpoint of the same chain id but another deployment re-runs the
 //!   check at once: refused, nothing sent there (the operator is funded there);
-//! - a Kaia-style bridge is detected as such; `keys rotate` and `admin vote replace-operator`
-//!   refuse on it before anything is sent.
+//!
+//! The Kaia-style bridge's detection is in `bridge_check_kaia.rs` (its own binary: this one
+//! sets SOFTHSM2_CONF for its process).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -477,126 +478,4 @@ async fn failover_to_another_deployment_is_refused(d: &Devnet, operator: Address
         agent.log()
     );
     assert!(agent.stop().success());
-}
-
-/// A Kaia-style pair (the devnet's stand-in for Kaia's deployed bridge, deployer seat kept):
-/// the check finds dialect kaia from the bridge itself (no `voteOf`: its payable fallback
-/// answers with no data), a pinned `ours` is used but warned about, the threshold of 1 with
-/// several seats is warned about; `keys rotate` and `admin vote replace-operator` refuse before
-/// anything is made or sent.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
-    use bridge_agent::bridge_check::{Seat, check, target};
-    use bridge_agent::chain::{ChainAccessConfig, ChainClient, SensitiveUrl};
-    use bridge_agent::dialect::Dialect;
-
-    let dir = tempfile::tempdir().unwrap();
-    let d = Devnet::start(DevnetOptions {
-        dir: dir.path().join("chains"),
-        dialect: Dialect::Kaia,
-        keep_deployer_seat: true,
-        dev_operators: 2,
-        value_transfer_threshold: 1,
-        configuration_threshold: 1,
-        ..DevnetOptions::default()
-    })
-    .await
-    .unwrap();
-    let config = write_config(
-        dir.path(),
-        &d,
-        Endpoints::of(&d.parent),
-        Endpoints::of(&d.child),
-    );
-    let cfg =
-        bridge_agent::config::load_with(&config, bridge_agent::config::Secrets::Skip).unwrap();
-    let client = ChainClient::connect(ChainAccessConfig::new(
-        "parent",
-        d.parent.chain_id,
-        vec![SensitiveUrl::new(d.parent.rpc_url().parse().unwrap())],
-    ))
-    .await
-    .unwrap();
-    let seated = d.operators[0];
-    let r = check(
-        &client,
-        &target(&cfg, bridge_agent::config::Side::Parent, Some(seated)),
-    )
-    .await
-    .unwrap();
-    assert_eq!((r.dialect, r.detected), (Dialect::Kaia, Dialect::Kaia));
-    assert_eq!(r.seat, Seat::Seated(seated));
-    assert!(
-        r.operators.contains(&d.owner().address()),
-        "deployer seat kept: {r:?}"
-    );
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("value-transfer threshold 1 with 3 seats")),
-        "{:?}",
-        r.warnings
-    );
-    let stranger = Address::from_word(keccak256("stranger"));
-    let mut pinned = target(&cfg, bridge_agent::config::Side::Parent, Some(stranger));
-    pinned.configured = Some(Dialect::Ours);
-    let r = check(&client, &pinned).await.unwrap();
-    assert_eq!((r.dialect, r.detected), (Dialect::Ours, Dialect::Kaia));
-    assert_eq!(r.seat, Seat::NotSeated(stranger));
-    assert!(
-        r.warnings.iter().any(|w| w.contains(
-            "parent.dialect = \"ours\" is configured, but the bridge answers as \"kaia\""
-        )),
-        "{:?}",
-        r.warnings
-    );
-
-    let nonces = || async {
-        let mut all = Vec::new();
-        for who in [d.owner().address(), d.operators[0], d.operators[1]] {
-            all.push(nonce_of(&d, who).await);
-        }
-        all
-    };
-    let before = nonces().await;
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .env("BRIDGE_PKCS11_PIN", PIN)
-            .output()
-            .unwrap()
-    };
-    let out = run(&["keys", "rotate"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("`keys rotate` cannot run here: this bridge is of the kaia dialect, which has no key rotation")
-            && err.contains("deregisters the old key and registers the new one")
-            && err.contains("(nothing was sent)"),
-        "{err}"
-    );
-    let (old, new) = (d.operators[1].to_string(), stranger.to_string());
-    let out = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
-        .args(["admin", "--config"])
-        .arg(&config)
-        .args(["--chain", "both", "vote", "replace-operator", &old, &new])
-        .env("BRIDGE_PKCS11_PIN", PIN)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains(&format!(
-            "parent bridge {}: `admin vote replace-operator` cannot run here: this bridge is of the kaia dialect",
-            d.parent.bridge
-        )) && err.contains("(nothing was sent)"),
-        "{err}"
-    );
-    assert_eq!(nonces().await, before, "something was sent");
-    assert!(
-        !dir.path().join("agent").join("store.sqlite").exists(),
-        "keys rotate recorded a step"
-    );
 }
