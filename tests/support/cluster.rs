@@ -562,14 +562,29 @@ impl Cluster {
                     .filter(|h| h.key == closing.key)
                     .map(|h| format!("{} (block {})", h.from, h.block))
                     .collect();
-                assert_eq!(
-                    same.len() as u64,
-                    t,
-                    "{name} nonce {nonce}: {} successful votes for the executed call, want t = {t}: \
-                     {same:?}\n{}",
-                    same.len(),
-                    self.log_tails()
-                );
+                if same.len() as u64 != t {
+                    // The voters' own words about this nonce, for the failure report.
+                    let mut lines = String::new();
+                    for node in &self.nodes {
+                        if votes.iter().any(|h| h.from == node.address) {
+                            lines += &format!("--- op{} on nonce {nonce} ---\n", node.index + 1);
+                            for l in node.log_text().lines() {
+                                if l.contains(&format!("nonce={nonce} "))
+                                    || l.ends_with(&format!("nonce={nonce}"))
+                                {
+                                    lines += l;
+                                    lines.push('\n');
+                                }
+                            }
+                        }
+                    }
+                    panic!(
+                        "{name} nonce {nonce}: {} successful votes for the executed call, want t = \
+                         {t}: {same:?}\n{lines}\n{}",
+                        same.len(),
+                        self.log_tails()
+                    );
+                }
                 let other: Vec<String> = votes
                     .iter()
                     .filter(|h| h.key != closing.key && !compromised.contains(&h.from))
