@@ -1,7 +1,8 @@
 //! The bridge check on a Kaia-style pair (issue 13 items 1 and 6), on the anvil devnet: the
 //! dialect is found from the bridge itself, a pinned one that disagrees is warned about, and
 //! `keys rotate` / `admin vote replace-operator` (the real binary) refuse before anything is
-//! created or sent.
+//! created or sent; `config check --online`, the agent's start-up log, `/metrics` and `status`
+//! all say kaia and what it implies.
 
 use std::process::Command;
 
@@ -10,7 +11,7 @@ use alloy::providers::Provider;
 use bridge_agent::devnet::{Devnet, DevnetOptions};
 
 mod support;
-use support::agent::{Endpoints, PIN, write_config};
+use support::agent::{Agent, Endpoints, PIN, provision_key, write_config};
 
 async fn nonce_of(d: &Devnet, who: Address) -> (u64, u64) {
     (
@@ -31,11 +32,12 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
     use bridge_agent::dialect::Dialect;
 
     let dir = tempfile::tempdir().unwrap();
+    let key = provision_key(&dir.path().join("hsm")).await;
     let d = Devnet::start(DevnetOptions {
         dir: dir.path().join("chains"),
         dialect: Dialect::Kaia,
         keep_deployer_seat: true,
-        dev_operators: 2,
+        operators: vec![key],
         value_transfer_threshold: 1,
         configuration_threshold: 1,
         ..DevnetOptions::default()
@@ -57,7 +59,7 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
     ))
     .await
     .unwrap();
-    let seated = d.operators[0];
+    let seated = key;
     let r = check(
         &client,
         &target(&cfg, bridge_agent::config::Side::Parent, Some(seated)),
@@ -73,7 +75,7 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
     assert!(
         r.warnings
             .iter()
-            .any(|w| w.contains("value-transfer threshold 1 with 3 seats")),
+            .any(|w| w.contains("value-transfer threshold 1 with 2 seats")),
         "{:?}",
         r.warnings
     );
@@ -93,7 +95,7 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
 
     let nonces = || async {
         let mut all = Vec::new();
-        for who in [d.owner().address(), d.operators[0], d.operators[1]] {
+        for who in [d.owner().address(), key] {
             all.push(nonce_of(&d, who).await);
         }
         all
@@ -117,7 +119,7 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
             && err.contains("(nothing was sent)"),
         "{err}"
     );
-    let (old, new) = (d.operators[1].to_string(), stranger.to_string());
+    let (old, new) = (key.to_string(), stranger.to_string());
     let out = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
         .args(["admin", "--config"])
         .arg(&config)
@@ -139,4 +141,62 @@ async fn a_kaia_style_bridge_is_found_and_rotation_refused_before_sending() {
         !dir.path().join("agent").join("store.sqlite").exists(),
         "keys rotate recorded a step"
     );
+
+    // config check --online reports the dialect and what it implies, for both bridges.
+    let out = run(&["config", "check", "--online"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (side, bridge) in [("parent", d.parent.bridge), ("child", d.child.bridge)] {
+        assert!(
+            text.contains(&format!(
+                "{side} bridge {bridge}: verified, dialect kaia (detected from the bridge)"
+            )),
+            "{text}"
+        );
+    }
+    for needle in [
+        &format!("key {key}: seated"),
+        "implies: Kaia dialect: no voteOf/Voted: forged votes are audited from the bridge's block transactions",
+        "implies: no key rotation",
+        "warning: value-transfer threshold 1 with 2 seats",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+
+    // The agent finds it too: logged at start, in /metrics and in `status`.
+    let agent = Agent::start(&config, dir.path().join("agent.log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
+        let out = run(&["status"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready:\n{text}\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    for needle in [
+        "{chain=\"parent\",dialect=\"kaia\"} 1",
+        "{chain=\"child\",dialect=\"kaia\"} 1",
+        "parent bridge (kaia): no key rotation",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+    let log = agent.log();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("bridge dialect detected") && l.contains("kaia"))
+            .count()
+            == 2,
+        "{log}"
+    );
+    assert!(agent.stop().success());
 }
