@@ -734,3 +734,69 @@ async fn kaia_requests_fee_change_fallback_one_step_tokens_and_double_encoded_ur
     let req = req_of(&send_ok(p, user, p.bridge, encode(request), U256::ZERO).await);
     assert_eq!(req.encoded, Some((2, Bytes::new().abi_encode().into())));
 }
+
+// ---------------------------------------------------------------- seats
+
+#[tokio::test]
+async fn kaia_constructor_seats_the_deployer_thresholds_start_at_1_and_12_seats_at_most() {
+    let n = kaia_net(DevnetOptions::default()).await;
+    let p = &n.d.parent;
+    let owner = p.provider_with(n.owner.clone());
+    let fresh = KaiaStyleBridge::deploy(&owner, false).await.unwrap();
+    assert_eq!(
+        fresh.getOperatorList().call().await.unwrap(),
+        vec![n.owner.address()],
+        "the constructor seats the deployer"
+    );
+    for vote_type in [0u8, 1] {
+        assert_eq!(fresh.operatorThresholds(vote_type).call().await.unwrap(), 1);
+    }
+    // 11 more seats fill it; a 13th is refused.
+    for i in 0..11 {
+        let r = fresh
+            .registerOperator(fresh_address(&format!("seat {i}")))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(r.status());
+    }
+    let thirteenth = KaiaStyleBridge::registerOperatorCall {
+        operator: fresh_address("seat 13"),
+    };
+    assert_eq!(
+        revert_reason(
+            p,
+            n.owner.address(),
+            *fresh.address(),
+            encode(thirteenth),
+            U256::ZERO
+        )
+        .await,
+        "max operator limit"
+    );
+    // Deregistering checks no threshold: 3 of 12 required, then 10 seats removed, 2 left.
+    fresh
+        .setOperatorThreshold(0, 3)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    for i in 0..10 {
+        let r = fresh
+            .deregisterOperator(fresh_address(&format!("seat {i}")))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(r.status());
+    }
+    assert_eq!(fresh.getOperatorList().call().await.unwrap().len(), 2);
+    assert_eq!(fresh.operatorThresholds(0).call().await.unwrap(), 3);
+}
