@@ -290,7 +290,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             Arc::clone(&store),
             planner.active_key(),
         )
-        .report_silent_to(planner.silent_seats());
+        .report_silent_to(planner.silent_seats())
+        .sync_own_votes_to(planner.own_votes_synced());
         tasks.spawn(audit_loop(
             direction,
             auditor,
@@ -603,7 +604,7 @@ async fn plan_one(planner: &Planner, metrics: &AgentMetrics, direction: Directio
         Ok(Planned::AlreadyVoted) => m.skipped(SkipReason::AlreadyVoted).inc(),
         Ok(Planned::Late) => m.skipped(SkipReason::Late).inc(),
         Ok(Planned::Unexecutable { .. }) => m.skipped(SkipReason::Unexecutable).inc(),
-        Ok(Planned::InFlight) => {}
+        Ok(Planned::InFlight | Planned::NotYet) => {}
         Err(_) => m.votes_failed.inc(),
     }
     match result {

@@ -68,6 +68,8 @@ pub async fn read(
                     nonce,
                     operator: tx.from(),
                     key: keccak256(tx.input()),
+                    tx_hash: Some(hash),
+                    block: Some(n),
                 }),
                 None => bad.push(Undecodable {
                     operator: tx.from(),

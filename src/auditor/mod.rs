@@ -19,8 +19,14 @@
 //! vote replaces it on chain (the bridge keeps one vote per operator and nonce).
 //!
 //! A forged vote cannot execute anything while fewer than t operators sign it; the point is to
-//! tell the honest operators that some key is in other hands. Votes mined before the agent
-//! started are not audited: the auditor starts at the destination head.
+//! tell the honest operators that some key is in other hands. The auditor's position is kept
+//! in the store: a restart resumes there (at most [`MAX_LOOKBACK`] blocks back; a first run
+//! starts at the destination head), so votes mined while the agent was down are audited too.
+//!
+//! It also records this operator's own successful votes in the store (the planner's memory):
+//! a vote mined while the agent was stopping was never recorded by the planner, and on Kaia's
+//! bridge nothing else would tell it apart from a vote never sent. Until it has read up to the
+//! head it saw at start, the planner holds back re-votes there ([`OwnVotesSynced`]).
 //!
 //! The same votes show which seats vote at all: a seat that voted none of many executed
 //! nonces in a row is reported (`silence.rs`; Kaia's forgotten deployer seat).
@@ -32,7 +38,7 @@ use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
 use crate::dialect::Dialect;
 use crate::direction::Direction;
-use crate::planner::SilentSeats;
+use crate::planner::{OwnVotesSynced, SilentSeats};
 use crate::rotation::ActiveKey;
 use crate::store::{Store, StoreError};
 use alloy::primitives::{Address, B256};
@@ -44,6 +50,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Votes waiting for this agent's own key at most; beyond it the oldest are dropped (logged).
 const MAX_PENDING: usize = 10_000;
+/// Most destination blocks a restart reads back to resume from the last run's position.
+const MAX_LOOKBACK: u64 = 2048;
 /// How long one read of the operator list is trusted (for silent seats).
 const OPERATORS_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -83,6 +91,9 @@ pub struct Vote {
     pub nonce: u64,
     pub operator: Address,
     pub key: B256,
+    /// The vote's transaction and block, when the node gave them.
+    pub tx_hash: Option<B256>,
+    pub block: Option<u64>,
 }
 
 pub struct Auditor {
@@ -103,6 +114,10 @@ pub struct Auditor {
     operators: Option<(std::time::Instant, Vec<Address>)>,
     /// Where the silent seats are published for the planner's turns, if anywhere.
     silent_out: Option<SilentSeats>,
+    /// The destination head at the first check: once read past it, every own vote mined
+    /// before this run is in the store.
+    start_head: Option<u64>,
+    synced_out: Option<OwnVotesSynced>,
 }
 
 impl Auditor {
@@ -125,7 +140,17 @@ impl Auditor {
             silence: silence::Silence::default(),
             operators: None,
             silent_out: None,
+            start_head: None,
+            synced_out: None,
         }
+    }
+
+    /// Clears `flag` until the blocks mined since the last run are read (see
+    /// [`crate::planner::Planned::NotYet`]).
+    pub fn sync_own_votes_to(mut self, flag: OwnVotesSynced) -> Self {
+        flag.set(false);
+        self.synced_out = Some(flag);
+        self
     }
 
     /// Publishes the silent seats to `seats` (the planner's turns leave them out).
@@ -148,7 +173,19 @@ impl Auditor {
         // Read before the votes: every vote for a nonce below it is in a block read below.
         let lower = self.lower_handle_nonce().await?;
         let head = self.dest.block_number().await?;
-        let from = *self.next_block.get_or_insert(head);
+        let from = match self.next_block {
+            Some(n) => n,
+            None => {
+                // Resume where the last run stopped (bounded), so votes mined while it was
+                // down are audited, and its own last votes are recorded.
+                let stored = self.store.audit_cursor(self.cfg.direction)?;
+                self.start_head = Some(head);
+                stored
+                    .filter(|&n| n <= head + 1)
+                    .map_or(head, |n| n.max(head.saturating_sub(MAX_LOOKBACK)))
+            }
+        };
+        self.next_block = Some(from);
         let mut extra_forged = 0;
         let mut caught_up = true;
         if head >= from {
@@ -171,10 +208,19 @@ impl Auditor {
             };
             for v in votes {
                 self.silence.saw(v.nonce, v.operator);
+                self.remember_own(&v)?;
                 self.pending.insert((v.nonce, v.operator, v.key));
             }
             caught_up = next > head;
             self.next_block = Some(next);
+            self.store.set_audit_cursor(self.cfg.direction, next)?;
+        }
+        if let (Some(flag), Some(start)) = (&self.synced_out, self.start_head)
+            && self.next_block.is_some_and(|n| n > start)
+            && !flag.get()
+        {
+            tracing::debug!(direction = %self.cfg.direction, "auditor caught up with the blocks mined since the last run");
+            flag.set(true);
         }
         let forged = self.judge().await? + extra_forged;
         if extra_forged > 0 {
@@ -184,6 +230,40 @@ impl Auditor {
             self.judge_silence(lower).await?;
         }
         Ok(forged)
+    }
+
+    /// Records a successful vote of this operator's key for the handle this agent built as its
+    /// own vote: the planner's memory, also for a vote mined while the agent was stopping
+    /// (before the planner could record it).
+    fn remember_own(&self, v: &Vote) -> Result<(), AuditError> {
+        let (Some(tx_hash), Some(block)) = (v.tx_hash, v.block) else {
+            return Ok(());
+        };
+        if v.operator != self.own.address() {
+            return Ok(());
+        }
+        let dir = self.cfg.direction;
+        let ours = self.store.request(dir, v.nonce)?.and_then(|r| r.vote_hash);
+        if ours != Some(v.key)
+            || self
+                .store
+                .own_vote(dir, v.nonce)?
+                .is_some_and(|o| o.tx_hash == tx_hash)
+        {
+            return Ok(());
+        }
+        self.store.record_own_vote(
+            dir,
+            &crate::store::OwnVote {
+                nonce: v.nonce,
+                vote_key: v.key,
+                voter: v.operator,
+                tx_hash,
+                block_number: block,
+                operators_hash: None,
+            },
+        )?;
+        Ok(())
     }
 
     /// `Voted` events of value transfers in `from..=to` (our dialect).
@@ -198,11 +278,12 @@ impl Auditor {
         for log in self.dest.get_logs(&filter).await? {
             match log.log_decode::<Bridge::Voted>() {
                 Ok(v) => {
-                    let v = &v.inner.data;
                     votes.push(Vote {
-                        nonce: v.nonce,
-                        operator: v.operator,
-                        key: v.voteKey,
+                        nonce: v.inner.data.nonce,
+                        operator: v.inner.data.operator,
+                        key: v.inner.data.voteKey,
+                        tx_hash: v.transaction_hash,
+                        block: v.block_number,
                     });
                 }
                 Err(e) => {

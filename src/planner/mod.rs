@@ -63,6 +63,32 @@ pub enum Planned {
     InFlight,
     /// The request can never execute (recorded in the store); no vote sent.
     Unexecutable { reason: UnexecutableReason },
+    /// Planned before, on a bridge without `voteOf`, with no own vote recorded, while the
+    /// auditor is still reading the blocks mined since the last run (a vote mined as the agent
+    /// stopped is found there): not voted now; recovery hands it back later.
+    NotYet,
+}
+
+/// Whether the auditor has read every destination block up to where this run started, so the
+/// store holds every own vote mined before (see [`Planned::NotYet`]). True when no auditor
+/// reports to it.
+#[derive(Debug, Clone)]
+pub struct OwnVotesSynced(Arc<std::sync::atomic::AtomicBool>);
+
+impl Default for OwnVotesSynced {
+    fn default() -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicBool::new(true)))
+    }
+}
+
+impl OwnVotesSynced {
+    pub fn set(&self, synced: bool) {
+        self.0.store(synced, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +173,7 @@ pub struct Planner {
     stats: Arc<PlannerStats>,
     /// Request nonces being planned now: one plan per request at a time.
     inflight: Arc<Mutex<HashSet<u64>>>,
+    own_votes_synced: OwnVotesSynced,
 }
 
 /// Removes its nonce from the in-flight set when the plan ends, however it ends.
@@ -189,12 +216,18 @@ impl Planner {
             seats,
             stats: Arc::default(),
             inflight: Arc::default(),
+            own_votes_synced: OwnVotesSynced::default(),
         }
     }
 
     /// The key votes are sent with; `rotation::switch` replaces it when the seat moves.
     pub fn active_key(&self) -> ActiveKey {
         self.txm.clone()
+    }
+
+    /// The flag the auditor clears until it has read this run's missed blocks.
+    pub fn own_votes_synced(&self) -> OwnVotesSynced {
+        self.own_votes_synced.clone()
     }
 
     /// The silent seats left out of the turns; the auditor of this direction keeps it current.
@@ -297,7 +330,7 @@ impl Planner {
             Ok(Planned::AlreadyVoted) => &self.stats.skipped_voted,
             Ok(Planned::Late) => &self.stats.late,
             Ok(Planned::Unexecutable { .. }) => &self.stats.unexecutable,
-            Ok(Planned::InFlight) => return result,
+            Ok(Planned::InFlight | Planned::NotYet) => return result,
             Err(_) => &self.stats.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -336,6 +369,10 @@ impl Planner {
             return Ok(Some(Planned::AlreadyVoted));
         }
         if !self.cfg.dialect.has_vote_view() {
+            // Nothing on chain to ask: the store must already know every vote of ours.
+            if !self.own_votes_synced.get() {
+                return Ok(Some(Planned::NotYet));
+            }
             return Ok(None);
         }
         match self.vote_on_chain(nonce).await {

@@ -8,6 +8,7 @@
 //! own_votes     (direction, nonce) → this operator's last mined, successful vote: key, voter,
 //!               tx, block, operator-list hash (schema 2; `own_votes.rs`)
 //! unexecutable  (direction, nonce) → why the request can never execute (schema 2)
+//! audit_cursor  direction → the auditor's next destination block (schema 2)
 //! ```
 //!
 //! Schema changes are additive and numbered by `PRAGMA user_version`; [`Store::open`] brings an
@@ -129,8 +130,9 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (direction, state, nonce);
 ";
 
-/// The schema version this agent writes. 1: cursors and requests. 2: `own_votes` and
-/// `unexecutable` (new tables only, so an older agent's file is upgraded in place).
+/// The schema version this agent writes. 1: cursors and requests. 2: `own_votes`,
+/// `unexecutable` and `audit_cursor` (new tables only, so an older agent's file is upgraded in
+/// place).
 const SCHEMA_VERSION: i64 = 2;
 
 /// The store, opened. Calls block briefly on SQLite; they are small and local.

@@ -8,6 +8,8 @@
 //!               charges for, every repeat of an identical vote and has no view to ask first)
 //! unexecutable  requests that can never execute (a refused payout, a failing mint, a nonce
 //!               closed by a different handle): no more votes are sent for them
+//! audit_cursor  the auditor's next destination block, so a restart reads the blocks mined
+//!               while the agent was down (and finds its own votes mined as it stopped)
 //! ```
 
 use super::{Store, StoreError, now_secs};
@@ -37,6 +39,10 @@ CREATE TABLE IF NOT EXISTS unexecutable (
     recorded_at INTEGER NOT NULL,
     PRIMARY KEY (direction, nonce)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_cursor (
+    direction  TEXT    PRIMARY KEY,
+    next_block INTEGER NOT NULL
+);
 ";
 
 /// This operator's mined, successful vote for one request.
@@ -161,6 +167,36 @@ impl Store {
         conn.execute(
             "DELETE FROM own_votes WHERE direction = ?1 AND nonce = ?2",
             params![direction.as_str(), nonce],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The auditor's next destination block of `direction`, if it ever saved one.
+    pub fn audit_cursor(&self, direction: Direction) -> Result<Option<u64>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let n: Option<i64> = conn
+            .query_row(
+                "SELECT next_block FROM audit_cursor WHERE direction = ?1",
+                params![direction.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(n.map(|n| n as u64))
+    }
+
+    pub fn set_audit_cursor(
+        &self,
+        direction: Direction,
+        next_block: u64,
+    ) -> Result<(), StoreError> {
+        let next = self.int("next_block", next_block)?;
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute(
+            "INSERT INTO audit_cursor (direction, next_block) VALUES (?1, ?2)
+             ON CONFLICT (direction) DO UPDATE SET next_block = excluded.next_block",
+            params![direction.as_str(), next],
         )
         .map_err(|e| self.err(e))?;
         Ok(())
@@ -362,6 +398,10 @@ mod tests {
         assert_eq!(s.own_vote(Direction::ChildToParent, 1).unwrap(), None);
         s.forget_own_vote(P2C, 1).unwrap();
         assert_eq!(s.own_vote(P2C, 1).unwrap(), None);
+        assert_eq!(s.audit_cursor(P2C).unwrap(), None);
+        s.set_audit_cursor(P2C, 40).unwrap();
+        s.set_audit_cursor(P2C, 41).unwrap();
+        assert_eq!(s.audit_cursor(P2C).unwrap(), Some(41));
 
         let r = UnexecutableReason::PayoutRefused;
         assert!(s.record_unexecutable(P2C, 7, r, "refused").unwrap());
