@@ -12,6 +12,8 @@
 //!              own vote recorded (store) and still standing ─> AlreadyVoted, nothing sent
 //!                (its tx still canonical and successful, sent by the key holding the seat,
 //!                 operator set unchanged: see `own_votes.rs`)
+//!              no voteOf (Kaia) and the auditor still reads the blocks mined since the last
+//!                run (a vote mined as the agent stopped is recorded there) ─> NotYet
 //!              voteOf(0, nonce, me) == keccak(calldata)   ─> AlreadyVoted (our dialect only)
 //!              voteOf(0, nonce, me) is another key        ─> alarm, then vote (replaces it)
 //!         ─> tx manager ─> guard ─> signer ─> mined (recorded as own vote) / reverted:
