@@ -57,5 +57,6 @@ impl TryFrom<u8> for TokenType {
 pub const VOTE_TYPE_VALUE_TRANSFER: u8 = 0;
 /// `voteType` for configuration votes (fees, operator replacement).
 pub const VOTE_TYPE_CONFIGURATION: u8 = 1;
-/// `encodingVer` of `RequestValueTransferEncoded` whose data is `abi.encode(string tokenURI)`.
+/// `encodingVer` of `RequestValueTransferEncoded` whose data carries the ERC-721 token URI
+/// (`abi.encode(string(abi.encode(tokenURI)))`, Kaia's double encoding; `src/votes/uri.rs`).
 pub const ENCODING_VER_ERC721_URI: u8 = 2;

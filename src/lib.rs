@@ -11,6 +11,7 @@ pub mod admin;
 pub mod admin_tx;
 pub mod agent;
 pub mod auditor;
+pub mod bridge_check;
 pub mod chain;
 pub mod config;
 pub mod contracts;

@@ -9,6 +9,8 @@ mod support;
 mod admin;
 #[path = "contracts/fees.rs"]
 mod fees;
+#[path = "contracts/kaia.rs"]
+mod kaia;
 #[path = "contracts/nonces.rs"]
 mod nonces;
 #[path = "contracts/reentrancy.rs"]
@@ -17,5 +19,7 @@ mod reentrancy;
 mod rotation;
 #[path = "contracts/transfers.rs"]
 mod transfers;
+#[path = "contracts/uri.rs"]
+mod uri;
 #[path = "contracts/voting.rs"]
 mod voting;

@@ -8,7 +8,11 @@
 //!   panic, and an accepted log is still consistent;
 //! - and end to end: the handle calldata built from any accepted log passes the signing
 //!   guard's parser, which journals it under the request's nonce. An agent can never build a
-//!   vote its own guard refuses, nor one journaled under another nonce.
+//!   vote its own guard refuses, nor one journaled under another nonce;
+//! - ERC-721 URIs: random URI bytes (any length, not UTF-8, NULs anywhere), encoded twice as
+//!   Kaia's bridge does, and random `encodedData` outright: the request always decodes, and its
+//!   handle call carries exactly the URI Kaia's rule gives (written again below from the facts
+//!   file), on both dialects for the double encoding.
 //!
 //! Cases per property: `PROPTEST_CASES` (default 256). Longer run:
 //! `PROPTEST_CASES=20000 cargo test --test proptest_decode`.
@@ -20,7 +24,8 @@ use alloy::rpc::types::Log;
 use alloy::sol_types::{SolEvent, SolValue};
 use async_trait::async_trait;
 use bridge_agent::contracts::{Bridge, TokenType};
-use bridge_agent::votes::{Request, decode_request, handle_calldata};
+use bridge_agent::dialect::Dialect;
+use bridge_agent::votes::{Request, TokenUri, decode_request, handle_calldata_for};
 use bridge_signer::guard::{AllowedCall, Journal, Namespace};
 use bridge_signer::{Guard, Signer, SignerError};
 use proptest::prelude::*;
@@ -127,35 +132,37 @@ fn check_accepted(
             requestNonce: req.nonce,
             fee: req.fee,
             extraData: req.extra_data.clone(),
-            encodingVer: 2,
-            encodedData: uri.abi_encode().into(),
+            encodingVer: uri.encoding_ver(),
+            encodedData: uri.encoded_data().clone(),
         }
         .encode_log_data(),
     };
     prop_assert_eq!(&reencoded, &log.inner.data, "accepted a non-canonical log");
 
-    let calldata = handle_calldata(req, Address::repeat_byte(0xc2));
-    let tx = alloy::consensus::TxEip1559 {
-        chain_id: CHAIN,
-        to: alloy::primitives::TxKind::Call(BRIDGE),
-        input: calldata,
-        gas_limit: 500_000,
-        ..Default::default()
-    };
-    let allowed = guard.check_policy(&tx);
-    let function = match req.token_type {
-        TokenType::Native => "handleKLAYTransfer",
-        TokenType::Erc20 => "handleERC20Transfer",
-        TokenType::Erc721 => "handleERC721Transfer",
-    };
-    prop_assert_eq!(
-        allowed,
-        Ok(AllowedCall::Vote {
-            function,
-            namespace: Namespace::Request,
-            nonce: req.nonce,
-        })
-    );
+    for dialect in Dialect::ALL {
+        let calldata = handle_calldata_for(req, Address::repeat_byte(0xc2), dialect);
+        let tx = alloy::consensus::TxEip1559 {
+            chain_id: CHAIN,
+            to: alloy::primitives::TxKind::Call(BRIDGE),
+            input: calldata,
+            gas_limit: 500_000,
+            ..Default::default()
+        };
+        let allowed = guard.check_policy(&tx);
+        let function = match req.token_type {
+            TokenType::Native => "handleKLAYTransfer",
+            TokenType::Erc20 => "handleERC20Transfer",
+            TokenType::Erc721 => "handleERC721Transfer",
+        };
+        prop_assert_eq!(
+            allowed,
+            Ok(AllowedCall::Vote {
+                function,
+                namespace: Namespace::Request,
+                nonce: req.nonce,
+            })
+        );
+    }
     Ok(())
 }
 
@@ -219,9 +226,9 @@ fn request_event() -> impl Strategy<Value = (LogData, Option<Request>)> {
         any::<u64>(),
         bytes(100),
         prop_oneof![2 => Just(2u8), 1 => any::<u8>()],
-        ".{0,120}",
+        encoded_data(),
     )
-        .prop_map(|(tt, (from, to, token), id, nonce, extra, ver, uri)| {
+        .prop_map(|(tt, (from, to, token), id, nonce, extra, ver, encoded)| {
             let data = Bridge::RequestValueTransferEncoded {
                 tokenType: tt,
                 from,
@@ -232,28 +239,118 @@ fn request_event() -> impl Strategy<Value = (LogData, Option<Request>)> {
                 fee: U256::ZERO,
                 extraData: extra.clone(),
                 encodingVer: ver,
-                encodedData: uri.abi_encode().into(),
+                encodedData: encoded.clone(),
             }
             .encode_log_data();
-            let expected = match (TokenType::try_from(tt), ver) {
-                (Ok(token_type), 2) => Some(Request {
-                    tx_hash: TX,
-                    block_number: 42,
-                    token_type,
-                    from,
-                    to,
-                    token,
-                    value_or_id: id,
-                    nonce,
-                    fee: U256::ZERO,
-                    extra_data: extra,
-                    token_uri: Some(uri),
-                }),
-                _ => None,
-            };
+            // No URI data and no encodingVer is a reason to refuse: Kaia's node votes them.
+            let expected = TokenType::try_from(tt).ok().map(|token_type| Request {
+                tx_hash: TX,
+                block_number: 42,
+                token_type,
+                from,
+                to,
+                token,
+                value_or_id: id,
+                nonce,
+                fee: U256::ZERO,
+                extra_data: extra,
+                token_uri: Some(TokenUri::new(ver, encoded)),
+            });
             (data, expected)
         });
     prop_oneof![plain, encoded]
+}
+
+/// URI bytes as a token might answer: any length across the 64-byte edge, any byte, and
+/// NULs at either end often.
+fn uri_bytes() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::collection::vec(0u8..3, 0..3),
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::collection::vec(any::<u8>(), 0..70),
+            "[a-z:/.0-9]{0,200}".prop_map(String::into_bytes),
+        ],
+        prop::collection::vec(0u8..3, 0..3),
+    )
+        .prop_map(|(lead, mid, trail)| {
+            let nul = |v: Vec<u8>| v.into_iter().map(|b| if b == 0 { 0 } else { b'x' });
+            nul(lead).chain(mid).chain(nul(trail)).collect()
+        })
+}
+
+/// `abi.encode(string(abi.encode(uri)))`: Kaia's bridge (and ours since issue 13).
+fn double(uri: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(uri).abi_encode().abi_encode().into()
+}
+
+/// `encodedData` as bridges emit it (double; ours before issue 13: single) and as nothing
+/// should (raw bytes).
+fn encoded_data() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        3 => uri_bytes().prop_map(|u| double(&u)),
+        1 => uri_bytes().prop_map(|u| Bytes::from(u).abi_encode().into()),
+        1 => bytes(200),
+    ]
+}
+
+/// Kaia's rule, written from the facts file (independently of `src/votes/uri.rs`): decode
+/// `encodedData` once as a string (the offset word, the length word it points at, the bytes
+/// after it; no UTF-8 check; anything else: undecodable → ""), ≤ 64 bytes → "", else bytes
+/// 64.. with NULs trimmed from both ends.
+fn kaia_rule(encoded: &[u8]) -> Vec<u8> {
+    let as_index = |w: &[u8]| -> Option<usize> {
+        let v = U256::from_be_slice(w);
+        (v <= U256::from(u32::MAX)).then(|| v.to::<usize>())
+    };
+    let inner = (|| {
+        let offset = as_index(encoded.get(..32)?)?;
+        let length = as_index(encoded.get(offset..offset + 32)?)?;
+        encoded.get(offset + 32..offset + 32 + length)
+    })();
+    match inner {
+        Some(s) if s.len() > 64 => {
+            let s = &s[64..];
+            let start = s.iter().take_while(|&&b| b == 0).count();
+            let end = s.len() - s.iter().rev().take_while(|&&b| b == 0).count();
+            s[start..end.max(start)].to_vec()
+        }
+        _ => vec![],
+    }
+}
+
+/// The `tokenURI` argument of a `handleERC721Transfer` call, as bytes.
+fn voted_uri(calldata: &[u8]) -> Bytes {
+    type Args = (
+        B256,
+        Address,
+        Address,
+        Address,
+        U256,
+        u64,
+        u64,
+        Bytes,
+        Bytes,
+    );
+    Args::abi_decode_params(&calldata[4..]).unwrap().7
+}
+
+fn erc721_log(encoded: Bytes) -> Log {
+    rpc_log(
+        Bridge::RequestValueTransferEncoded {
+            tokenType: 2,
+            from: Address::repeat_byte(1),
+            to: Address::repeat_byte(2),
+            tokenAddress: Address::repeat_byte(3),
+            valueOrTokenId: U256::from(7),
+            requestNonce: 11,
+            fee: U256::ZERO,
+            extraData: Bytes::new(),
+            encodingVer: 2,
+            encodedData: encoded,
+        }
+        .encode_log_data(),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -342,6 +439,39 @@ proptest! {
             (Err(e), None) => prop_assert!(!e.reason.is_empty()),
             (got, expected) => prop_assert!(false, "decoded {:?}, expected {:?}", got, expected),
         }
+    }
+
+    /// Any URI, encoded twice: the vote carries Kaia's rule's bytes on either dialect, which
+    /// for a URI without NULs at its ends is the URI itself (when longer than 0 bytes).
+    #[test]
+    fn double_encoded_uris_vote_kaias_uri(uri in uri_bytes()) {
+        let guard = guard();
+        let encoded = double(&uri);
+        let log = erc721_log(encoded.clone());
+        let req = decode_request(&log).expect("a URI is never a reason to refuse");
+        check_accepted(&log, &req, guard)?;
+        let expected = kaia_rule(&encoded);
+        let start = uri.iter().take_while(|&&b| b == 0).count();
+        let end = uri.len() - uri.iter().rev().take_while(|&&b| b == 0).count();
+        prop_assert_eq!(&expected[..], &uri[start..end.max(start)]);
+        for dialect in Dialect::ALL {
+            let calldata = handle_calldata_for(&req, Address::repeat_byte(0xc2), dialect);
+            let voted = voted_uri(&calldata);
+            prop_assert_eq!(voted.as_ref(), &expected[..], "{}", dialect);
+        }
+    }
+
+    /// Any `encodedData` at all: the request decodes, and on a Kaia bridge the vote carries
+    /// Kaia's rule's bytes (empty when it does not decode), as Kaia's node votes.
+    #[test]
+    fn any_encoded_data_votes_kaias_uri_on_kaia(encoded in encoded_data()) {
+        let guard = guard();
+        let log = erc721_log(encoded.clone());
+        let req = decode_request(&log).expect("a URI is never a reason to refuse");
+        check_accepted(&log, &req, guard)?;
+        let calldata = handle_calldata_for(&req, Address::repeat_byte(0xc2), Dialect::Kaia);
+        let (voted, expected) = (voted_uri(&calldata), kaia_rule(&encoded));
+        prop_assert_eq!(voted.as_ref(), &expected[..]);
     }
 
     #[test]

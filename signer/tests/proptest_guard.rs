@@ -17,7 +17,7 @@ mod common;
 use std::collections::HashMap;
 
 use alloy::sol;
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolValue};
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use bridge_signer::guard::{AllowedCall, Journal, Namespace};
@@ -251,7 +251,22 @@ fn reencoded(function: &str, input: &[u8]) -> Option<Vec<u8>> {
     match function {
         "handleKLAYTransfer" => re::<handleKLAYTransferCall>(input),
         "handleERC20Transfer" => re::<handleERC20TransferCall>(input),
-        "handleERC721Transfer" => re::<handleERC721TransferCall>(input),
+        // The URI is bytes (a non-UTF-8 URI is a vote too): re-encode it as bytes, not text.
+        "handleERC721Transfer" => {
+            type Args = (
+                B256,
+                Address,
+                Address,
+                Address,
+                U256,
+                u64,
+                u64,
+                Bytes,
+                Bytes,
+            );
+            let args = Args::abi_decode_params(input.get(4..)?).ok()?;
+            Some([&input[..4], &args.abi_encode_params()[..]].concat())
+        }
         "replaceOperator" => re::<replaceOperatorCall>(input),
         "setKLAYFee" => re::<setKLAYFeeCall>(input),
         "setERC20Fee" => re::<setERC20FeeCall>(input),

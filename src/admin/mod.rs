@@ -436,6 +436,44 @@ async fn vote_result(v: &View<'_>, nonce_before: u64, value: String) -> Result<S
     })
 }
 
+/// Refuses `command` (it needs `replaceOperator`) on a bridge whose dialect has no key
+/// rotation, before the signer is even connected.
+async fn refuse_without_rotation(
+    cfg: &AgentConfig,
+    clients: &[(Side, ChainClient)],
+    command: &str,
+) -> Result<(), AdminError> {
+    for (side, client) in clients {
+        let target = crate::bridge_check::target(cfg, *side, None);
+        let dialect = crate::bridge_check::dialect_of(client, &target)
+            .await
+            .map_err(|e| match e {
+                crate::bridge_check::CheckError::Unreachable { source, .. } => AdminError::Chain {
+                    side: *side,
+                    source,
+                },
+                crate::bridge_check::CheckError::NotTheBridge {
+                    finding: reason, ..
+                }
+                | crate::bridge_check::CheckError::Unsupported { reason, .. } => {
+                    AdminError::Invalid {
+                        side: *side,
+                        bridge: target.bridge,
+                        reason,
+                    }
+                }
+            })?;
+        if let Some(reason) = crate::bridge_check::rotation_unsupported(dialect, command) {
+            return Err(AdminError::Invalid {
+                side: *side,
+                bridge: target.bridge,
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs `opts.call` on each chain in `opts.sides`: every check first, then the transactions.
 pub async fn run(opts: AdminOptions, say: &dyn Fn(&str)) -> Result<(), AdminError> {
     let cfg = &opts.config;
@@ -445,6 +483,9 @@ pub async fn run(opts: AdminOptions, say: &dyn Fn(&str)) -> Result<(), AdminErro
             .await
             .map_err(|source| AdminError::Chain { side, source })?;
         clients.push((side, client));
+    }
+    if let AdminCall::VoteReplaceOperator { .. } = opts.call {
+        refuse_without_rotation(cfg, &clients, "admin vote replace-operator").await?;
     }
     let store =
         RotationStore::open(cfg.store_path()).map_err(|e| AdminError::Usage(e.to_string()))?;

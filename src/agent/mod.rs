@@ -14,6 +14,7 @@
 //! and the journals for the next start.
 
 use crate::auditor::{Auditor, AuditorConfig};
+use crate::bridge_check::watch::{BridgeWatch, Gate};
 use crate::chain::{ChainAccessConfig, ChainClient, ChainError, SensitiveUrl};
 use crate::config::{AgentConfig, Side};
 use crate::dialect::Dialect;
@@ -147,7 +148,7 @@ async fn chain_parts(
         key: ActiveKey::new(txm),
         guard,
         operator,
-        // Until the start-up bridge check finds it from the bridge itself (issue 13).
+        // Set from the bridge itself by the start-up bridge check, in `run`.
         dialect: Dialect::Ours,
     })
 }
@@ -186,9 +187,26 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
     let rotations =
         RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
-    let parent = chain_parts(&cfg, Side::Parent, &rotations, &shutdown).await?;
-    let child = chain_parts(&cfg, Side::Child, &rotations, &shutdown).await?;
+    let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &shutdown).await?;
+    let mut child = chain_parts(&cfg, Side::Child, &rotations, &shutdown).await?;
     drop(rotations);
+    // Nothing is built to vote before both bridges answered as bridges (their dialects set the
+    // directions' rules); a key without a seat keeps its chain's gate shut until it has one.
+    for side in Side::ALL {
+        metrics.set_chain_reachable(side, true);
+    }
+    let mut gate = crate::bridge_check::watch::spawn(
+        [(Side::Parent, &parent), (Side::Child, &child)]
+            .map(|(side, p)| bridge_watch(&cfg, side, p, &metrics)),
+        &shutdown,
+    );
+    let Some([parent_dialect, child_dialect]) = gate.dialects(&shutdown).await else {
+        http.stopped().await;
+        tracing::info!("agent stopped before its bridges were verified");
+        return Ok(());
+    };
+    parent.dialect = parent_dialect;
+    child.dialect = child_dialect;
     let mut switch_sides = Vec::new();
     let part = |side: Side| match side {
         Side::Parent => &parent,
@@ -271,7 +289,9 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             dest.client.clone(),
             Arc::clone(&store),
             planner.active_key(),
-        );
+        )
+        .report_silent_to(planner.silent_seats())
+        .sync_own_votes_to(planner.own_votes_synced());
         tasks.spawn(audit_loop(
             direction,
             auditor,
@@ -289,6 +309,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 recovery,
                 standby: Standby::new(dst_cfg.standby_delay),
                 metrics: Arc::clone(&metrics),
+                gate: gate.clone(),
             },
             heads,
             cfg.recovery.interval,
@@ -312,6 +333,29 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     http.stopped().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The start-up and re-check of `side`'s bridge (bridge_check/watch.rs).
+fn bridge_watch(
+    cfg: &AgentConfig,
+    side: Side,
+    p: &ChainParts,
+    metrics: &Arc<AgentMetrics>,
+) -> BridgeWatch {
+    let chain = cfg.chain(side);
+    BridgeWatch {
+        side,
+        client: p.client.clone(),
+        target: crate::bridge_check::Target {
+            chain: side.as_str().into(),
+            bridge: chain.bridge,
+            counterpart: cfg.chain(side.other()).bridge,
+            operator: Some(p.operator),
+            configured: chain.dialect,
+        },
+        key: p.key.clone(),
+        metrics: Arc::clone(metrics),
+    }
 }
 
 /// Publishes the tx manager's counters, the operator's balance and the low-balance flag, of the
@@ -357,11 +401,16 @@ async fn audit_loop(
 ) {
     let mut tick = tokio::time::interval(AUDIT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stats = auditor.stats();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => match auditor.check().await {
-                Ok(n) => metrics.direction(direction).forged_votes_seen.add(n),
+                Ok(n) => {
+                    let m = metrics.direction(direction);
+                    m.forged_votes_seen.add(n);
+                    m.silent_seats.set(stats.silent_seats.load(std::sync::atomic::Ordering::Relaxed));
+                }
                 Err(e) => tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying"),
             },
         }
@@ -376,6 +425,9 @@ struct Parts {
     /// Requests that are other seats' turn.
     standby: Standby,
     metrics: Arc<AgentMetrics>,
+    /// Shut while either bridge of the direction is unverified or the key holds no seat on the
+    /// destination: no watcher step, recovery or standby vote then.
+    gate: Gate,
 }
 
 /// One direction: watch, plan, recover, until shutdown or a fatal watcher error.
@@ -392,7 +444,11 @@ async fn direction_loop(
         recovery,
         mut standby,
         metrics,
+        gate,
     } = parts;
+    let (src, dst) = sides(direction);
+    // The newest head seen while the gate was shut: stepped to as soon as it opens.
+    let mut held: Option<crate::chain::Head> = None;
     let m = metrics.direction(direction);
     let plans = Arc::new(Semaphore::new(PLANS_IN_FLIGHT));
     let mut inflight = JoinSet::new();
@@ -404,7 +460,7 @@ async fn direction_loop(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            head = heads.next() => {
+            head = next_head(&mut heads, &mut held, &gate, (src, dst)) => {
                 let Some(head) = head else { break };
                 // One window at a time, each planned before the next is read: a backlog is
                 // never held in memory whole, and votes start with the first window.
@@ -441,16 +497,18 @@ async fn direction_loop(
                     break;
                 }
             }
-            _ = recovery_tick.tick() => {
+            _ = recovery_tick.tick(), if gate.allows(src, dst) => {
                 m.recoveries.inc();
                 match recovery.check().await {
                     Ok((report, refeed)) => {
                         for req in refeed {
                             spawn_plan(&mut inflight, &plans, &planner, &metrics, direction, req).await;
                         }
+                        publish_unexecutable(&planner, &metrics, direction);
                         m.request_nonce.set(report.request_nonce);
                         m.lower_handle_nonce.set(report.lower_handle_nonce);
                         m.pending_requests.set(report.request_nonce.saturating_sub(report.lower_handle_nonce));
+                        m.malformed_logs.add(report.malformed);
                         if report.rescanned {
                             m.recovery_rescans.inc();
                             tracing::info!(direction = %direction, ?report, "recovery check rescanned");
@@ -459,7 +517,7 @@ async fn direction_loop(
                     Err(e) => tracing::warn!(direction = %direction, error = %e, "recovery check failed"),
                 }
             }
-            _ = standby_tick.tick(), if !standby.is_empty() => {
+            _ = standby_tick.tick(), if !standby.is_empty() && gate.allows(src, dst) => {
                 match planner.lower_handle_nonce().await {
                     Ok(lower) => {
                         let due = standby.tick(lower);
@@ -482,6 +540,34 @@ async fn direction_loop(
         while inflight.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// The next head to step to: a new one while the gate is open; while it is shut, heads are
+/// held (the newest kept) and the newest is handed over once it opens, so a direction catches
+/// up at once when its bridge check passes even if no new block comes. Cancel-safe.
+async fn next_head(
+    heads: &mut crate::chain::HeadStream,
+    held: &mut Option<crate::chain::Head>,
+    gate: &Gate,
+    (src, dst): (Side, Side),
+) -> Option<crate::chain::Head> {
+    loop {
+        if gate.allows(src, dst)
+            && let Some(head) = held.take()
+        {
+            return Some(head);
+        }
+        tokio::select! {
+            head = heads.next() => {
+                let head = head?;
+                if gate.allows(src, dst) {
+                    return Some(head);
+                }
+                *held = Some(head);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
 }
 
 /// Plans `req` in a task, waiting for one of the `plans` slots (which holds the caller back
@@ -508,17 +594,43 @@ async fn spawn_plan(
 }
 
 async fn plan_one(planner: &Planner, metrics: &AgentMetrics, direction: Direction, req: Request) {
+    use crate::metrics::SkipReason;
+    use crate::planner::{PlanError, Planned};
     let result = planner.plan(&req).await;
     let m = metrics.direction(direction);
     match &result {
-        Ok(crate::planner::Planned::Voted { .. }) => m.votes_sent.inc(),
-        Ok(_) => {}
+        Ok(Planned::Voted { .. }) => m.votes_sent.inc(),
+        Ok(Planned::Executed) => m.skipped(SkipReason::Executed).inc(),
+        Ok(Planned::AlreadyVoted) => m.skipped(SkipReason::AlreadyVoted).inc(),
+        Ok(Planned::Late) => m.skipped(SkipReason::Late).inc(),
+        Ok(Planned::Unexecutable { .. }) => m.skipped(SkipReason::Unexecutable).inc(),
+        Ok(Planned::InFlight | Planned::NotYet) => {}
         Err(_) => m.votes_failed.inc(),
     }
     match result {
-        Ok(outcome) => tracing::debug!(nonce = req.nonce, ?outcome, "planned"),
+        Ok(outcome) => {
+            tracing::debug!(direction = %direction, nonce = req.nonce, ?outcome, "planned")
+        }
+        // Already said once, as an error, where it was found (the planner's own log line).
+        Err(e @ PlanError::NotSeated { .. }) => {
+            tracing::error!(direction = %direction, nonce = req.nonce, error = %e, "vote refused: not seated")
+        }
         Err(e) => {
-            tracing::warn!(nonce = req.nonce, error = %e, "vote failed; recovery will retry")
+            tracing::warn!(direction = %direction, nonce = req.nonce, error = %e, "vote failed; recovery will retry")
+        }
+    }
+}
+
+/// Sets the direction's unexecutable-request gauges from the store (which outlives restarts).
+fn publish_unexecutable(planner: &Planner, metrics: &AgentMetrics, direction: Direction) {
+    match planner.unexecutable_counts() {
+        Ok(counts) => {
+            for (reason, n) in counts {
+                metrics.direction(direction).unexecutable(reason).set(n);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(direction = %direction, error = %e, "cannot count unexecutable requests in the store")
         }
     }
 }

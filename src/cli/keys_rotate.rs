@@ -121,6 +121,10 @@ async fn rotate(args: RotateArgs) -> Result<(), (u8, String)> {
     if args.yes && !args.destroy_old {
         return Err((2, "--yes only confirms --destroy-old; leave it out".into()));
     }
+    // Kaia's bridge has no rotation functions: say so before any key is made or gas moved.
+    bridge_agent::bridge_check::require_key_rotation(&config, "keys rotate")
+        .await
+        .map_err(|e| (if e.is_verdict() { 2 } else { 1 }, e.to_string()))?;
     let opts = RotateOptions {
         config,
         new_key,

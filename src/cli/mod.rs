@@ -130,7 +130,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Config(cmd) => {
             init_logging("warn");
-            config::run(cmd)
+            config::run(cmd).await
         }
         Command::Keys(args) => {
             let args = match args.dispatch() {

@@ -21,7 +21,7 @@ pub struct StatusArgs {
 }
 
 /// Metric families shown, in order, with a short caption.
-const SHOWN: [(&str, &str); 12] = [
+const SHOWN: [(&str, &str); 14] = [
     ("bridge_direction_halted", "halted"),
     ("bridge_request_nonce", "source requestNonce"),
     ("bridge_lower_handle_nonce", "destination lowerHandleNonce"),
@@ -40,7 +40,28 @@ const SHOWN: [(&str, &str); 12] = [
         "bridge_guard_conflicting_votes_refused_total",
         "conflicting votes refused",
     ),
+    ("bridge_dialect_info", "bridge dialect"),
+    ("bridge_operator_seated", "key seated (0: votes nothing)"),
 ];
+
+/// The lines saying what `dialect` (a label value of `bridge_dialect_info`) implies.
+fn print_implications(chain: &str, dialect: &str) {
+    if let Ok(d) = dialect.parse::<bridge_agent::dialect::Dialect>() {
+        for line in bridge_agent::bridge_check::implications(d) {
+            println!("  {chain} bridge ({d}): {line}");
+        }
+    }
+}
+
+/// `chain` and `dialect` of one `bridge_dialect_info{chain="…",dialect="…"} 1` line.
+fn dialect_labels(line: &str) -> Option<(&str, &str)> {
+    let label = |name: &str| {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = line[start..].find('"')?;
+        Some(&line[start..start + len])
+    };
+    Some((label("chain")?, label("dialect")?))
+}
 
 /// `GET path` over plain HTTP/1.0 with a bound on every step; the body, if any.
 fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
@@ -90,6 +111,13 @@ pub async fn run(args: StatusArgs) -> ExitCode {
                     }
                 }
             }
+            for (chain, dialect) in metrics
+                .lines()
+                .filter(|l| l.starts_with("bridge_dialect_info{"))
+                .filter_map(dialect_labels)
+            {
+                print_implications(chain, dialect);
+            }
             if ready == 200 {
                 ExitCode::SUCCESS
             } else {
@@ -118,7 +146,23 @@ async fn chain_view(cfg: &AgentConfig) -> ExitCode {
         let mut access = ChainAccessConfig::new(side.as_str(), chain.chain_id, rpc);
         access.rpc_timeout = chain.rpc_timeout;
         match ChainClient::connect(access).await {
-            Ok(c) => clients.push((side, c, chain.bridge)),
+            Ok(c) => {
+                let target = bridge_agent::bridge_check::Target {
+                    chain: side.as_str().into(),
+                    bridge: chain.bridge,
+                    counterpart: cfg.chain(side.other()).bridge,
+                    operator: None,
+                    configured: chain.dialect,
+                };
+                match bridge_agent::bridge_check::check(&c, &target).await {
+                    Ok(r) => {
+                        println!("  {side} bridge {}: dialect {}", r.bridge, r.dialect);
+                        print_implications(side.as_str(), r.dialect.as_str());
+                    }
+                    Err(e) => println!("  NOT VERIFIED: {e}"),
+                }
+                clients.push((side, c, chain.bridge))
+            }
             Err(e) => {
                 eprintln!("error: {side} chain: {e}");
                 return ExitCode::FAILURE;

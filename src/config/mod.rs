@@ -165,6 +165,8 @@ pub struct ChainConfig {
     pub fees: FeePolicy,
     /// The signer for this chain: its own `signer = {…}`, else the top-level `[signer]`.
     pub signer: SignerConfig,
+    /// The bridge dialect pinned in the config; `None`: found from the bridge at start.
+    pub dialect: Option<crate::dialect::Dialect>,
 }
 
 /// A chain's fee policy, in wei.

@@ -289,6 +289,10 @@ pub struct ChainSection {
     /// Optional: this chain's signer, overriding the top-level `[signer]`.
     #[serde(default)]
     pub signer: Option<SignerConfig>,
+    /// Optional: `"ours"` or `"kaia"`, pinning the bridge's dialect. Default: found from the
+    /// bridge itself at start (a disagreement is warned about; the pinned one is used).
+    #[serde(default)]
+    pub dialect: Option<String>,
 }
 
 fn default_poll_interval_ms() -> u64 {

@@ -273,6 +273,18 @@ fn chain(
         .as_ref()
         .and_then(|src| endpoint(src, &format!("{p}.ws"), &["ws", "wss"], sink));
     let bridge = address(&raw.bridge, &format!("{p}.bridge"), sink);
+    let dialect = match raw
+        .dialect
+        .as_deref()
+        .map(str::parse::<crate::dialect::Dialect>)
+    {
+        Some(Err(why)) => {
+            sink.push(format!("{p}.dialect"), why);
+            None
+        }
+        Some(Ok(d)) => Some(d),
+        None => None,
+    };
     if raw.poll_interval_ms == 0 {
         sink.push(format!("{p}.poll_interval_ms"), "must be at least 1");
     }
@@ -318,6 +330,7 @@ fn chain(
         min_balance: min_balance?,
         fees: fees?,
         signer: signer?,
+        dialect,
     })
 }
 

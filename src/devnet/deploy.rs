@@ -1,9 +1,11 @@
 //! Deploys and wires the bridge pair and the test tokens on the two devnet chains.
 
+use super::kaia::KaiaStyleBridge;
 use super::{Anvil, DevnetError, Side, seed};
 use crate::contracts::{
     Bridge, ServiceChainNFT, ServiceChainToken, VOTE_TYPE_CONFIGURATION, VOTE_TYPE_VALUE_TRANSFER,
 };
+use crate::dialect::Dialect;
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -11,6 +13,9 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use std::ops::Range;
 
 pub(super) struct Plan {
+    pub dialect: Dialect,
+    /// Kaia: leave the deployer the seat its constructor registered.
+    pub keep_deployer_seat: bool,
     pub operators: Vec<Address>,
     pub value_transfer_threshold: u8,
     pub configuration_threshold: u8,
@@ -22,6 +27,7 @@ pub(super) struct Plan {
 /// that names the chain and the step.
 struct Deployer {
     chain: &'static str,
+    owner: Address,
     provider: DynProvider,
 }
 
@@ -29,11 +35,16 @@ impl Deployer {
     fn new(chain: &'static str, anvil: &Anvil) -> Self {
         let owner = anvil.dev_accounts()[0].clone();
         let url = anvil.rpc_url().parse().expect("loopback URL is valid");
+        let address = owner.address();
         let provider = ProviderBuilder::new()
             .wallet(owner)
             .connect_http(url)
             .erased();
-        Self { chain, provider }
+        Self {
+            chain,
+            owner: address,
+            provider,
+        }
     }
 
     fn err(&self, what: &str, reason: impl ToString) -> DevnetError {
@@ -94,14 +105,28 @@ async fn deploy_side(
 ) -> Result<Deployed, DevnetError> {
     let p = &deployer.provider;
     let label = if mint_burn { "Child" } else { "Parent" };
-    let (bridge, deploy_block) = deployer
-        .deploy(
-            "Bridge",
-            Bridge::deploy_builder(p, mint_burn)
-                .value(seed::bridge_liquidity())
-                .into_transaction_request(),
-        )
-        .await?;
+    let (bridge, deploy_block) = match plan.dialect {
+        Dialect::Ours => {
+            deployer
+                .deploy(
+                    "Bridge",
+                    Bridge::deploy_builder(p, mint_burn)
+                        .value(seed::bridge_liquidity())
+                        .into_transaction_request(),
+                )
+                .await?
+        }
+        Dialect::Kaia => {
+            deployer
+                .deploy(
+                    "KaiaStyleBridge",
+                    KaiaStyleBridge::deploy_builder(p, mint_burn)
+                        .value(seed::bridge_liquidity())
+                        .into_transaction_request(),
+                )
+                .await?
+        }
+    };
     let (erc20, _) = deployer
         .deploy(
             "ServiceChainToken",
@@ -141,7 +166,22 @@ async fn deploy_side(
             )
             .await?;
     }
+    // The agent-facing and owner ABI is the same on both dialects: `Bridge` drives either.
+    let owner = deployer.owner;
+    let kaia = plan.dialect == Dialect::Kaia;
+    if kaia && !plan.keep_deployer_seat && !plan.operators.contains(&owner) {
+        deployer
+            .send(
+                "deregister the deployer's constructor seat",
+                b.deregisterOperator(owner).into_transaction_request(),
+            )
+            .await?;
+    }
     for op in &plan.operators {
+        if kaia && *op == owner {
+            // The constructor registered it already.
+            continue;
+        }
         deployer
             .send(
                 &format!("register operator {op}"),

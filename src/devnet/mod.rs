@@ -17,12 +17,14 @@
 mod anvil;
 mod deploy;
 mod description;
+pub mod kaia;
 pub mod stand_in;
 
 pub(crate) use anvil::tail;
 pub use anvil::{Anvil, AnvilOptions, locate_anvil};
 pub use description::{ChainInfo, DevnetDescription};
 
+use crate::dialect::Dialect;
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
@@ -86,6 +88,12 @@ pub struct DevnetOptions {
     pub dev_operators: usize,
     pub value_transfer_threshold: u8,
     pub configuration_threshold: u8,
+    /// Which bridge contract to deploy: ours, or the Kaia-style stand-in for Kaia's deployed
+    /// bridge (`contracts/src/test/kaia/`).
+    pub dialect: Dialect,
+    /// Kaia only: keep the seat the constructor gives the deployer (the owner), as a deployment
+    /// that forgot to deregister it would. That seat never votes. Ignored for ours.
+    pub keep_deployer_seat: bool,
 }
 
 impl Default for DevnetOptions {
@@ -102,12 +110,16 @@ impl Default for DevnetOptions {
             dev_operators: 4,
             value_transfer_threshold: 3,
             configuration_threshold: 3,
+            dialect: Dialect::Ours,
+            keep_deployer_seat: false,
         }
     }
 }
 
 /// anvil dev accounts: 0 is the owner and deployer, 1..=4 the default operators, 5.. users.
 pub const DEV_ACCOUNTS: u32 = 10;
+/// Seats a Kaia-style bridge holds at most, the deployer's included while it keeps it.
+pub const KAIA_MAX_OPERATORS: usize = 12;
 const MAX_DEV_OPERATORS: usize = 4;
 const FIRST_USER: usize = 5;
 
@@ -181,7 +193,12 @@ impl Side {
 pub struct Devnet {
     pub parent: Side,
     pub child: Side,
+    /// Which bridge contract both sides run.
+    pub dialect: Dialect,
+    /// The operators registered by the devnet (without a kept Kaia deployer seat).
     pub operators: Vec<Address>,
+    /// Kaia only: the deployer (owner) still holds the seat its constructor gave it.
+    pub deployer_seat_kept: bool,
     pub value_transfer_threshold: u8,
     pub configuration_threshold: u8,
     pub dir: PathBuf,
@@ -245,7 +262,23 @@ impl Devnet {
                 )));
             }
         }
+        let owner = parent.dev_accounts()[0].address();
+        let keep_deployer_seat = opts.dialect == Dialect::Kaia && opts.keep_deployer_seat;
+        let seats =
+            operators.len() + usize::from(keep_deployer_seat && !operators.contains(&owner));
+        if opts.dialect == Dialect::Kaia && seats > KAIA_MAX_OPERATORS {
+            return Err(DevnetError::Options(format!(
+                "a Kaia-style bridge holds at most {KAIA_MAX_OPERATORS} operators, not {seats}{}",
+                if keep_deployer_seat {
+                    " (the kept deployer seat included)"
+                } else {
+                    ""
+                }
+            )));
+        }
         let plan = deploy::Plan {
+            dialect: opts.dialect,
+            keep_deployer_seat,
             operators: operators.clone(),
             value_transfer_threshold: opts.value_transfer_threshold,
             configuration_threshold: opts.configuration_threshold,
@@ -255,7 +288,9 @@ impl Devnet {
         let devnet = Devnet {
             parent,
             child,
+            dialect: opts.dialect,
             operators,
+            deployer_seat_kept: keep_deployer_seat,
             value_transfer_threshold: opts.value_transfer_threshold,
             configuration_threshold: opts.configuration_threshold,
             dir: opts.dir,

@@ -5,7 +5,7 @@
 
 use super::DevnetError;
 use crate::contracts::{Bridge, TokenType};
-pub use crate::votes::{Request, decode_request, handle_calldata};
+pub use crate::votes::{Request, TokenUri, decode_request, handle_calldata, handle_calldata_for};
 use alloy::primitives::Address;
 use alloy::providers::DynProvider;
 

@@ -28,9 +28,11 @@
 //! Label values come from fixed names, except the RPC endpoint label, which is always re-redacted
 //! here (see [`endpoint_label`]) whatever the source hands over: no API key reaches a scrape.
 
+mod bridges;
 pub mod exposition;
 mod readiness;
 
+pub use bridges::BridgeState;
 pub use exposition::CONTENT_TYPE;
 pub use readiness::{NotReady, Readiness};
 
@@ -44,6 +46,7 @@ use bridge_signer::health::{HealthSnapshot, HealthState, LATENCY_BUCKETS_SECONDS
 use crate::chain::{ChainClient, ChainStats, SensitiveUrl};
 use crate::config::Side;
 use crate::direction::Direction;
+use crate::store::UnexecutableReason;
 use crate::watcher::WatcherStats;
 use exposition::{Encoder, HistogramSample, Kind, Sample, Value};
 
@@ -128,7 +131,59 @@ pub struct DirectionMetrics {
     pub recovery_rescans: Counter,
     /// Votes on the destination by an operator for calldata no honest agent would build.
     pub forged_votes_seen: Counter,
+    /// Plans that sent nothing, by why (see [`SkipReason`]).
+    pub votes_skipped: [Counter; SkipReason::ALL.len()],
+    /// Requests recorded in the store as never executable, by [`UnexecutableReason`] (set from
+    /// the store, so it survives restarts).
+    pub unexecutable_requests: [Gauge; UnexecutableReason::ALL.len()],
+    /// Destination seats that voted none of the last many executed nonces (the auditor's).
+    pub silent_seats: Gauge,
     state: Mutex<DirectionState>,
+}
+
+/// Why a plan sent no vote: the `reason` label of `bridge_votes_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The destination had executed the request.
+    Executed,
+    /// This operator's vote stands on chain (`voteOf`, or the recorded mined vote).
+    AlreadyVoted,
+    /// The vote was refused or reverted because the request had just executed.
+    Late,
+    /// The request can never execute.
+    Unexecutable,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::Executed,
+        SkipReason::AlreadyVoted,
+        SkipReason::Late,
+        SkipReason::Unexecutable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Executed => "executed",
+            SkipReason::AlreadyVoted => "already_voted",
+            SkipReason::Late => "late",
+            SkipReason::Unexecutable => "unexecutable",
+        }
+    }
+}
+
+impl DirectionMetrics {
+    pub fn skipped(&self, reason: SkipReason) -> &Counter {
+        &self.votes_skipped[reason as usize]
+    }
+
+    pub fn unexecutable(&self, reason: UnexecutableReason) -> &Gauge {
+        let i = UnexecutableReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        &self.unexecutable_requests[i]
+    }
 }
 
 /// Whether a chain answers; `Unknown` until the first call.
@@ -221,6 +276,8 @@ pub struct AgentMetrics {
     directions: [DirectionMetrics; 2],
     chains: [ChainMetrics; 2],
     sources: RwLock<Sources>,
+    /// What the last bridge check found per chain (`bridge_check::watch`).
+    bridges: [Mutex<BridgeState>; 2],
 }
 
 impl std::fmt::Debug for AgentMetrics {
@@ -301,6 +358,15 @@ impl AgentMetrics {
         self.chain(side).reach.store(v as u8, Ordering::Relaxed);
     }
 
+    /// What the last bridge check found on `side` (served on `/readyz` and `/metrics`).
+    pub fn set_bridge(&self, side: Side, state: BridgeState) {
+        *lock(&self.bridges[side_index(side)]) = state;
+    }
+
+    pub fn bridge(&self, side: Side) -> BridgeState {
+        lock(&self.bridges[side_index(side)]).clone()
+    }
+
     // ---- sources pulled at scrape time ----
     //
     // A source runs on the scraping task under the registry's read lock: it must be quick and
@@ -373,6 +439,18 @@ impl AgentMetrics {
                 Reach::Unknown => out.push(NotReady::ChainNotYetReached(side)),
                 Reach::Unreachable => out.push(NotReady::ChainUnreachable(side)),
             }
+            match self.bridge(side) {
+                BridgeState::Refused(reason) => {
+                    out.push(NotReady::BridgeNotVerified { side, reason });
+                }
+                BridgeState::NotSeated { message, .. } => {
+                    out.push(NotReady::KeyNotSeated {
+                        side,
+                        reason: message,
+                    });
+                }
+                BridgeState::Unchecked | BridgeState::Verified(_) => {}
+            }
             if c.low_balance.load(Ordering::Relaxed) {
                 out.push(NotReady::LowBalance(side));
             }
@@ -405,6 +483,7 @@ impl AgentMetrics {
         self.render_directions(&mut e);
         self.render_chains(&mut e);
         self.render_signers(&mut e);
+        bridges::render(&mut e, &Side::ALL.map(|s| (s, self.bridge(s))));
         e.finish()
     }
 
@@ -421,7 +500,7 @@ impl AgentMetrics {
             })
         };
         type Get<'a> = &'a dyn Fn(Direction, &DirectionMetrics) -> Value;
-        let families: [(&str, &str, Kind, Get<'_>); 13] = [
+        let families: [(&str, &str, Kind, Get<'_>); 14] = [
             (
                 "bridge_request_nonce",
                 "Source bridge requestNonce: the next request's nonce.",
@@ -466,7 +545,7 @@ impl AgentMetrics {
             ),
             (
                 "bridge_malformed_logs_total",
-                "Request logs that did not decode (skipped).",
+                "Request logs that did not decode (skipped), by the watcher and by each recovery rescan that meets one again.",
                 Kind::Counter,
                 &|d, m| (m.malformed_logs.get() + watched[dir_index(d)].1).into(),
             ),
@@ -495,6 +574,12 @@ impl AgentMetrics {
                 &|_, m| m.forged_votes_seen.get().into(),
             ),
             (
+                "bridge_silent_seats",
+                "Destination seats that voted none of the last many executed nonces.",
+                Kind::Gauge,
+                &|_, m| m.silent_seats.get().into(),
+            ),
+            (
                 "bridge_direction_halted",
                 "1 while the direction is halted and needs an operator.",
                 Kind::Gauge,
@@ -508,6 +593,35 @@ impl AgentMetrics {
                 .collect();
             e.family(name, help, kind, &samples);
         }
+        let mut skipped: Vec<Sample<'_>> = Vec::new();
+        let mut unexecutable: Vec<Sample<'_>> = Vec::new();
+        for d in Direction::ALL {
+            let m = self.direction(d);
+            for r in SkipReason::ALL {
+                skipped.push((
+                    vec![("direction", d.as_str()), ("reason", r.as_str())],
+                    m.skipped(r).get().into(),
+                ));
+            }
+            for r in UnexecutableReason::ALL {
+                unexecutable.push((
+                    vec![("direction", d.as_str()), ("reason", r.as_str())],
+                    m.unexecutable(r).get().into(),
+                ));
+            }
+        }
+        e.family(
+            "bridge_votes_skipped_total",
+            "Plans that sent no vote, by reason (executed, already_voted, late, unexecutable).",
+            Kind::Counter,
+            &skipped,
+        );
+        e.family(
+            "bridge_unexecutable_requests",
+            "Requests that can never execute (recorded in the store), by reason.",
+            Kind::Gauge,
+            &unexecutable,
+        );
     }
 
     fn render_chains(&self, e: &mut Encoder) {

@@ -1,7 +1,8 @@
 //! What `/readyz` checks. The agent is ready when every direction runs (none starting or
-//! halted), both chains answered on their last attempt, no operator balance is low, and no
-//! signer is unusable. [`AgentMetrics`] implements [`Readiness`] from the numbers it exports,
-//! so `/readyz` and `bridge_ready` never disagree.
+//! halted), both chains answered on their last attempt, no operator balance is low, no
+//! signer is unusable, and the last bridge check found each configured bridge to be the bridge
+//! with this operator's key seated (`bridge_check`). [`AgentMetrics`] implements [`Readiness`]
+//! from the numbers it exports, so `/readyz` and `bridge_ready` never disagree.
 
 use std::fmt;
 
@@ -21,6 +22,16 @@ pub enum NotReady {
     ChainUnreachable(Side),
     LowBalance(Side),
     SignerUnusable(Side),
+    /// The configured address is not this chain's bridge of the pair (`bridge_check`).
+    BridgeNotVerified {
+        side: Side,
+        reason: String,
+    },
+    /// This operator's key holds no seat on the chain's bridge.
+    KeyNotSeated {
+        side: Side,
+        reason: String,
+    },
 }
 
 impl fmt::Display for NotReady {
@@ -37,6 +48,14 @@ impl fmt::Display for NotReady {
             NotReady::LowBalance(s) => write!(f, "chain {}: operator balance low", s.as_str()),
             NotReady::SignerUnusable(s) => {
                 write!(f, "chain {}: signer unusable", s.as_str())
+            }
+            NotReady::BridgeNotVerified { side, reason } => {
+                let reason = reason.replace(['\r', '\n'], " ");
+                write!(f, "chain {}: bridge not verified: {reason}", side.as_str())
+            }
+            NotReady::KeyNotSeated { side, reason } => {
+                let reason = reason.replace(['\r', '\n'], " ");
+                write!(f, "chain {}: key not seated: {reason}", side.as_str())
             }
         }
     }

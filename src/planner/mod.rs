@@ -2,18 +2,32 @@
 //! destination bridge, sent only when it is still needed.
 //!
 //! ```text
-//! Request ─> counterpart token (destination registry, cached) ─> handle calldata
+//! Request ─> recorded unexecutable (store)?                  ─> Unexecutable, nothing sent
+//!         ─> counterpart token (destination registry, cached) ─> handle calldata
 //!         ─> never planned before (stored as seen, no vote key)?  record the key, skip the
 //!            pre-check: nothing of ours can be on chain, and the estimate answers "executed"
 //!         ─> else pre-check on the destination:
-//!              executed (closedValueTransferVotes)        ─> Executed, nothing sent
-//!              voteOf(0, nonce, me) == keccak(calldata)   ─> AlreadyVoted, nothing sent
+//!              executed (nonce < lowerHandleNonce or closedValueTransferVotes)
+//!                                                          ─> Executed, nothing sent
+//!              own vote recorded (store) and still standing ─> AlreadyVoted, nothing sent
+//!                (its tx still canonical and successful, sent by the key holding the seat,
+//!                 operator set unchanged: see `own_votes.rs`)
+//!              no voteOf (Kaia) and the auditor still reads the blocks mined since the last
+//!                run (a vote mined as the agent stopped is recorded there) ─> NotYet
+//!              voteOf(0, nonce, me) == keccak(calldata)   ─> AlreadyVoted (our dialect only)
 //!              voteOf(0, nonce, me) is another key        ─> alarm, then vote (replaces it)
-//!              voteOf reverts (Kaia's bridge has no view) ─> go on (the guard makes a re-send
-//!                                                            identical, the contract ignores it)
-//!         ─> tx manager ─> guard ─> signer ─> mined / reverted (AlreadyExecuted is fine)
+//!         ─> tx manager ─> guard ─> signer ─> mined (recorded as own vote) / reverted:
+//!              late (AlreadyExecuted, "removed vote", "closed vote") ─> Late, quiet
+//!              not an operator ─> KeySwitched (re-sent with the new key) or NotSeated
+//!              refused payout / mint failed ─> one alarm, recorded unexecutable
+//!              anything else ─> alarm with the reason as text (`reverts.rs`)
+//! A nonce found executed for the first time is checked against handledRequestTx(our request
+//! tx): not handled means another request closed it (a reorg deeper than the confirmations),
+//! and ours can never execute (one warning, recorded unexecutable).
 //! ```
 
+mod own_votes;
+mod reverts;
 mod seats;
 mod standby;
 mod tokens;
@@ -23,12 +37,12 @@ use crate::contracts::{Bridge, TokenType, VOTE_TYPE_VALUE_TRANSFER};
 use crate::dialect::Dialect;
 use crate::direction::Direction;
 use crate::rotation::ActiveKey;
-use crate::store::{RequestState, Store, StoreError};
+use crate::store::{RequestState, Store, StoreError, UnexecutableReason};
 use crate::txmgr::{TxError, TxOutcome};
-use crate::votes::{Request, handle_calldata};
+use crate::votes::{Request, handle_calldata_for};
 use alloy::primitives::{Address, B256, Bytes, keccak256};
-use alloy::sol_types::SolInterface;
-pub use seats::Seats;
+pub use reverts::{RevertKind, classify as classify_revert};
+pub use seats::{Seats, SilentSeats};
 pub use standby::Standby;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +54,8 @@ pub use tokens::CounterpartTokens;
 pub enum Planned {
     /// The destination had already executed it; no vote sent.
     Executed,
-    /// This operator's identical vote is already on chain; no vote sent.
+    /// This operator's identical vote is already on chain (read with `voteOf`, or recorded
+    /// when it was mined and still standing); no vote sent.
     AlreadyVoted,
     /// The vote was mined.
     Voted { tx_hash: B256 },
@@ -48,6 +63,34 @@ pub enum Planned {
     Late,
     /// Another task is planning this request right now (watcher and recovery met); skipped.
     InFlight,
+    /// The request can never execute (recorded in the store); no vote sent.
+    Unexecutable { reason: UnexecutableReason },
+    /// Planned before, on a bridge without `voteOf`, with no own vote recorded, while the
+    /// auditor is still reading the blocks mined since the last run (a vote mined as the agent
+    /// stopped is found there): not voted now; recovery hands it back later.
+    NotYet,
+}
+
+/// Whether the auditor has read every destination block up to where this run started, so the
+/// store holds every own vote mined before (see [`Planned::NotYet`]). True when no auditor
+/// reports to it.
+#[derive(Debug, Clone)]
+pub struct OwnVotesSynced(Arc<std::sync::atomic::AtomicBool>);
+
+impl Default for OwnVotesSynced {
+    fn default() -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicBool::new(true)))
+    }
+}
+
+impl OwnVotesSynced {
+    pub fn set(&self, synced: bool) {
+        self.0.store(synced, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +116,15 @@ pub enum PlanError {
         nonce: u64,
         old: Address,
     },
+    #[error(
+        "{direction} nonce {nonce}: {operator} holds no seat on the destination bridge \
+         (\"not an operator\"); this agent votes nothing there until the key is registered"
+    )]
+    NotSeated {
+        direction: Direction,
+        nonce: u64,
+        operator: Address,
+    },
     #[error(transparent)]
     Chain(#[from] ChainError),
     #[error(transparent)]
@@ -91,6 +143,8 @@ pub struct PlannerStats {
     pub failed: AtomicU64,
     /// Votes by this operator's key that this agent never built, replaced by the right one.
     pub replaced_foreign: AtomicU64,
+    /// Plans that found the request recorded (or newly found) unexecutable.
+    pub unexecutable: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +175,7 @@ pub struct Planner {
     stats: Arc<PlannerStats>,
     /// Request nonces being planned now: one plan per request at a time.
     inflight: Arc<Mutex<HashSet<u64>>>,
+    own_votes_synced: OwnVotesSynced,
 }
 
 /// Removes its nonce from the in-flight set when the plan ends, however it ends.
@@ -163,12 +218,23 @@ impl Planner {
             seats,
             stats: Arc::default(),
             inflight: Arc::default(),
+            own_votes_synced: OwnVotesSynced::default(),
         }
     }
 
     /// The key votes are sent with; `rotation::switch` replaces it when the seat moves.
     pub fn active_key(&self) -> ActiveKey {
         self.txm.clone()
+    }
+
+    /// The flag the auditor clears until it has read this run's missed blocks.
+    pub fn own_votes_synced(&self) -> OwnVotesSynced {
+        self.own_votes_synced.clone()
+    }
+
+    /// The silent seats left out of the turns; the auditor of this direction keeps it current.
+    pub fn silent_seats(&self) -> SilentSeats {
+        self.seats.silent()
     }
 
     /// Whether `nonce` is another seat's turn to vote (see [`Seats`]).
@@ -214,6 +280,11 @@ impl Planner {
             .is_some_and(|r| r.state != RequestState::Seen))
     }
 
+    /// Requests of this direction recorded as never executable, per reason.
+    pub fn unexecutable_counts(&self) -> Result<Vec<(UnexecutableReason, u64)>, StoreError> {
+        self.store.unexecutable_counts(self.cfg.direction)
+    }
+
     pub fn stats(&self) -> Arc<PlannerStats> {
         Arc::clone(&self.stats)
     }
@@ -232,7 +303,7 @@ impl Planner {
                     token: req.token,
                 })?,
         };
-        Ok(handle_calldata(req, token))
+        Ok(handle_calldata_for(req, token, self.cfg.dialect))
     }
 
     /// Votes on `req` unless the destination shows it needs no vote from this operator.
@@ -260,7 +331,8 @@ impl Planner {
             Ok(Planned::Executed) => &self.stats.skipped_executed,
             Ok(Planned::AlreadyVoted) => &self.stats.skipped_voted,
             Ok(Planned::Late) => &self.stats.late,
-            Ok(Planned::InFlight) => return result,
+            Ok(Planned::Unexecutable { .. }) => &self.stats.unexecutable,
+            Ok(Planned::InFlight | Planned::NotYet) => return result,
             Err(_) => &self.stats.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -269,6 +341,9 @@ impl Planner {
 
     async fn plan_inner(&self, req: &Request) -> Result<Planned, PlanError> {
         let dir = self.cfg.direction;
+        if let Some((reason, _)) = self.store.unexecutable(dir, req.nonce)? {
+            return Ok(Planned::Unexecutable { reason });
+        }
         let calldata = self.calldata(req).await?;
         let key = keccak256(&calldata);
         let fresh = self
@@ -280,20 +355,27 @@ impl Planner {
             // plan pre-checks. A vote by this operator's key that this agent did not build is
             // the auditor's to report.
             self.store.set_vote_hash(dir, req.nonce, key)?;
-        } else if let Some(skip) = self.pre_check(req.nonce, key).await? {
+        } else if let Some(skip) = self.pre_check(req, key).await? {
             return Ok(skip);
         }
         self.vote(req, calldata, key).await
     }
 
     /// For a request planned before: whether a vote is still needed (`None`) or why not.
-    async fn pre_check(&self, nonce: u64, key: B256) -> Result<Option<Planned>, PlanError> {
-        let dir = self.cfg.direction;
+    async fn pre_check(&self, req: &Request, key: B256) -> Result<Option<Planned>, PlanError> {
+        let (dir, nonce) = (self.cfg.direction, req.nonce);
         if self.executed(nonce).await? {
-            // The key is kept even without a vote: the auditor compares others' votes with it.
-            self.store
-                .set_state(dir, nonce, RequestState::Executed, Some(key))?;
-            return Ok(Some(Planned::Executed));
+            return self.found_executed(req, key).await.map(Some);
+        }
+        if self.own_vote_stands(nonce, key).await? {
+            return Ok(Some(Planned::AlreadyVoted));
+        }
+        if !self.cfg.dialect.has_vote_view() {
+            // Nothing on chain to ask: the store must already know every vote of ours.
+            if !self.own_votes_synced.get() {
+                return Ok(Some(Planned::NotYet));
+            }
+            return Ok(None);
         }
         match self.vote_on_chain(nonce).await {
             Some(v) if v == key => {
@@ -317,44 +399,135 @@ impl Planner {
         Ok(None)
     }
 
+    /// The destination closed `req`'s nonce (found by a pre-check or a late vote): records it
+    /// executed, and, the first time, checks that it was this request that closed it.
+    async fn found_executed(&self, req: &Request, key: B256) -> Result<Planned, PlanError> {
+        let dir = self.cfg.direction;
+        let before = self.store.request(dir, req.nonce)?.map(|r| r.state);
+        // The key is kept even without a vote: the auditor compares others' votes with it.
+        self.store
+            .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
+        if before != Some(RequestState::Executed)
+            && let Some(reason) = self.closed_by_other(req).await?
+        {
+            return Ok(Planned::Unexecutable { reason });
+        }
+        Ok(Planned::Executed)
+    }
+
+    /// Whether `req`'s nonce was closed by a handle for another request: the bridge marks the
+    /// request tx of every handle it executes (`handledRequestTx`); ours is not marked. That
+    /// happens when the source reorganised deeper than the confirmation depth after the old
+    /// request's nonce executed: the canonical request reuses the nonce and never executes.
+    async fn closed_by_other(
+        &self,
+        req: &Request,
+    ) -> Result<Option<UnexecutableReason>, PlanError> {
+        let (bridge, tx) = (self.cfg.dest_bridge, req.tx_hash);
+        let handled = self
+            .dest
+            .run("Bridge.handledRequestTx", move |p| async move {
+                Bridge::new(bridge, p).handledRequestTx(tx).call().await
+            })
+            .await;
+        match handled {
+            Ok(true) => Ok(None),
+            Ok(false) => {
+                let reason = UnexecutableReason::ClosedByOtherRequest;
+                let detail = format!(
+                    "nonce {} closed by another request's handle; request tx {} never executes",
+                    req.nonce, req.tx_hash
+                );
+                if self
+                    .store
+                    .record_unexecutable(self.cfg.direction, req.nonce, reason, &detail)?
+                {
+                    tracing::warn!(alarm = "request_unexecutable", reason = reason.as_str(),
+                        direction = %self.cfg.direction, nonce = req.nonce,
+                        request_tx = %req.tx_hash, request_block = req.block_number,
+                        from = %req.from, to = %req.to, value_or_id = %req.value_or_id,
+                        runbook = "SECURITY.md, \"A request that can never execute\"",
+                        "the destination executed this nonce for a different request (the source \
+                         reorganised deeper than the confirmation depth): this request can never \
+                         execute and its value stays locked on the source");
+                }
+                Ok(Some(reason))
+            }
+            Err(e) => {
+                tracing::debug!(direction = %self.cfg.direction, nonce = req.nonce, error = %e,
+                    "cannot read handledRequestTx; not checking which request closed the nonce");
+                Ok(None)
+            }
+        }
+    }
+
     /// Sends this operator's vote and sorts out how it ended.
     async fn vote(&self, req: &Request, calldata: Bytes, key: B256) -> Result<Planned, PlanError> {
         let dir = self.cfg.direction;
         let label = format!("{dir} nonce {}", req.nonce);
         let txm = self.txm.current();
+        // Read before sending: the set the vote counts against (cached; no call on most votes).
+        let operators_hash = self.seats.operators_hash().await;
         let outcome = txm.submit(calldata, label).await?;
         let (tx_hash, revert) = match outcome {
-            TxOutcome::Mined { tx_hash, .. } => {
+            TxOutcome::Mined { tx_hash, block, .. } => {
                 self.store
                     .set_state(dir, req.nonce, RequestState::Voted, Some(key))?;
+                self.store.record_own_vote(
+                    dir,
+                    &crate::store::OwnVote {
+                        nonce: req.nonce,
+                        vote_key: key,
+                        voter: txm.address(),
+                        tx_hash,
+                        block_number: block,
+                        operators_hash,
+                    },
+                )?;
                 tracing::info!(direction = %dir, nonce = req.nonce, tx = %tx_hash, "vote mined");
                 return Ok(Planned::Voted { tx_hash });
             }
             TxOutcome::Reverted { tx_hash, revert } => (Some(tx_hash), revert),
             TxOutcome::WouldRevert { revert } => (None, Some(revert)),
         };
-        match revert
-            .as_deref()
-            .and_then(|d| Bridge::BridgeErrors::abi_decode(d).ok())
-        {
-            Some(Bridge::BridgeErrors::AlreadyExecuted(_)) => {
-                self.store
-                    .set_state(dir, req.nonce, RequestState::Executed, Some(key))?;
-                Ok(Planned::Late)
+        match reverts::classify(revert.as_deref().map(|b| b.as_ref())) {
+            RevertKind::Late => {
+                tracing::debug!(direction = %dir, nonce = req.nonce, "vote arrived after execution");
+                self.found_executed(req, key).await.map(|p| match p {
+                    Planned::Executed => Planned::Late,
+                    other => other,
+                })
             }
-            Some(Bridge::BridgeErrors::NotOperator(_)) if self.txm.address() != txm.address() => {
+            RevertKind::NotOperator if self.txm.address() != txm.address() => {
                 Err(PlanError::KeySwitched {
                     direction: dir,
                     nonce: req.nonce,
                     old: txm.address(),
                 })
             }
-            other => {
-                let reason = match other {
-                    Some(e) => format!("{e:?}"),
-                    None => format!("revert data {:?}", revert.unwrap_or_default()),
-                };
-                tracing::error!(alarm = "vote_reverted", direction = %dir, nonce = req.nonce, %reason, "vote reverted");
+            RevertKind::NotOperator => Err(PlanError::NotSeated {
+                direction: dir,
+                nonce: req.nonce,
+                operator: txm.address(),
+            }),
+            RevertKind::Unexecutable { reason, text } => {
+                let detail = format!("vote reverted: {text}");
+                if self
+                    .store
+                    .record_unexecutable(dir, req.nonce, reason, &detail)?
+                {
+                    tracing::error!(alarm = "request_unexecutable", reason = reason.as_str(),
+                        direction = %dir, nonce = req.nonce, tx = ?tx_hash, revert = %text,
+                        request_tx = %req.tx_hash, from = %req.from, to = %req.to,
+                        value_or_id = %req.value_or_id,
+                        runbook = "SECURITY.md, \"A request that can never execute\"",
+                        "the destination refuses to execute this request; no more votes are sent \
+                         for it and its nonce blocks lowerHandleNonce");
+                }
+                Ok(Planned::Unexecutable { reason })
+            }
+            RevertKind::Other(reason) => {
+                tracing::error!(alarm = "vote_reverted", direction = %dir, nonce = req.nonce, tx = ?tx_hash, %reason, "vote reverted");
                 Err(PlanError::VoteReverted {
                     direction: dir,
                     nonce: req.nonce,
@@ -365,8 +538,13 @@ impl Planner {
         }
     }
 
-    /// Whether the destination executed `nonce`.
+    /// Whether the destination executed `nonce`: below `lowerHandleNonce`, or closed. Kaia's
+    /// bridge deletes the closed flag once `lowerHandleNonce` passes the nonce, so the flag
+    /// alone would call an old executed nonce pending.
     pub async fn executed(&self, nonce: u64) -> Result<bool, PlanError> {
+        if nonce < self.lower_handle_nonce().await? {
+            return Ok(true);
+        }
         let bridge = self.cfg.dest_bridge;
         Ok(self
             .dest

@@ -12,11 +12,18 @@
 //! rank = (seat − nonce) mod N
 //! rank < t ─> vote now        rank ≥ t ─> Standby::hold
 //! ```
+//!
+//! Seats the auditor found silent (no vote on many executed nonces in a row, e.g. Kaia's
+//! forgotten deployer seat) are left out of the list: a turn given to a seat that never votes
+//! would leave that nonce one vote short until the standby seats give up waiting. Each agent's
+//! auditor reads the same chain, so they agree up to timing.
 
 use crate::chain::ChainClient;
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
 use crate::rotation::ActiveKey;
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256, keccak256};
+use std::collections::HashSet;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -31,6 +38,24 @@ struct Roster {
     threshold: usize,
 }
 
+/// Seats the auditor found silent (see `auditor/silence.rs`), shared with [`Seats`].
+#[derive(Debug, Clone, Default)]
+pub struct SilentSeats(Arc<RwLock<HashSet<Address>>>);
+
+impl SilentSeats {
+    /// Replaces the set.
+    pub fn set(&self, seats: impl IntoIterator<Item = Address>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = seats.into_iter().collect();
+    }
+
+    fn snapshot(&self) -> HashSet<Address> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 pub struct Seats {
     dest: ChainClient,
     bridge: Address,
@@ -38,6 +63,7 @@ pub struct Seats {
     /// Off when the chain's standby delay is zero: every operator votes at once.
     enabled: bool,
     roster: Mutex<Option<Roster>>,
+    silent: SilentSeats,
 }
 
 impl Seats {
@@ -48,6 +74,7 @@ impl Seats {
             own,
             enabled,
             roster: Mutex::new(None),
+            silent: SilentSeats::default(),
         }
     }
 
@@ -61,11 +88,27 @@ impl Seats {
             return false;
         };
         let me = self.own.address();
-        roster
-            .operators
+        let turns = in_turn(&roster.operators, &self.silent.snapshot(), me);
+        turns
             .iter()
             .position(|a| *a == me)
-            .is_some_and(|seat| rank(seat, nonce, roster.operators.len()) >= roster.threshold)
+            .is_some_and(|seat| rank(seat, nonce, turns.len()) >= roster.threshold)
+    }
+
+    /// The set the auditor keeps up to date.
+    pub fn silent(&self) -> SilentSeats {
+        self.silent.clone()
+    }
+
+    /// keccak256 of the destination's operator set (sorted: order does not matter here), as
+    /// last read; `None` when it cannot be read now. Own-vote memory compares it with the one
+    /// stored at vote time: a changed operator set is a reason to vote again.
+    pub async fn operators_hash(&self) -> Option<B256> {
+        let mut ops = self.roster().await?.operators;
+        ops.sort_unstable();
+        Some(keccak256(
+            ops.iter().flat_map(|a| a.into_array()).collect::<Vec<u8>>(),
+        ))
     }
 
     async fn roster(&self) -> Option<Roster> {
@@ -114,6 +157,15 @@ impl Seats {
     }
 }
 
+/// The seats that take turns: the list without the silent ones (never without this operator).
+fn in_turn(operators: &[Address], silent: &HashSet<Address>, me: Address) -> Vec<Address> {
+    operators
+        .iter()
+        .filter(|a| **a == me || !silent.contains(*a))
+        .copied()
+        .collect()
+}
+
 /// Position of `seat` counted from the seat whose turn comes first for `nonce`.
 fn rank(seat: usize, nonce: u64, n: usize) -> usize {
     let first = (nonce % n as u64) as usize;
@@ -122,7 +174,28 @@ fn rank(seat: usize, nonce: u64, n: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::rank;
+    use super::{in_turn, rank};
+    use alloy::primitives::Address;
+    use std::collections::HashSet;
+
+    #[test]
+    fn a_silent_seat_takes_no_turns_and_every_nonce_still_has_t_voters() {
+        let ops: Vec<Address> = (1..=5).map(Address::repeat_byte).collect();
+        let deployer = ops[2];
+        let silent = HashSet::from([deployer]);
+        let (t, me) = (3, ops[0]);
+        let turns = in_turn(&ops, &silent, me);
+        assert_eq!(turns.len(), 4);
+        assert!(!turns.contains(&deployer));
+        for nonce in 0..40u64 {
+            let voters = (0..turns.len())
+                .filter(|&s| rank(s, nonce, turns.len()) < t)
+                .count();
+            assert_eq!(voters, t, "nonce {nonce}");
+        }
+        // This operator is never left out of its own list.
+        assert_eq!(in_turn(&ops, &HashSet::from([me]), me).len(), 5);
+    }
 
     #[test]
     fn each_nonce_has_exactly_t_seats_in_turn_and_every_seat_takes_turns() {

@@ -10,6 +10,10 @@
 //!                                                   through, however slowly: keep holding
 //! ```
 //!
+//! "Stuck" is the same rule as recovery's stall: a held nonce is at or above `lowerHandleNonce`,
+//! so the nonce at `lowerHandleNonce` was already requested, and pending, at the previous tick;
+//! a request that arrived since cannot make it look stuck (an empty queue forgets the reading).
+//!
 //! A fixed wait would not do: when the chain is slow or the agents are busy, every transfer
 //! takes longer than any delay chosen for a quiet chain, and each seat standing by would then
 //! cast a vote past the threshold, adding load exactly when there is least room for it. Held

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! requestNonce (source) == lowerHandleNonce (destination)?  yes ─> nothing pending
-//! lowerHandleNonce moved since the last check?               yes ─> progress, wait
+//! the oldest pending nonce (lowerHandleNonce) was already requested and pending at the
+//! previous check, and still is?                              no  ─> progress, or new requests
+//!                                                                   only: wait
 //! (stalled, or first check after start: then only requests this agent has not voted or seen
 //!  executed, on nonces that are its turn)
 //!   rescan source logs from the destination's recoveryBlockNumber to the last block the
@@ -48,6 +50,9 @@ pub struct RecoveryReport {
     pub rescanned: bool,
     /// Requests handed back to the planner.
     pub refed: Vec<u64>,
+    /// Request logs in the rescan that did not decode (skipped, each with a warning); the
+    /// caller adds them to `bridge_malformed_logs_total`.
+    pub malformed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +67,8 @@ pub struct Recovery {
     source: ChainClient,
     dest: ChainClient,
     planner: Planner,
-    last_lower: Mutex<Option<u64>>,
+    /// `(requestNonce, lowerHandleNonce)` at the previous check.
+    last: Mutex<Option<(u64, u64)>>,
     pub stats: RecoveryStats,
 }
 
@@ -78,7 +84,7 @@ impl Recovery {
             source,
             dest,
             planner,
-            last_lower: Mutex::new(None),
+            last: Mutex::new(None),
             stats: RecoveryStats::default(),
         }
     }
@@ -100,16 +106,16 @@ impl Recovery {
             lower_handle_nonce: lower,
             ..Default::default()
         };
-        let (stalled, first) = {
-            let mut last = self.last_lower.lock().await;
-            let first = last.is_none();
-            let stalled = last.is_none_or(|prev| prev == lower);
-            *last = Some(lower);
-            (stalled, first)
+        let verdict = {
+            let mut last = self.last.lock().await;
+            let prev = last.replace((request_nonce, lower));
+            judge(prev, request_nonce, lower)
         };
-        if request_nonce <= lower || !stalled {
-            return Ok((report, Vec::new()));
-        }
+        let first = match verdict {
+            Verdict::Nothing => return Ok((report, Vec::new())),
+            Verdict::First => true,
+            Verdict::Stalled => false,
+        };
         report.rescanned = true;
         self.stats.rescans.fetch_add(1, Ordering::Relaxed);
         let from = self
@@ -143,8 +149,16 @@ impl Recovery {
                     Bridge::RequestValueTransferEncoded::SIGNATURE,
                 ]);
             for log in self.source.get_logs(&filter).await? {
-                let Ok(req) = decode_request(&log) else {
-                    continue;
+                let req = match decode_request(&log) {
+                    Ok(req) => req,
+                    Err(e) => {
+                        // Never silently: a request nobody can vote on holds lowerHandleNonce
+                        // back for good, and this is where the operator learns which one.
+                        report.malformed += 1;
+                        tracing::warn!(direction = %self.cfg.direction, error = %e,
+                            "recovery rescan skips a request log that does not decode; if it is the stuck nonce, the bridge emitted something no agent can vote on");
+                        continue;
+                    }
                 };
                 if req.nonce < lower {
                     continue;
@@ -167,5 +181,59 @@ impl Recovery {
             start = end + 1;
         }
         Ok((report, refeed))
+    }
+}
+
+/// What a check does, from the previous check's `(requestNonce, lowerHandleNonce)` and now's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Nothing pending, or handle progress since the previous check, or only requests that
+    /// arrived since it: the seats whose turn it is are (still) on them.
+    Nothing,
+    /// The first check since start, with requests pending.
+    First,
+    /// The oldest pending nonce was already requested, and pending, at the previous check.
+    Stalled,
+}
+
+fn judge(prev: Option<(u64, u64)>, request_nonce: u64, lower: u64) -> Verdict {
+    if request_nonce <= lower {
+        return Verdict::Nothing;
+    }
+    match prev {
+        None => Verdict::First,
+        // `lower < prev_request`: the nonce at `lower` existed then. A request that arrived
+        // between two checks is not a stall (counting it as one made standby seats vote past
+        // the threshold).
+        Some((prev_request, prev_lower)) if prev_lower == lower && lower < prev_request => {
+            Verdict::Stalled
+        }
+        Some(_) => Verdict::Nothing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Verdict, judge};
+
+    #[test]
+    fn a_stall_is_the_oldest_pending_nonce_pending_since_the_previous_check() {
+        use Verdict::*;
+        // (previous (requestNonce, lower), requestNonce now, lower now, verdict)
+        let cases = [
+            (None, 5, 5, Nothing),
+            (None, 6, 5, First),
+            (Some((5, 5)), 6, 5, Nothing), // nonce 5 arrived since: not a stall
+            (Some((5, 5)), 9, 5, Nothing), // several arrived since: not a stall
+            (Some((6, 5)), 6, 5, Stalled), // 5 was pending then and still is
+            (Some((6, 5)), 8, 5, Stalled), // ... new requests do not hide it
+            (Some((6, 5)), 8, 6, Nothing), // progress
+            (Some((8, 6)), 8, 8, Nothing), // all done
+            (Some((8, 7)), 8, 6, Nothing), // lower went back (destination reorg): judged next time
+            (Some((8, 6)), 8, 6, Stalled),
+        ];
+        for (prev, rn, lower, want) in cases {
+            assert_eq!(judge(prev, rn, lower), want, "{prev:?} → ({rn}, {lower})");
+        }
     }
 }

@@ -1,11 +1,18 @@
 //! The agent's store: SQLite on disk (WAL) for what it must not forget across restarts.
 //!
 //! ```text
-//! cursors   direction → next source block to scan, and the last scanned block's number+hash
-//!           (the reorg check: that hash must still be canonical before scanning on)
-//! requests  (direction, nonce) → request tx hash, block, block hash, state, our vote hash
-//!           seen ──vote sent──> voted ──destination closed the nonce──> executed
+//! cursors       direction → next source block to scan, and the last scanned block's number+hash
+//!               (the reorg check: that hash must still be canonical before scanning on)
+//! requests      (direction, nonce) → request tx hash, block, block hash, state, our vote hash
+//!               seen ──vote sent──> voted ──destination closed the nonce──> executed
+//! own_votes     (direction, nonce) → this operator's last mined, successful vote: key, voter,
+//!               tx, block, operator-list hash (schema 2; `own_votes.rs`)
+//! unexecutable  (direction, nonce) → why the request can never execute (schema 2)
+//! audit_cursor  direction → the auditor's next destination block (schema 2)
 //! ```
+//!
+//! Schema changes are additive and numbered by `PRAGMA user_version`; [`Store::open`] brings an
+//! older file up to date in place (see `migrate`), and refuses a file from a newer agent.
 //!
 //! The watcher records a window's requests and advances the cursor in one transaction, so a
 //! crash never skips a request nor leaves the cursor behind what was recorded. The vote journal
@@ -14,6 +21,10 @@
 //!
 //! `synchronous = NORMAL`: a power cut may lose the last commits, which only means rescanning
 //! a few blocks (the guard journal, which is safety-critical, runs with FULL).
+
+mod own_votes;
+
+pub use own_votes::{OwnVote, UnexecutableReason};
 
 use crate::direction::Direction;
 use alloy::primitives::B256;
@@ -86,6 +97,16 @@ pub enum StoreError {
     },
     #[error("store {}: corrupt row: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "store {}: schema version {found} is newer than this agent's ({supported}); run the \
+         newer agent, or restore the store from before it ran",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
 }
 
 const SCHEMA: &str = "
@@ -107,8 +128,12 @@ CREATE TABLE IF NOT EXISTS requests (
     PRIMARY KEY (direction, nonce)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (direction, state, nonce);
-PRAGMA user_version = 1;
 ";
+
+/// The schema version this agent writes. 1: cursors and requests. 2: `own_votes`,
+/// `unexecutable` and `audit_cursor` (new tables only, so an older agent's file is upgraded in
+/// place).
+const SCHEMA_VERSION: i64 = 2;
 
 /// The store, opened. Calls block briefly on SQLite; they are small and local.
 pub struct Store {
@@ -137,7 +162,7 @@ impl Store {
             .map_err(err)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&conn, &path)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path,
@@ -370,6 +395,30 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Creates what is missing and moves `user_version` up to [`SCHEMA_VERSION`], in one
+/// transaction: a crash leaves the old version, and the next open does it again.
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+        own_votes::SCHEMA_V2
+    ))
+    .map_err(err)
 }
 
 fn now_secs() -> i64 {

@@ -1,13 +1,16 @@
 //! Request events, decoded from a source bridge's logs.
 //!
 //! Both request events (`RequestValueTransfer` and, for ERC-721 with its URI,
-//! `RequestValueTransferEncoded` with encodingVer 2) become one [`Request`]. A log that does not
-//! decode is an error naming the log and what is wrong; callers skip it, log it and count it.
+//! `RequestValueTransferEncoded`) become one [`Request`]. A log that does not decode is an error
+//! naming the log and what is wrong; callers skip it, log it and count it. The token URI is
+//! never such a reason: it is kept as the log carries it ([`TokenUri`]) and read, as bytes, the
+//! way Kaia's node reads it (`uri.rs`), down to the empty URI for data that node cannot read.
 
-use crate::contracts::{Bridge, ENCODING_VER_ERC721_URI, TokenType};
+use super::TokenUri;
+use crate::contracts::{Bridge, TokenType};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::rpc::types::Log;
-use alloy::sol_types::{SolEvent, SolValue};
+use alloy::sol_types::SolEvent;
 
 /// One request read from a source bridge's logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +26,9 @@ pub struct Request {
     pub nonce: u64,
     pub fee: U256,
     pub extra_data: Bytes,
-    /// The ERC-721 token URI carried by `RequestValueTransferEncoded` (encodingVer 2).
-    pub token_uri: Option<String>,
+    /// The URI data of `RequestValueTransferEncoded` (`None` for `RequestValueTransfer`, whose
+    /// ERC-721 handle carries the empty URI, as Kaia's node votes it).
+    pub token_uri: Option<TokenUri>,
 }
 
 /// Why a log is not a request this agent can vote on.
@@ -91,22 +95,23 @@ pub fn decode_request(log: &Log) -> Result<Request, DecodeError> {
                 .map_err(|e| bad(e.to_string()))?;
             let e = e.inner.data;
             canonical(e.encode_log_data())?;
-            if e.encodingVer != ENCODING_VER_ERC721_URI {
-                return Err(bad(format!("unsupported encodingVer {}", e.encodingVer)));
+            let token_type = token_type(e.tokenType)?;
+            let uri = TokenUri::new(e.encodingVer, e.encodedData);
+            if token_type == TokenType::Erc721
+                && let Some(why) = uri.anomaly()
+            {
+                // Kaia's node votes the empty URI here; so does the agent, or the nonce
+                // would never reach its threshold.
+                tracing::warn!(
+                    tx_hash = %tx_hash, log_index = log.log_index.unwrap_or_default(),
+                    nonce = e.requestNonce, problem = %why,
+                    "ERC-721 request's token URI data is unreadable: voting the empty URI, as Kaia's node does"
+                );
             }
-            // Strictly: `abi.encode(string)` exactly, and UTF-8. A lossy decode would mint
-            // the token with a URI its owner never had.
-            let raw =
-                Bytes::abi_decode(&e.encodedData).map_err(|e| bad(format!("token URI: {e}")))?;
-            if raw.abi_encode() != e.encodedData.as_ref() {
-                return Err(bad("token URI: not the canonical abi.encode(string)".into()));
-            }
-            let uri = String::from_utf8(raw.to_vec())
-                .map_err(|e| bad(format!("token URI is not UTF-8: {e}")))?;
             Ok(Request {
                 tx_hash,
                 block_number,
-                token_type: token_type(e.tokenType)?,
+                token_type,
                 from: e.from,
                 to: e.to,
                 token: e.tokenAddress,
@@ -124,7 +129,9 @@ pub fn decode_request(log: &Log) -> Result<Request, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::Dialect;
     use alloy::primitives::{LogData, address, b256};
+    use alloy::sol_types::SolValue;
 
     const TX: B256 = b256!("00000000000000000000000000000000000000000000000000000000000000aa");
 
@@ -180,9 +187,40 @@ mod tests {
         );
         assert_eq!(r.extra_data.as_ref(), b"x");
         let uri = "ipfs://token/77".to_string();
-        let r = decode_request(&rpc_log(encoded(2, uri.abi_encode().into()))).unwrap();
+        let double: Bytes = uri.abi_encode().abi_encode().into();
+        let r = decode_request(&rpc_log(encoded(2, double.clone()))).unwrap();
         assert_eq!(r.token_type, TokenType::Erc721);
-        assert_eq!(r.token_uri, Some(uri));
+        assert_eq!(r.token_uri, Some(TokenUri::new(2, double)));
+        let uri_bytes = r.token_uri.unwrap().for_dialect(Dialect::Kaia);
+        assert_eq!(uri_bytes.as_ref(), uri.as_bytes());
+    }
+
+    /// URI data is never a reason to refuse a request: what Kaia's node cannot read (another
+    /// encodingVer, data that does not decode) it votes with the empty URI, and so does this;
+    /// bytes that are not UTF-8 are a URI like any other.
+    #[test]
+    fn uri_data_never_refuses_a_request() {
+        let not_utf8: Bytes = Bytes::from_static(b"\xff\xfe")
+            .abi_encode()
+            .abi_encode()
+            .into();
+        let cases = [
+            (3, double_of(b"ipfs://x"), &b""[..]),
+            (2, Bytes::new(), &b""[..]),
+            (2, Bytes::from_static(&[1, 2, 3]), &b""[..]),
+            (2, not_utf8, &b"\xff\xfe"[..]),
+        ];
+        for (ver, data, uri) in cases {
+            let r = decode_request(&rpc_log(encoded(ver, data.clone()))).unwrap();
+            let t = r.token_uri.unwrap();
+            assert_eq!(t, TokenUri::new(ver, data));
+            assert_eq!(t.for_dialect(Dialect::Kaia).as_ref(), uri);
+            assert_eq!(t.for_dialect(Dialect::Ours).as_ref(), uri);
+        }
+    }
+
+    fn double_of(uri: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(uri).abi_encode().abi_encode().into()
     }
 
     /// Malformed logs are errors naming the log and the reason, never panics.
@@ -190,13 +228,6 @@ mod tests {
     fn malformed_logs_are_named_errors() {
         let reason = |log: Log| decode_request(&log).unwrap_err().reason;
         assert_eq!(reason(rpc_log(native(7))), "unknown token type 7");
-        assert_eq!(
-            reason(rpc_log(encoded(3, Bytes::new()))),
-            "unsupported encodingVer 3"
-        );
-        assert!(
-            reason(rpc_log(encoded(2, Bytes::from_static(&[1, 2, 3])))).starts_with("token URI")
-        );
         let mut truncated = native(0);
         let data = truncated.data[..40].to_vec();
         truncated = LogData::new_unchecked(truncated.topics().to_vec(), data.into());
@@ -213,9 +244,6 @@ mod tests {
         data.extend_from_slice(&[0; 32]);
         padded = LogData::new_unchecked(padded.topics().to_vec(), data.into());
         assert!(reason(rpc_log(padded)).starts_with("not the canonical encoding"));
-        // Also found there: a token URI that is not UTF-8 was decoded lossily (U+FFFD).
-        let not_utf8 = Bytes::from_static(b"\xff\xfe").abi_encode();
-        assert!(reason(rpc_log(encoded(2, not_utf8.into()))).starts_with("token URI is not UTF-8"));
         let other = LogData::new_unchecked(vec![B256::repeat_byte(9)], Bytes::new());
         assert_eq!(reason(rpc_log(other)), "not a request event");
         let mut pending = rpc_log(native(0));

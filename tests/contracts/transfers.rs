@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use alloy::primitives::{Address, Bytes, U256};
+use alloy::sol_types::SolValue;
 use bridge_agent::contracts::TokenType;
 use bridge_agent::devnet::Side;
 use bridge_agent::devnet::stand_in::Request;
@@ -193,10 +194,18 @@ async fn erc721(dir: Dir) {
         id,
         b"erc721",
     );
+    // Encoded twice, as Kaia's bridge does: abi.encode(string(abi.encode(uri))).
+    let uri = req.token_uri.as_ref().expect("URI travels in the event");
     assert_eq!(
-        req.token_uri.as_deref(),
-        Some(seed::nft_uri(id).as_str()),
-        "URI travels in the event"
+        uri.encoded_data().as_ref(),
+        &seed::nft_uri(id).abi_encode().abi_encode()[..],
+        "URI encoded as Kaia's bridge encodes it"
+    );
+    assert_eq!(
+        uri.for_dialect(bridge_agent::dialect::Dialect::Kaia)
+            .as_ref(),
+        seed::nft_uri(id).as_bytes(),
+        "Kaia's rule reads the URI back"
     );
     if src.mode_mint_burn {
         assert!(

@@ -22,7 +22,7 @@ const COMPROMISED: [usize; 2] = [0, 1];
 const INVENTED_NONCE: u64 = 1_000_000;
 
 /// Signs with operator `i`'s key straight from its token: no agent, no guard.
-async fn attacker(i: usize) -> Pkcs11Signer {
+pub(crate) async fn attacker(i: usize) -> Pkcs11Signer {
     let config: Pkcs11Config = toml::from_str(&format!(
         "module = \"{MODULE}\"\ntoken_label = \"{}\"\nkey_label = \"operator\"\npin = {{ env = \"UNUSED\" }}\n",
         SoftHsm::token_label(i)
@@ -33,7 +33,7 @@ async fn attacker(i: usize) -> Pkcs11Signer {
         .unwrap()
 }
 
-fn forged_handle(nonce: u64, to: Address, value: u64) -> Bytes {
+pub(crate) fn forged_handle(nonce: u64, to: Address, value: u64) -> Bytes {
     Bridge::handleKLAYTransferCall {
         requestTxHash: keccak256(format!("forged {nonce}")),
         from: Address::repeat_byte(0xee),

@@ -10,6 +10,11 @@
 mod support;
 
 mod forged_votes;
+mod gas_table;
+mod kaia_failures;
+mod kaia_normal;
+mod kaia_stuck;
+mod kaia_uri;
 mod kill9;
 mod network;
 mod node_failure;

@@ -16,6 +16,7 @@ use alloy::sol_types::SolEvent;
 use bridge_agent::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
 use bridge_agent::demo::traffic::Traffic;
 use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
+use bridge_agent::dialect::Dialect;
 use bridge_signer::Pin;
 use bridge_signer::pkcs11::Pkcs11Token;
 pub use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
@@ -106,6 +107,8 @@ pub struct ClusterOptions {
     pub recovery_secs: u64,
     /// `standby_delay_ms` of both chains (the agent's default when `None`).
     pub standby_delay_ms: Option<u64>,
+    /// Which bridge contract the devnet deploys (the agents find it out themselves).
+    pub dialect: Dialect,
 }
 
 impl Default for ClusterOptions {
@@ -118,6 +121,7 @@ impl Default for ClusterOptions {
             parent_confirmations: 0,
             recovery_secs: 2,
             standby_delay_ms: None,
+            dialect: Dialect::Ours,
         }
     }
 }
@@ -198,6 +202,7 @@ impl Cluster {
             operators: operators.clone(),
             value_transfer_threshold: opts.threshold,
             configuration_threshold: opts.threshold,
+            dialect: opts.dialect,
             ..DevnetOptions::default()
         })
         .await
@@ -495,15 +500,116 @@ impl Cluster {
             .await
             .unwrap_or_else(|e| panic!("balances: {e}\n{}", self.log_tails()));
         assert!(!lines.is_empty());
+        let handles = [
+            ("child", super::chain_votes::handle_txs(&d.child).await),
+            ("parent", super::chain_votes::handle_txs(&d.parent).await),
+        ];
         for node in &self.nodes {
-            self.check_journals(node).await;
+            self.check_journals(node, &handles).await;
         }
+        self.check_votes_per_transfer(&handles).await;
         self.check_no_stuck_nonce().await;
+    }
+
+    /// [`Cluster::check_votes_per_transfer`] on both chains, for scenarios whose requests are
+    /// not all in one [`Traffic`] (a stuck nonce, tokens of their own).
+    pub async fn check_votes_on_chain(&self) {
+        let d = &self.devnet;
+        let handles = [
+            ("child", super::chain_votes::handle_txs(&d.child).await),
+            ("parent", super::chain_votes::handle_txs(&d.parent).await),
+        ];
+        self.check_votes_per_transfer(&handles).await;
+    }
+
+    /// Votes on chain per executed transfer = t, no extra: for every executed nonce exactly t
+    /// successful handle transactions carry the executed call (a repeated identical vote, mined
+    /// on both dialects, counts as an extra), and no operator whose key stayed with its agent
+    /// cast any other call. Read from the blocks, so it holds on Kaia's bridge too.
+    async fn check_votes_per_transfer(
+        &self,
+        handles: &[(&str, Vec<super::chain_votes::HandleTx>)],
+    ) {
+        let d = &self.devnet;
+        let compromised: Vec<Address> = self
+            .compromised
+            .iter()
+            .map(|&i| self.nodes[i].address)
+            .collect();
+        for (name, txs) in handles {
+            let dest = if *name == "child" {
+                &d.child
+            } else {
+                &d.parent
+            };
+            let t = u64::from(
+                Bridge::new(dest.bridge, dest.reader())
+                    .operatorThresholds(VOTE_TYPE_VALUE_TRANSFER)
+                    .call()
+                    .await
+                    .unwrap(),
+            );
+            let reverted = txs.iter().filter(|h| !h.ok).count();
+            let by_nonce = super::chain_votes::ok_by_nonce(txs);
+            let mut executed = 0;
+            for (nonce, votes) in &by_nonce {
+                let Some(closing) = votes.iter().find(|h| h.executed) else {
+                    continue;
+                };
+                executed += 1;
+                let same: Vec<String> = votes
+                    .iter()
+                    .filter(|h| h.key == closing.key)
+                    .map(|h| format!("{} (block {})", h.from, h.block))
+                    .collect();
+                if same.len() as u64 != t {
+                    // The voters' own words about this nonce, for the failure report.
+                    let mut lines = String::new();
+                    for node in &self.nodes {
+                        if votes.iter().any(|h| h.from == node.address) {
+                            lines += &format!("--- op{} on nonce {nonce} ---\n", node.index + 1);
+                            for l in node.log_text().lines() {
+                                if l.contains(&format!("nonce={nonce} "))
+                                    || l.ends_with(&format!("nonce={nonce}"))
+                                {
+                                    lines += l;
+                                    lines.push('\n');
+                                }
+                            }
+                        }
+                    }
+                    panic!(
+                        "{name} nonce {nonce}: {} successful votes for the executed call, want t = \
+                         {t}: {same:?}\n{lines}\n{}",
+                        same.len(),
+                        self.log_tails()
+                    );
+                }
+                let other: Vec<String> = votes
+                    .iter()
+                    .filter(|h| h.key != closing.key && !compromised.contains(&h.from))
+                    .map(|h| format!("{} (block {})", h.from, h.block))
+                    .collect();
+                assert!(
+                    other.is_empty(),
+                    "{name} nonce {nonce}: honest operators voted another call: {other:?}\n{}",
+                    self.log_tails()
+                );
+            }
+            eprintln!(
+                "votes on {name}: {executed} executed transfers with exactly t = {t} votes each; \
+                 {reverted} reverted handle transaction(s)"
+            );
+        }
     }
 
     /// Each journal: no conflicting vote attempted, and every vote of this operator on chain
     /// is the one its journal recorded.
-    async fn check_journals(&self, node: &Node) {
+    async fn check_journals(
+        &self,
+        node: &Node,
+        handles: &[(&str, Vec<super::chain_votes::HandleTx>)],
+    ) {
         let d = &self.devnet;
         for (side, name) in [(&d.parent, "parent"), (&d.child, "child")] {
             let path = node.data_dir.join(format!("journal-{name}.sqlite"));
@@ -537,6 +643,28 @@ impl Cluster {
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
+            if d.dialect == Dialect::Kaia {
+                // No vote view: every successful handle this key sent must be its journal's.
+                if self.compromised.contains(&node.index) {
+                    continue;
+                }
+                let txs = handles
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, t)| t.as_slice())
+                    .unwrap_or_default();
+                for h in txs.iter().filter(|h| h.ok && h.from == node.address) {
+                    assert_eq!(
+                        journal.get(&h.nonce),
+                        Some(&h.key),
+                        "op{} voted on {name} nonce {} (tx {}) without (or unlike) its journal",
+                        node.index + 1,
+                        h.nonce,
+                        h.hash
+                    );
+                }
+                continue;
+            }
             let bridge = Bridge::new(side.bridge, side.reader());
             for nonce in 0..request_nonce(if name == "child" { &d.parent } else { &d.child }).await
             {

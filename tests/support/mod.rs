@@ -3,5 +3,6 @@
 
 pub mod agent;
 pub mod burst;
+pub mod chain_votes;
 pub mod cluster;
 pub mod proxy;

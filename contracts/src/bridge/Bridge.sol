@@ -28,7 +28,8 @@ contract Bridge is BridgeTokens, ReentrancyGuard {
     uint8 public constant TOKEN_TYPE_KLAY = 0;
     uint8 public constant TOKEN_TYPE_ERC20 = 1;
     uint8 public constant TOKEN_TYPE_ERC721 = 2;
-    /// `RequestValueTransferEncoded.encodedData` = `abi.encode(string tokenURI)`.
+    /// `RequestValueTransferEncoded.encodedData` = `abi.encode(string(abi.encode(tokenURI)))`:
+    /// the URI encoded twice, as Kaia's bridge emits it (see `_encodedTokenURI`).
     uint8 public constant ENCODING_VER_ERC721_URI = 2;
     /// Rounds of the lower-handle-nonce catch-up loop per handle, to bound gas.
     uint64 public constant MAX_HANDLE_NONCE_ADVANCE = 200;
@@ -176,7 +177,7 @@ contract Bridge is BridgeTokens, ReentrancyGuard {
     {
         _requireRegistered(token);
         if (to == address(0)) revert ZeroAddress();
-        string memory uri = _tokenURI(token, tokenId);
+        bytes memory encodedURI = _encodedTokenURI(token, tokenId);
         IERC721(token).transferFrom(msg.sender, address(this), tokenId);
         if (modeMintBurn) IBridgeMintableERC721(token).burn(tokenId);
         emit RequestValueTransferEncoded(
@@ -189,7 +190,7 @@ contract Bridge is BridgeTokens, ReentrancyGuard {
             0,
             extraData,
             ENCODING_VER_ERC721_URI,
-            abi.encode(uri)
+            encodedURI
         );
         requestNonce++;
     }
@@ -303,11 +304,17 @@ contract Bridge is BridgeTokens, ReentrancyGuard {
         lowerHandleNonce = i;
     }
 
-    function _tokenURI(address token, uint256 tokenId) private view returns (string memory) {
+    /// The URI data as Kaia's bridge emits it (encodingVer 2): `abi.encode(string(answer))`,
+    /// `answer` being the ABI encoding of `tokenURI`'s string, or empty when the call fails. So
+    /// the agent reads one rule on both kinds of bridge, and Kaia's own node run against this
+    /// bridge votes the same URI. The answer is re-encoded after decoding, so it is always the
+    /// canonical encoding (Kaia's takes the raw return data). Before issue 13 this bridge
+    /// emitted `abi.encode(uri)`; the agent still reads that (src/votes/uri.rs).
+    function _encodedTokenURI(address token, uint256 tokenId) private view returns (bytes memory) {
         try IERC721Metadata(token).tokenURI(tokenId) returns (string memory uri) {
-            return uri;
+            return abi.encode(string(abi.encode(uri)));
         } catch {
-            return "";
+            return abi.encode(string(""));
         }
     }
 }

@@ -111,9 +111,7 @@ pub fn decode(input: &[u8]) -> Result<AllowedCall, Refused> {
         handleERC20TransferCall::SELECTOR => {
             vote::<handleERC20TransferCall>(input, Namespace::Request, |c| c.requestedNonce)
         }
-        handleERC721TransferCall::SELECTOR => {
-            vote::<handleERC721TransferCall>(input, Namespace::Request, |c| c.requestedNonce)
-        }
+        handleERC721TransferCall::SELECTOR => erc721_vote(input),
         replaceOperatorCall::SELECTOR => {
             vote::<replaceOperatorCall>(input, Namespace::Config, |c| c.nonce)
         }
@@ -129,6 +127,42 @@ pub fn decode(input: &[u8]) -> Result<AllowedCall, Refused> {
     }
 }
 
+/// `handleERC721Transfer`, decoded as strictly as the others but with `bytes` in place of the
+/// `string tokenURI` (they encode identically): a URI is bytes, and the agent votes the URI
+/// Kaia's node would, UTF-8 or not. Decoding it as `string` refused such a vote, wedging the
+/// nonce for every honest operator.
+fn erc721_vote(input: &[u8]) -> Result<AllowedCall, Refused> {
+    use alloy_primitives::{Address, B256, Bytes, U256};
+    use alloy_sol_types::SolValue;
+    type Args = (
+        B256,
+        Address,
+        Address,
+        Address,
+        U256,
+        u64,
+        u64,
+        Bytes,
+        Bytes,
+    );
+    let malformed = |reason: String| Refused::MalformedCall {
+        function: handleERC721TransferCall::SIGNATURE,
+        reason,
+    };
+    let body = input.get(4..).unwrap_or_default();
+    let args = Args::abi_decode_params_validate(body).map_err(|e| malformed(e.to_string()))?;
+    if args.abi_encode_params() != body {
+        return Err(malformed(
+            "not the canonical ABI encoding (extra or non-zero padding bytes)".into(),
+        ));
+    }
+    Ok(AllowedCall::Vote {
+        function: name_of(handleERC721TransferCall::SIGNATURE),
+        namespace: Namespace::Request,
+        nonce: args.5,
+    })
+}
+
 fn name_of(signature: &'static str) -> &'static str {
     signature.split('(').next().unwrap_or(signature)
 }
@@ -137,6 +171,71 @@ fn name_of(signature: &'static str) -> &'static str {
 mod tests {
     use super::*;
     use alloy_primitives::{Address, B256, Bytes, U256};
+    use alloy_sol_types::SolValue;
+
+    /// A token URI that is not UTF-8 is a vote like any other (Kaia's node votes such URIs);
+    /// the decode stays strict about everything else.
+    #[test]
+    fn erc721_uri_is_bytes() {
+        let call = |uri: &[u8]| {
+            let mut c = handleERC721TransferCall::SELECTOR.to_vec();
+            c.extend(
+                (
+                    B256::repeat_byte(1),
+                    Address::repeat_byte(2),
+                    Address::repeat_byte(3),
+                    Address::repeat_byte(4),
+                    U256::from(5),
+                    6u64,
+                    7u64,
+                    Bytes::copy_from_slice(uri),
+                    Bytes::from_static(b"x"),
+                )
+                    .abi_encode_params(),
+            );
+            c
+        };
+        for uri in [&b""[..], b"ipfs://a", b"\xff\xfe\x00", &[0x80; 200]] {
+            assert_eq!(
+                decode(&call(uri)),
+                Ok(AllowedCall::Vote {
+                    function: "handleERC721Transfer",
+                    namespace: Namespace::Request,
+                    nonce: 6
+                }),
+                "{uri:?}"
+            );
+        }
+        // The string binding encodes a UTF-8 URI the same way.
+        let binding = handleERC721TransferCall {
+            requestTxHash: B256::repeat_byte(1),
+            from: Address::repeat_byte(2),
+            to: Address::repeat_byte(3),
+            tokenAddress: Address::repeat_byte(4),
+            tokenId: U256::from(5),
+            requestedNonce: 6,
+            requestedBlockNumber: 7,
+            tokenURI: "ipfs://a".into(),
+            extraData: Bytes::from_static(b"x"),
+        }
+        .abi_encode();
+        assert_eq!(binding, call(b"ipfs://a"));
+        let mut padded = call(b"\xff");
+        padded.push(0);
+        assert!(
+            matches!(decode(&padded), Err(Refused::MalformedCall { ref reason, .. }) if reason.contains("canonical"))
+        );
+        let mut dirty = call(b"\xff");
+        let last = dirty.len() - 65; // the URI word's last byte: padding after 0xff
+        dirty[last] = 1;
+        assert!(matches!(decode(&dirty), Err(Refused::MalformedCall { .. })));
+        let mut big_nonce = call(b"a");
+        big_nonce[4 + 5 * 32 + 10] = 1; // a high byte of the uint64 nonce
+        assert!(matches!(
+            decode(&big_nonce),
+            Err(Refused::MalformedCall { .. })
+        ));
+    }
 
     /// Found by tests/proptest_guard.rs: trailing bytes after a valid call were accepted.
     #[test]
