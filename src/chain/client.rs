@@ -1,5 +1,6 @@
 //! [`ChainClient`]: calls with timeout and failover across one chain's endpoints.
 
+use super::degraded::LimitWindow;
 use super::endpoints::{Endpoint, EndpointStats, FaultKind, attempt_order};
 use super::error::{Answer, ChainError, ClassifyError, Failure};
 use super::heads::{self, HeadStream};
@@ -57,6 +58,10 @@ pub struct ChainStats {
     pub chain_id: u64,
     /// Calls that moved from one endpoint to the next.
     pub failovers: u64,
+    /// Attempts refused with a rate limit, over every endpoint.
+    pub rate_limited: u64,
+    /// True while most recent attempts are rate-limited (see [`super::DEGRADED_WINDOW`]).
+    pub degraded: bool,
     pub endpoints: Vec<EndpointStats>,
 }
 
@@ -64,7 +69,9 @@ pub struct ChainStats {
 ///
 /// Every call runs on the healthiest available endpoint with a timeout of
 /// [`ChainAccessConfig::rpc_timeout`]; on a timeout or transport failure it moves to the next
-/// endpoint. JSON-RPC error answers (reverts, "nonce too low") are returned as they are.
+/// endpoint. JSON-RPC error answers (reverts, "nonce too low") are returned as they are. A rate
+/// limit pauses that endpoint; when every endpoint is paused the call waits for the first to
+/// resume and tries again, for at most [`ChainAccessConfig::rate_limit_wait`].
 #[derive(Clone)]
 pub struct ChainClient {
     inner: Arc<Inner>,
@@ -74,6 +81,7 @@ struct Inner {
     config: ChainAccessConfig,
     endpoints: Vec<Endpoint>,
     failovers: AtomicU64,
+    limits: LimitWindow,
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -117,7 +125,9 @@ impl ChainClient {
                 .disable_recommended_fillers()
                 .connect_http(url.expose().clone())
                 .erased();
-            endpoints.push(Endpoint::new(index, url.clone(), provider));
+            endpoints.push(
+                Endpoint::new(index, url.clone(), provider).with_budget(config.requests_per_second),
+            );
         }
         if let Some(ws) = &config.ws
             && !matches!(ws.scheme(), "ws" | "wss")
@@ -133,6 +143,7 @@ impl ChainClient {
                 config,
                 endpoints,
                 failovers: AtomicU64::new(0),
+                limits: LimitWindow::new(Instant::now()),
             }),
         };
         client.check_chain_ids().await?;
@@ -145,15 +156,9 @@ impl ChainClient {
     async fn check_chain_ids(&self) -> Result<(), ChainError> {
         let cfg = &self.inner.config;
         let mut set = JoinSet::new();
-        for ep in &self.inner.endpoints {
-            ep.record_request();
-            let provider = ep.provider.clone();
-            let (index, timeout) = (ep.index, cfg.rpc_timeout);
-            set.spawn(async move {
-                let started = Instant::now();
-                let r = tokio::time::timeout(timeout, provider.get_chain_id()).await;
-                (index, started.elapsed(), r)
-            });
+        for index in 0..self.inner.endpoints.len() {
+            let client = self.clone();
+            set.spawn(async move { (index, client.chain_id_of(index).await) });
         }
         let mut results = Vec::new();
         while let Some(joined) = set.join_next().await {
@@ -171,40 +176,20 @@ impl ChainClient {
 
         let mut unreachable = Vec::new();
         let mut mismatch = None;
-        for (index, latency, result) in results {
+        for (index, result) in results {
             let ep = &self.inner.endpoints[index];
-            let error = match result {
-                Ok(Ok(got)) => {
-                    ep.record_answer(latency, false);
-                    if got != cfg.chain_id {
-                        mismatch.get_or_insert(ChainError::ChainIdMismatch {
-                            chain: cfg.name.clone(),
-                            endpoint: ep.label(),
-                            expected: cfg.chain_id,
-                            got,
-                        });
-                    }
-                    continue;
-                }
-                Ok(Err(e)) => {
-                    let message = ep.url.scrub(&e.to_string());
-                    ep.record_fault(FaultKind::Transport, &cfg.endpoint_backoff, Instant::now());
-                    ChainError::Transport {
+            match result {
+                Ok(got) if got != cfg.chain_id => {
+                    mismatch.get_or_insert(ChainError::ChainIdMismatch {
+                        chain: cfg.name.clone(),
                         endpoint: ep.label(),
-                        method: "eth_chainId",
-                        message,
-                    }
+                        expected: cfg.chain_id,
+                        got,
+                    });
                 }
-                Err(_) => {
-                    ep.record_fault(FaultKind::Timeout, &cfg.endpoint_backoff, Instant::now());
-                    ChainError::Timeout {
-                        endpoint: ep.label(),
-                        method: "eth_chainId",
-                        timeout: cfg.rpc_timeout,
-                    }
-                }
-            };
-            unreachable.push(error);
+                Ok(_) => {}
+                Err(e) => unreachable.push(e),
+            }
         }
         if let Some(m) = mismatch {
             return Err(m);
@@ -226,6 +211,26 @@ impl ChainClient {
             "chain id checked"
         );
         Ok(())
+    }
+
+    /// `eth_chainId` of one endpoint, waiting out its rate limits (bounded like any call).
+    async fn chain_id_of(&self, index: usize) -> Result<u64, ChainError> {
+        let ep = &self.inner.endpoints[index];
+        let deadline = Instant::now() + self.inner.config.rate_limit_wait;
+        loop {
+            match self
+                .attempt(ep, "eth_chainId", ep.provider.get_chain_id())
+                .await
+            {
+                Attempt::Done(result) => return result,
+                Attempt::Fault(e) => match ep.paused_until(Instant::now()) {
+                    Some(until) if e.is_rate_limited() && until < deadline => {
+                        tokio::time::sleep_until(until.into()).await;
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
     }
 
     async fn check_ws_chain_id(&self, ws: &SensitiveUrl) -> Result<(), ChainError> {
@@ -279,23 +284,67 @@ impl ChainClient {
         Fut: Future<Output = Result<T, E>>,
         E: ClassifyError,
     {
-        let order = attempt_order(&self.inner.endpoints, Instant::now());
+        let deadline = Instant::now() + self.inner.config.rate_limit_wait;
         let mut faults = Vec::new();
-        for (i, ep) in order.iter().enumerate() {
-            match self.attempt(ep, method, f(ep.provider.clone())).await {
-                Attempt::Done(result) => {
-                    if i > 0 {
-                        debug!(chain = %self.name(), method, endpoint = %ep.label(), "answered after failover");
-                    }
-                    return result;
+        // Endpoints that failed (not rate-limited) in this call: not tried again by it.
+        let mut failed = Vec::new();
+        let mut attempts = 0usize;
+        loop {
+            let now = Instant::now();
+            let order: Vec<&Endpoint> = attempt_order(&self.inner.endpoints, now)
+                .into_iter()
+                .filter(|ep| !failed.contains(&ep.index))
+                .collect();
+            // The earliest end of a rate-limit pause among the endpoints not tried now.
+            let mut resume: Option<Instant> = None;
+            for (i, ep) in order.iter().enumerate() {
+                if let Some(until) = ep.paused_until(Instant::now()) {
+                    resume = Some(resume.map_or(until, |r| r.min(until)));
+                    continue;
                 }
-                Attempt::Fault(e) => {
-                    if i + 1 < order.len() {
-                        ep.record_failover();
-                        self.inner.failovers.fetch_add(1, Ordering::Relaxed);
+                attempts += 1;
+                match self.attempt(ep, method, f(ep.provider.clone())).await {
+                    Attempt::Done(result) => {
+                        if attempts > 1 {
+                            debug!(chain = %self.name(), method, endpoint = %ep.label(), attempts, "answered after failover or rate limit");
+                        }
+                        return result;
                     }
-                    faults.push(e);
+                    Attempt::Fault(e) => {
+                        if i + 1 < order.len() {
+                            ep.record_failover();
+                            self.inner.failovers.fetch_add(1, Ordering::Relaxed);
+                        }
+                        match ep.paused_until(Instant::now()) {
+                            Some(until) if e.is_rate_limited() => {
+                                resume = Some(resume.map_or(until, |r| r.min(until)));
+                            }
+                            _ => failed.push(ep.index),
+                        }
+                        faults.push(e);
+                    }
                 }
+            }
+            // Every endpoint failed or is paused: wait for the first pause to end, if in time.
+            match resume {
+                Some(until) if until <= deadline => {
+                    debug!(chain = %self.name(), method, wait = ?until.saturating_duration_since(Instant::now()), "every RPC endpoint rate-limited; waiting");
+                    tokio::time::sleep_until(until.into()).await;
+                }
+                _ => break,
+            }
+        }
+        if faults.is_empty() {
+            // Every endpoint was paused from the start and stays so past the deadline.
+            for ep in &self.inner.endpoints {
+                faults.push(ChainError::RateLimited {
+                    endpoint: ep.label(),
+                    method,
+                    message: "paused after earlier rate limits, beyond this call's wait".into(),
+                    retry_after: ep
+                        .paused_until(Instant::now())
+                        .map(|t| t.saturating_duration_since(Instant::now())),
+                });
             }
         }
         Err(ChainError::AllEndpointsFailed {
@@ -312,11 +361,14 @@ impl ChainClient {
         fut: impl Future<Output = Result<T, E>>,
     ) -> Attempt<T> {
         let cfg = &self.inner.config;
+        ep.pace().await;
         ep.record_request();
         let started = Instant::now();
+        let limits = &self.inner.limits;
         let (fault, kind) = match tokio::time::timeout(cfg.rpc_timeout, fut).await {
             Ok(Ok(value)) => {
                 ep.record_answer(started.elapsed(), false);
+                limits.record(false, Instant::now());
                 return Attempt::Done(Ok(value));
             }
             Ok(Err(e)) => match e.classify() {
@@ -345,13 +397,30 @@ impl ChainClient {
                         }
                     };
                     ep.record_answer(started.elapsed(), true);
+                    limits.record(false, Instant::now());
                     return Attempt::Done(Err(err));
+                }
+                Failure::RateLimited {
+                    message,
+                    retry_after,
+                } => {
+                    let now = Instant::now();
+                    limits.record(true, now);
+                    let pause = ep.record_rate_limited(retry_after, &cfg.endpoint_backoff, now);
+                    let err = ChainError::RateLimited {
+                        endpoint: ep.label(),
+                        method,
+                        message: ep.clean(&message),
+                        retry_after,
+                    };
+                    debug!(chain = %cfg.name, error = %err, ?pause, "RPC endpoint rate-limited; pausing it");
+                    return Attempt::Fault(err);
                 }
                 Failure::Endpoint(message) => (
                     ChainError::Transport {
                         endpoint: ep.label(),
                         method,
-                        message: ep.url.scrub(&message),
+                        message: ep.clean(&message),
                     },
                     FaultKind::Transport,
                 ),
@@ -359,7 +428,7 @@ impl ChainClient {
                     ChainError::InvalidResponse {
                         endpoint: ep.label(),
                         method,
-                        message: ep.url.scrub(&message),
+                        message: ep.clean(&message),
                     },
                     FaultKind::Transport,
                 ),
@@ -373,6 +442,7 @@ impl ChainClient {
                 FaultKind::Timeout,
             ),
         };
+        limits.record(false, Instant::now());
         let was_healthy = ep.stats(started).consecutive_failures == 0;
         ep.record_fault(kind, &cfg.endpoint_backoff, Instant::now());
         if was_healthy {
@@ -397,12 +467,20 @@ impl ChainClient {
         self.inner.endpoints.iter().map(|e| e.stats(now)).collect()
     }
 
+    /// True while most recent RPC attempts on this chain are rate-limited (over the last
+    /// [`super::DEGRADED_WINDOW`] or two, at least [`super::DEGRADED_MIN_ATTEMPTS`] attempts).
+    pub fn is_degraded(&self) -> bool {
+        self.inner.limits.degraded(Instant::now())
+    }
+
     /// Chain-level counters plus [`ChainClient::endpoint_stats`].
     pub fn stats(&self) -> ChainStats {
         ChainStats {
             chain: self.name().to_owned(),
             chain_id: self.chain_id(),
             failovers: self.inner.failovers.load(Ordering::Relaxed),
+            rate_limited: self.inner.limits.total(),
+            degraded: self.is_degraded(),
             endpoints: self.endpoint_stats(),
         }
     }

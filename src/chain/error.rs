@@ -58,6 +58,16 @@ pub enum ChainError {
         message: String,
     },
 
+    /// The endpoint said "slow down" (HTTP 429, JSON-RPC -32005 "rate limit", …): it works,
+    /// but is paused for `retry_after` (its `Retry-After`, or the agent's own backoff).
+    #[error("{endpoint}: {method}: rate-limited{}: {message}", retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    RateLimited {
+        endpoint: String,
+        method: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+
     #[error("{endpoint}: {method}: invalid response: {message}")]
     InvalidResponse {
         endpoint: String,
@@ -133,6 +143,7 @@ impl ChainError {
             self,
             ChainError::Timeout { .. }
                 | ChainError::Transport { .. }
+                | ChainError::RateLimited { .. }
                 | ChainError::InvalidResponse { .. }
                 | ChainError::AllEndpointsFailed { .. }
                 | ChainError::NoEndpointReachable { .. }
@@ -148,10 +159,24 @@ impl ChainError {
         }
     }
 
+    /// True if this is, or (for [`ChainError::AllEndpointsFailed`] and
+    /// [`ChainError::NoEndpointReachable`]) contains, a rate limit.
+    pub fn is_rate_limited(&self) -> bool {
+        match self {
+            ChainError::RateLimited { .. } => true,
+            ChainError::AllEndpointsFailed { errors, .. }
+            | ChainError::NoEndpointReachable { errors, .. } => {
+                errors.iter().any(|e| e.is_rate_limited())
+            }
+            _ => false,
+        }
+    }
+
     /// The error messages that an endpoint or its answer carried, for matching on text.
     pub(crate) fn messages(&self) -> Vec<&str> {
         match self {
             ChainError::Transport { message, .. }
+            | ChainError::RateLimited { message, .. }
             | ChainError::InvalidResponse { message, .. }
             | ChainError::Rpc { message, .. } => vec![message.as_str()],
             ChainError::AllEndpointsFailed { errors, .. } => {
@@ -179,11 +204,54 @@ pub(crate) fn is_range_too_large(message: &str) -> bool {
     .any(|p| m.contains(p))
 }
 
+/// Whether a JSON-RPC error answer means "slow down" rather than an answer about the request.
+///
+/// Codes: 429 (as some providers put it in JSON-RPC), -32005 (Infura's "limit exceeded"; but
+/// geth-style nodes use the same code for "query returned more than 10000 results", a log-range
+/// cap the windowed log fetch handles by shrinking its window, so that text is excluded), and
+/// the provider-specific -32016 / -32012 / -32007 when their text says so. Texts: "rate limit",
+/// "too many requests", "… limit exceeded" (except gas), "exceeded … quota / rate / capacity".
+/// A revert (code 3) is never a rate limit, whatever its reason string says.
+pub fn is_rate_limit_answer(code: i64, message: &str) -> bool {
+    if code == 3 || is_range_too_large(message) {
+        return false;
+    }
+    let m = message.to_ascii_lowercase();
+    if m.contains("execution reverted") {
+        return false;
+    }
+    let texts = [
+        "rate limit",
+        "ratelimit",
+        "rate-limit",
+        "too many requests",
+        "request limit reached",
+        "credits limited",
+        "quota exceeded",
+        "exceeded the quota",
+        "exceeded quota",
+        "capacity exceeded",
+        "rate exceeded",
+        "exceeded the rate",
+    ];
+    let limit_exceeded = m.contains("limit exceeded") && !m.contains("gas");
+    match code {
+        429 | -32005 => true,
+        _ => limit_exceeded || texts.iter().any(|t| m.contains(t)),
+    }
+}
+
 /// How one attempt on one endpoint ended, when it did not return a value.
 #[derive(Debug)]
 pub enum Failure {
-    /// The endpoint is at fault (unreachable, HTTP error, rate-limited): try the next.
+    /// The endpoint is at fault (unreachable, HTTP error, temporarily unavailable): try the next.
     Endpoint(String),
+    /// The endpoint asked to be called less often: pause it (for `retry_after` if it said),
+    /// without counting it as broken.
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The endpoint answered something that is not a valid JSON-RPC answer: try the next.
     InvalidResponse(String),
     /// The endpoint answered, with an error: return it to the caller.
@@ -215,6 +283,12 @@ impl ClassifyError for RpcError<TransportErrorKind> {
     fn classify(self) -> Failure {
         match self {
             RpcError::ErrorResp(payload) => {
+                if is_rate_limit_answer(payload.code, &payload.message) {
+                    return Failure::RateLimited {
+                        message: format!("{} ({})", payload.message, payload.code),
+                        retry_after: None,
+                    };
+                }
                 // "Too many results / too wide a range" is an answer about the request (the
                 // windowed log fetch shrinks its window), even when the code says "limit".
                 if payload.is_retry_err() && !is_range_too_large(&payload.message) {
@@ -239,7 +313,22 @@ impl ClassifyError for RpcError<TransportErrorKind> {
                     data: payload.data.map(|d| d.get().to_owned()),
                 })
             }
-            RpcError::Transport(kind) => Failure::Endpoint(kind.to_string()),
+            RpcError::Transport(kind) => {
+                let http = kind.as_http_error().map(|h| h.status);
+                let retry_after = kind.retry_after();
+                let message = with_sources(&kind);
+                if http == Some(429)
+                    || (retry_after.is_some() && http.is_some_and(|s| s >= 400))
+                    || message.contains("429 Too Many Requests")
+                {
+                    Failure::RateLimited {
+                        message,
+                        retry_after,
+                    }
+                } else {
+                    Failure::Endpoint(message)
+                }
+            }
             RpcError::NullResp => Failure::InvalidResponse("null result".into()),
             RpcError::DeserError { err, text } => {
                 let text: String = text.chars().take(200).collect();
@@ -250,6 +339,24 @@ impl ClassifyError for RpcError<TransportErrorKind> {
             | RpcError::UnsupportedFeature(_)) => Failure::Answer(Answer::Local(e.to_string())),
         }
     }
+}
+
+/// An error's text followed by its causes (`a: b: c`), each said once. reqwest's "error sending
+/// request for url (…)" says nothing of why; its sources do ("connection refused").
+pub(crate) fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    // Bounded: a cyclic or very deep chain would otherwise never end.
+    for _ in 0..8 {
+        let Some(e) = next else { break };
+        let text = e.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
 }
 
 impl ClassifyError for alloy::contract::Error {
