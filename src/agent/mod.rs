@@ -112,6 +112,7 @@ pub(crate) fn txm_config(cfg: &AgentConfig, side: Side) -> TxManagerConfig {
         min_balance: chain.min_balance,
         receipt_poll: chain.poll_interval.min(Duration::from_millis(500)),
         max_in_flight: PLANS_IN_FLIGHT,
+        wedged_after: chain.wedged_after,
     }
 }
 

@@ -157,6 +157,9 @@ pub struct ChainConfig {
     /// How long the operators whose turn it is not wait before voting on a request to this
     /// chain (zero: everyone votes at once).
     pub standby_delay: Duration,
+    /// How long the lowest pending transaction may stay unmined while blocks are produced
+    /// before the sender is reported wedged.
+    pub wedged_after: Duration,
     /// Upper bound of one RPC call.
     pub rpc_timeout: Duration,
     /// Low-balance alarm threshold of the operator's gas account, in wei.

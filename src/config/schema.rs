@@ -276,6 +276,11 @@ pub struct ChainSection {
     /// once. Set it to a few of this chain's block times. Default 3000.
     #[serde(default = "default_standby_delay_ms")]
     pub standby_delay_ms: u64,
+    /// Seconds the operator's lowest pending transaction on this chain may stay unmined while
+    /// the chain produces blocks before the sender counts as wedged (`/readyz` 503, metric
+    /// `bridge_sender_wedged`). Default 120; must be positive.
+    #[serde(default = "default_wedged_after_secs")]
+    pub wedged_after_secs: u64,
     /// Upper bound of one RPC call, in milliseconds. Default 5000; must be positive.
     #[serde(default = "default_rpc_timeout_ms")]
     pub rpc_timeout_ms: u64,
@@ -296,6 +301,9 @@ fn default_poll_interval_ms() -> u64 {
 }
 fn default_standby_delay_ms() -> u64 {
     3000
+}
+fn default_wedged_after_secs() -> u64 {
+    120
 }
 fn default_rpc_timeout_ms() -> u64 {
     5000

@@ -279,6 +279,9 @@ fn chain(
     if raw.rpc_timeout_ms == 0 {
         sink.push(format!("{p}.rpc_timeout_ms"), "must be at least 1");
     }
+    if raw.wedged_after_secs == 0 {
+        sink.push(format!("{p}.wedged_after_secs"), "must be at least 1");
+    }
     let min_balance = match parse_coins(&raw.min_balance) {
         Ok(v) => Some(v),
         Err(why) => {
@@ -314,6 +317,7 @@ fn chain(
         confirmations: raw.confirmations,
         poll_interval: Duration::from_millis(raw.poll_interval_ms),
         standby_delay: Duration::from_millis(raw.standby_delay_ms),
+        wedged_after: Duration::from_secs(raw.wedged_after_secs),
         rpc_timeout: Duration::from_millis(raw.rpc_timeout_ms),
         min_balance: min_balance?,
         fees: fees?,
