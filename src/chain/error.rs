@@ -367,3 +367,77 @@ impl ClassifyError for alloy::contract::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::transports::TransportErrorKind;
+
+    #[test]
+    fn rate_limit_answers_table() {
+        let cases: &[(i64, &str, bool)] = &[
+            (-32005, "rate limit exceeded", true),
+            (-32005, "limit exceeded", true),
+            (429, "Too Many Requests", true),
+            (-32000, "Too many requests, please slow down", true),
+            (-32016, "over rate limit", true),
+            (-32007, "100/second request limit reached", true),
+            (-32000, "daily request quota exceeded", true),
+            // A log-range cap shares the code but is an answer about the query.
+            (-32005, "query returned more than 10000 results", false),
+            (-32000, "exceeds block gas limit", false),
+            (-32000, "gas limit exceeded", false),
+            (3, "execution reverted: rate limit exceeded", false),
+            (-32000, "execution reverted: too many requests", false),
+            (-32000, "nonce too low", false),
+            (-32601, "method not found", false),
+        ];
+        for &(code, message, want) in cases {
+            assert_eq!(is_rate_limit_answer(code, message), want, "{code} {message}");
+        }
+    }
+
+    #[test]
+    fn http_429_is_a_rate_limit_with_its_retry_after() {
+        let e = TransportErrorKind::http_error_with_retry_after(
+            429,
+            "Too Many Requests".into(),
+            Some(Duration::from_secs(2)),
+        );
+        match e.classify() {
+            Failure::RateLimited { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(2)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = TransportErrorKind::http_error(429, String::new());
+        assert!(matches!(
+            e.classify(),
+            Failure::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ));
+        // A plain server error is an endpoint fault, not a rate limit.
+        let e = TransportErrorKind::http_error(500, "boom".into());
+        assert!(matches!(e.classify(), Failure::Endpoint(_)));
+    }
+
+    #[test]
+    fn causes_are_printed_once_each() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error sending request")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("Connection refused (os error 111)")]
+        struct Inner;
+        let e = TransportErrorKind::custom(Outer(Inner));
+        match e.classify() {
+            Failure::Endpoint(m) => assert_eq!(
+                m,
+                "error sending request: Connection refused (os error 111)"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -168,6 +168,8 @@ pub struct ChainConfig {
     pub fees: FeePolicy,
     /// The signer for this chain: its own `signer = {…}`, else the top-level `[signer]`.
     pub signer: SignerConfig,
+    /// Request budget per RPC endpoint, per second; 0: unlimited.
+    pub rpc_requests_per_second: u32,
 }
 
 /// A chain's fee policy, in wei.

@@ -288,6 +288,10 @@ pub struct ChainSection {
     /// string (`"0.5"` = 0.5 × 10^18 wei). Default `"0.5"`.
     #[serde(default = "default_min_balance")]
     pub min_balance: String,
+    /// Request budget of each RPC endpoint of this chain, in requests per second (bursts up to
+    /// one second's worth): set it under a provider's rate limit. 0 (the default): unlimited.
+    #[serde(default)]
+    pub rpc_requests_per_second: u32,
     /// Fee policy. Default: all of [`FeeSection`]'s defaults.
     #[serde(default)]
     pub fees: FeeSection,

@@ -296,6 +296,15 @@ fn chain(
             None
         }
     };
+    if raw.rpc_requests_per_second > MAX_RPC_REQUESTS_PER_SECOND {
+        sink.push(
+            format!("{p}.rpc_requests_per_second"),
+            format!(
+                "{} is more than {MAX_RPC_REQUESTS_PER_SECOND}; use 0 for no budget",
+                raw.rpc_requests_per_second
+            ),
+        );
+    }
     let fees = fees(&raw.fees, &format!("{p}.fees"), sink);
     let signer = match &raw.signer {
         Some(own) => {
@@ -322,8 +331,12 @@ fn chain(
         min_balance: min_balance?,
         fees: fees?,
         signer: signer?,
+        rpc_requests_per_second: raw.rpc_requests_per_second,
     })
 }
+
+/// Above this a budget protects nothing (and is likely a typo); 0 says "no budget".
+const MAX_RPC_REQUESTS_PER_SECOND: u32 = 100_000;
 
 fn fees(f: &FeeSection, p: &str, sink: &mut Sink<'_>) -> Option<FeePolicy> {
     let before = sink.count();

@@ -350,6 +350,16 @@ impl AgentMetrics {
         Side::ALL.map(|s| sources.signers[side_index(s)].as_ref().and_then(|f| f()))
     }
 
+    /// Per side: its registered chain client says most calls are rate-limited.
+    fn chains_degraded(&self) -> [bool; 2] {
+        let sources = self.sources();
+        Side::ALL.map(|s| {
+            sources.chains[side_index(s)]
+                .as_ref()
+                .is_some_and(|f| f().degraded)
+        })
+    }
+
     /// Everything that keeps the agent from being ready; empty when ready.
     pub fn not_ready(&self) -> Vec<NotReady> {
         let mut out = Vec::new();
@@ -366,7 +376,11 @@ impl AgentMetrics {
             }
         }
         let signers = self.signer_snapshots();
+        let degraded = self.chains_degraded();
         for side in Side::ALL {
+            if degraded[side_index(side)] {
+                out.push(NotReady::ChainDegraded(side));
+            }
             let c = self.chain(side);
             match c.reach() {
                 Reach::Reachable => {}
@@ -606,6 +620,24 @@ impl AgentMetrics {
             "Calls that moved from one RPC endpoint to the next.",
             Kind::Counter,
             &failovers,
+        );
+        let per_chain_stat = |get: &dyn Fn(&ChainStats) -> Value| -> Vec<Sample<'_>> {
+            stats
+                .iter()
+                .map(|(s, cs)| (vec![("chain", s.as_str())], get(cs)))
+                .collect()
+        };
+        e.family(
+            "bridge_rpc_rate_limited_total",
+            "RPC attempts refused with a rate limit (HTTP 429, JSON-RPC -32005, ...), all endpoints.",
+            Kind::Counter,
+            &per_chain_stat(&|cs| cs.rate_limited.into()),
+        );
+        e.family(
+            "bridge_rpc_degraded",
+            "1 while most recent RPC attempts on the chain are rate-limited (also on /readyz).",
+            Kind::Gauge,
+            &per_chain_stat(&|cs| cs.degraded.into()),
         );
         type EpGet<'a> = &'a dyn Fn(&crate::chain::EndpointStats) -> Value;
         let endpoint_families: [(&str, &str, Kind, EpGet<'_>); 6] = [

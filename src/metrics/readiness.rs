@@ -1,6 +1,6 @@
 //! What `/readyz` checks. The agent is ready when every direction runs (none starting or
-//! halted), both chains answered on their last attempt, no operator balance is low, and no
-//! signer is unusable. [`AgentMetrics`] implements [`Readiness`] from the numbers it exports,
+//! halted), both chains answered on their last attempt and are not degraded (most calls
+//! rate-limited), no operator balance is low, and no signer is unusable. [`AgentMetrics`] implements [`Readiness`] from the numbers it exports,
 //! so `/readyz` and `bridge_ready` never disagree.
 
 use std::fmt;
@@ -21,6 +21,8 @@ pub enum NotReady {
     ChainUnreachable(Side),
     LowBalance(Side),
     SignerUnusable(Side),
+    /// Most recent RPC attempts on the chain are rate-limited: calls wait, the agent lags.
+    ChainDegraded(Side),
 }
 
 impl fmt::Display for NotReady {
@@ -38,6 +40,13 @@ impl fmt::Display for NotReady {
             NotReady::SignerUnusable(s) => {
                 write!(f, "chain {}: signer unusable", s.as_str())
             }
+            NotReady::ChainDegraded(s) => write!(
+                f,
+                "chain {}: degraded: most RPC calls are rate-limited by the provider \
+                 (bridge_rpc_rate_limited_total); lower {}.rpc_requests_per_second or add an endpoint",
+                s.as_str(),
+                s.as_str()
+            ),
         }
     }
 }
