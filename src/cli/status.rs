@@ -42,6 +42,40 @@ const SHOWN: [(&str, &str); 12] = [
     ),
 ];
 
+/// Standard output that ends quietly when the reader goes away (`status | head`): the first
+/// failed write (EPIPE, Rust ignores SIGPIPE) stops all further output instead of panicking as
+/// `println!` would. The exit status still says what the agent's state was.
+struct Out {
+    stdout: std::io::Stdout,
+    closed: bool,
+}
+
+impl Out {
+    fn new() -> Self {
+        Out {
+            stdout: std::io::stdout(),
+            closed: false,
+        }
+    }
+
+    fn write(&mut self, args: std::fmt::Arguments<'_>) {
+        if self.closed {
+            return;
+        }
+        let mut lock = self.stdout.lock();
+        if lock.write_fmt(args).and_then(|()| lock.flush()).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+/// `println!` onto an [`Out`].
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {
+        $out.write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// `GET path` over plain HTTP/1.0 with a bound on every step; the body, if any.
 fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
@@ -70,14 +104,16 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         }
     };
     let addr = cfg.http.listen;
+    let mut out = Out::new();
     match (get(addr, "/readyz"), get(addr, "/metrics")) {
         (Ok((ready, reasons)), Ok((200, metrics))) => {
-            println!(
+            outln!(
+                out,
                 "agent at http://{addr}: {}",
                 if ready == 200 { "READY" } else { "NOT READY" }
             );
             if ready != 200 {
-                print!("{reasons}");
+                out.write(format_args!("{reasons}"));
             }
             for (family, caption) in SHOWN {
                 for line in metrics
@@ -86,7 +122,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
                 {
                     let rest = &line[family.len()..];
                     if rest.starts_with('{') || rest.starts_with(' ') {
-                        println!("  {caption:<44} {}", rest.trim());
+                        outln!(out, "  {caption:<44} {}", rest.trim());
                     }
                 }
             }
@@ -97,16 +133,17 @@ pub async fn run(args: StatusArgs) -> ExitCode {
             }
         }
         _ => {
-            println!(
+            outln!(
+                out,
                 "no agent answers at http://{addr} (not running, or [http] listen differs); reading the chains:"
             );
-            chain_view(&cfg).await
+            chain_view(&cfg, &mut out).await
         }
     }
 }
 
 /// Per direction, the bridges' own progress, without the agent.
-async fn chain_view(cfg: &AgentConfig) -> ExitCode {
+async fn chain_view(cfg: &AgentConfig, out: &mut Out) -> ExitCode {
     let mut clients = Vec::new();
     for side in Side::ALL {
         let chain = cfg.chain(side);
@@ -140,12 +177,13 @@ async fn chain_view(cfg: &AgentConfig) -> ExitCode {
             })
             .await;
         match (requested, lower) {
-            (Ok(r), Ok(l)) => println!(
+            (Ok(r), Ok(l)) => outln!(
+                out,
                 "  {src_side} → {dst_side}: requestNonce {r}, lowerHandleNonce {l}, pending {}",
                 r.saturating_sub(l)
             ),
             (Err(e), _) | (_, Err(e)) => {
-                println!("  {src_side} → {dst_side}: cannot read the bridges: {e}")
+                outln!(out, "  {src_side} → {dst_side}: cannot read the bridges: {e}")
             }
         }
     }
