@@ -392,6 +392,14 @@ async fn balance_loop(
                 m.txs_mined.add(now.mined.saturating_sub(prev.mined));
                 m.txs_reverted.add(now.reverted.saturating_sub(prev.reverted));
                 m.txs_replaced.add(now.replaced.saturating_sub(prev.replaced));
+                m.nonce_repairs_resend.add(now.repair_resent.saturating_sub(prev.repair_resent));
+                m.nonce_repairs_gap_fill.add(now.gap_fills.saturating_sub(prev.gap_fills));
+                m.nonce_repairs_rebase.add(now.rebases.saturating_sub(prev.rebases));
+                m.nonce_went_down.add(now.nonce_went_down.saturating_sub(prev.nonce_went_down));
+                metrics.set_wedged(
+                    side,
+                    now.wedged.map(|w| (w.nonce, w.since_unix())),
+                );
                 if let Some(balance) = now.last_balance {
                     metrics.set_balance(side, balance, now.low_balance);
                 }

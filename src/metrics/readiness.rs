@@ -21,8 +21,35 @@ pub enum NotReady {
     ChainUnreachable(Side),
     LowBalance(Side),
     SignerUnusable(Side),
+    /// The operator's lowest pending transaction is not mined while the chain moves on.
+    SenderWedged {
+        side: Side,
+        nonce: u64,
+        /// Unix seconds.
+        since_unix: u64,
+    },
     /// Most recent RPC attempts on the chain are rate-limited: calls wait, the agent lags.
     ChainDegraded(Side),
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds (days to civil date: Howard Hinnant's algorithm).
+fn utc(unix: u64) -> String {
+    let (days, secs) = ((unix / 86_400) as i64, unix % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 impl fmt::Display for NotReady {
@@ -39,6 +66,19 @@ impl fmt::Display for NotReady {
             NotReady::LowBalance(s) => write!(f, "chain {}: operator balance low", s.as_str()),
             NotReady::SignerUnusable(s) => {
                 write!(f, "chain {}: signer unusable", s.as_str())
+            }
+            NotReady::SenderWedged {
+                side,
+                nonce,
+                since_unix,
+            } => {
+                let since = utc(*since_unix);
+                write!(
+                    f,
+                    "chain {}: sender wedged: nonce {nonce} not mined since {since} while the chain moves on \
+                     (check fees.max_fee_gwei against the base fee, and the node's pool)",
+                    side.as_str()
+                )
             }
             NotReady::ChainDegraded(s) => write!(
                 f,
@@ -59,5 +99,28 @@ pub trait Readiness: Send + Sync {
 impl Readiness for AgentMetrics {
     fn not_ready(&self) -> Vec<NotReady> {
         AgentMetrics::not_ready(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wedged_sender_names_chain_nonce_and_since_when() {
+        let r = NotReady::SenderWedged {
+            side: Side::Child,
+            nonce: 229,
+            since_unix: 1_796_509_800,
+        };
+        let line = r.to_string();
+        assert!(
+            line.starts_with(
+                "chain child: sender wedged: nonce 229 not mined since 2026-12-05T22:30:00Z"
+            ),
+            "{line}"
+        );
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

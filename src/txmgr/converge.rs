@@ -44,6 +44,13 @@ pub struct Wedged {
     pub since: SystemTime,
 }
 
+impl Wedged {
+    /// [`Wedged::since`] in seconds since the Unix epoch.
+    pub fn since_unix(&self) -> u64 {
+        unix(self.since)
+    }
+}
+
 /// The poller's memory between two polls.
 #[derive(Debug, Default)]
 pub(crate) struct Converger {
