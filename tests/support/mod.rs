@@ -5,3 +5,4 @@ pub mod agent;
 pub mod burst;
 pub mod cluster;
 pub mod proxy;
+pub mod rate_limit;
