@@ -41,8 +41,7 @@ pub(crate) async fn read(client: &ChainClient, address: Address) -> Option<Vec<L
             debug!(chain = %client.name(), error = %e, "txpool_contentFrom unavailable; trying txpool_content");
             let all = client
                 .run("txpool_content", |p| async move {
-                    p.raw_request::<_, Value>("txpool_content".into(), ())
-                        .await
+                    p.raw_request::<_, Value>("txpool_content".into(), ()).await
                 })
                 .await;
             match all {
@@ -152,7 +151,9 @@ mod tests {
 
     #[test]
     fn the_senders_section_is_found_whatever_the_case() {
-        let sender: Address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".parse().unwrap();
+        let sender: Address = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+            .parse()
+            .unwrap();
         let content: Value = serde_json::from_str(&format!(
             r#"{{"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266": {{"3": {ANVIL_ENTRY}}},
                 "0x0000000000000000000000000000000000000001": {{}}}}"#

@@ -290,7 +290,11 @@ mod tests {
         assert_eq!(waiting.nonce(), 4);
         seq.rebase(2);
         assert_eq!(seq.sent(), 2);
-        assert_eq!(turn(&waiting).await, Turn::Lost, "4 would be a queued tx now");
+        assert_eq!(
+            turn(&waiting).await,
+            Turn::Lost,
+            "4 would be a queued tx now"
+        );
         let again = seq.acquire();
         assert_eq!(again.nonce(), 2, "the first nonce the chain lacks");
         assert_eq!(turn(&again).await, Turn::Go);

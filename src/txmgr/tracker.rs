@@ -10,6 +10,10 @@
 //! same vote), at most `max_bumps` times and never above the cap; after that it is re-sent as
 //! is. If the account's mined nonce passes ours while no hash of ours has a receipt, another
 //! transaction took the nonce and the job starts over.
+//!
+//! Each tracker registers its nonce and latest signed bytes with the manager while it runs, so
+//! the poller's convergence check (`converge.rs`) can re-send what a node lost or fill a hole
+//! below it with a copy of its vote.
 
 use super::converge::Converger;
 use super::{Inner, Job, SignedTx, TxError, TxOutcome, inc};
@@ -30,6 +34,8 @@ use super::error::SendRejection;
 /// Consecutive polls that must see the nonce used by a stranger before the job starts over
 /// (a receipt can lag the nonce on a load-balanced endpoint).
 const TAKEN_POLLS: u32 = 3;
+/// How often an idle manager still compares its nonce with the chain's.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
 
 /// A transaction being tracked: what the convergence check needs to re-send it, or to fill a
 /// hole below it with a copy of its vote.
@@ -232,9 +238,12 @@ pub(crate) async fn mined_nonce_loop(
             }
         };
         if idle {
+            // Also wakes now and then: a reorg that orphaned this account's last transactions
+            // is then seen (and numbering moved back) before the next vote, not after it.
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = work.notified() => {}
+                _ = tokio::time::sleep(IDLE_CHECK) => {}
             }
         }
         tokio::select! {
