@@ -475,7 +475,7 @@ async fn legacy_fees_send_a_legacy_transaction_at_the_policy_price() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
+async fn a_restart_tracks_a_transaction_left_pending_and_sends_above_it() {
     bounded(180, async {
         let policy = fees(Duration::from_secs(60));
         let rig = Rig::start(policy, seed::coins(1)).await;
@@ -491,7 +491,8 @@ async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
         rig.shutdown.cancel();
         assert!(pending.await.unwrap().is_err(), "stopped before mining");
 
-        // The next run starts at the mined count and outbids it with its own vote.
+        // The next run tracks the earlier vote (not outbid: it is still the vote wanted) and
+        // sends its own above it.
         let shutdown = CancellationToken::new();
         let txm = TxManager::start(
             config(&rig.d, policy, seed::coins(1)),
@@ -501,7 +502,8 @@ async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
         )
         .await
         .unwrap();
-        assert_eq!(txm.stats().nonce, 0);
+        let stats = txm.stats();
+        assert_eq!((stats.nonce, stats.leftovers), (1, 1), "{stats:?}");
         let second = votes[1].1.clone();
         let txm2 = txm.clone();
         let next = tokio::spawn(async move { txm2.submit(second, "next run".into()).await });
@@ -510,17 +512,11 @@ async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
         }
         rig.child().anvil_mine(Some(1), None).await.unwrap();
         let outcome = next.await.unwrap().expect("mined");
-        let TxOutcome::Mined { tx_hash, .. } = outcome else {
-            panic!("expected Mined, got {outcome:?}");
-        };
-        let tx = rig
-            .child()
-            .get_transaction_by_hash(tx_hash)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(tx.nonce(), 0, "the earlier run's nonce, taken over");
-        assert_eq!(rig.chain_nonce().await, 1, "one transaction for nonce 0");
+        assert_eq!(rig.tx_nonce(&outcome).await, 1, "above the earlier run's");
+        assert_eq!(rig.chain_nonce().await, 2, "both mined");
+        let bridge = Bridge::new(rig.d.child.bridge, rig.child());
+        assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 2);
+        assert_eq!(txm.stats().replaced, 0, "nothing fought");
         shutdown.cancel();
     })
     .await;
@@ -557,7 +553,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {secs} s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -566,8 +565,16 @@ impl Rig {
     /// Mined and pending counts equal and nothing of the operator's left in the pool.
     async fn settled(&self) -> bool {
         let p = self.child();
-        let latest = p.get_transaction_count(self.operator).latest().await.unwrap();
-        let pending = p.get_transaction_count(self.operator).pending().await.unwrap();
+        let latest = p
+            .get_transaction_count(self.operator)
+            .latest()
+            .await
+            .unwrap();
+        let pending = p
+            .get_transaction_count(self.operator)
+            .pending()
+            .await
+            .unwrap();
         let (in_pending, queued) = pool_of(&p, self.operator).await;
         latest == pending && in_pending.is_empty() && queued.is_empty()
     }
@@ -590,7 +597,11 @@ impl Rig {
             .unwrap();
     }
 
-    fn submit(&self, data: &Bytes, label: &str) -> tokio::task::JoinHandle<Result<TxOutcome, TxError>> {
+    fn submit(
+        &self,
+        data: &Bytes,
+        label: &str,
+    ) -> tokio::task::JoinHandle<Result<TxOutcome, TxError>> {
         let (txm, data, label) = (self.txm.clone(), data.clone(), label.to_owned());
         tokio::spawn(async move { txm.submit(data, label).await })
     }
@@ -615,7 +626,11 @@ async fn a_reorg_that_orphans_mined_votes_moves_numbering_back_to_the_chain() {
         let rig = Rig::start(fees(Duration::from_secs(30)), seed::coins(1)).await;
         let votes = rig.native_requests(3, recipient("txmgr-reorg-quiet")).await;
         for (i, (_, data)) in votes.iter().take(2).enumerate() {
-            let out = rig.txm.submit(data.clone(), format!("vote {i}")).await.unwrap();
+            let out = rig
+                .txm
+                .submit(data.clone(), format!("vote {i}"))
+                .await
+                .unwrap();
             assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
         }
         assert_eq!(rig.chain_nonce().await, 2);
@@ -623,7 +638,11 @@ async fn a_reorg_that_orphans_mined_votes_moves_numbering_back_to_the_chain() {
         // orphaned transactions back in its pool).
         rig.reorg(2).await;
         assert_eq!(rig.chain_nonce().await, 0);
-        assert_eq!(rig.lower_handle_nonce().await, 0, "the executions were orphaned too");
+        assert_eq!(
+            rig.lower_handle_nonce().await,
+            0,
+            "the executions were orphaned too"
+        );
         // Idle, the manager notices on its own and numbers from the chain again.
         until(30, "numbering back at the chain's nonce", || async {
             rig.txm.stats().nonce == 0
@@ -634,12 +653,20 @@ async fn a_reorg_that_orphans_mined_votes_moves_numbering_back_to_the_chain() {
         assert!(stats.rebases >= 1, "{stats:?}");
         // Recovery re-feeds the orphaned requests: they go at the chain's nonce, nothing queues.
         for (i, (_, data)) in votes.iter().enumerate() {
-            let out = rig.txm.submit(data.clone(), format!("again {i}")).await.unwrap();
+            let out = rig
+                .txm
+                .submit(data.clone(), format!("again {i}"))
+                .await
+                .unwrap();
             assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
             assert_eq!(rig.tx_nonce(&out).await, i as u64, "at the chain's nonce");
         }
         assert_eq!(rig.lower_handle_nonce().await, 3);
-        assert!(rig.settled().await, "{:?}", pool_of(&rig.child(), rig.operator).await);
+        assert!(
+            rig.settled().await,
+            "{:?}",
+            pool_of(&rig.child(), rig.operator).await
+        );
         assert_eq!(rig.txm.stats().gap_fills, 0, "nothing needed filling");
     })
     .await;
@@ -651,7 +678,11 @@ async fn a_vote_queued_above_a_reorg_hole_gets_the_hole_filled() {
         let rig = Rig::start(fees(Duration::from_secs(30)), seed::coins(1)).await;
         let votes = rig.native_requests(3, recipient("txmgr-reorg-hole")).await;
         for (i, (_, data)) in votes.iter().take(2).enumerate() {
-            let out = rig.txm.submit(data.clone(), format!("vote {i}")).await.unwrap();
+            let out = rig
+                .txm
+                .submit(data.clone(), format!("vote {i}"))
+                .await
+                .unwrap();
             assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
         }
         // The reorg and the next vote come together: the vote is signed at nonce 2 before the
@@ -660,14 +691,21 @@ async fn a_vote_queued_above_a_reorg_hole_gets_the_hole_filled() {
         let late = rig.submit(&votes[2].1, "vote 2");
         let out = late.await.unwrap().expect("resolved");
         assert!(mined_or_already_executed(&out), "{out:?}");
-        until(30, "nothing of the operator's left queued", || rig.settled()).await;
+        until(30, "nothing of the operator's left queued", || {
+            rig.settled()
+        })
+        .await;
         let stats = rig.txm.stats();
         assert!(stats.gap_fills + stats.rebases >= 1, "{stats:?}");
         // Request 2 executed (by its vote or a copy filling the hole); 0 and 1, orphaned, are
         // voted again as recovery would and go at the chain's nonce.
         let bridge = Bridge::new(rig.d.child.bridge, rig.child());
         for (i, (_, data)) in votes.iter().take(2).enumerate() {
-            let out = rig.txm.submit(data.clone(), format!("again {i}")).await.unwrap();
+            let out = rig
+                .txm
+                .submit(data.clone(), format!("again {i}"))
+                .await
+                .unwrap();
             assert!(mined_or_already_executed(&out), "{out:?}");
         }
         assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 3);
@@ -717,7 +755,11 @@ async fn a_transaction_sent_elsewhere_from_the_operators_key_takes_a_nonce() {
     bounded(180, async {
         let rig = Rig::start(fees(Duration::from_secs(120)), seed::coins(1)).await;
         let votes = rig.native_requests(2, recipient("txmgr-foreign")).await;
-        let out = rig.txm.submit(votes[0].1.clone(), "vote 0".into()).await.unwrap();
+        let out = rig
+            .txm
+            .submit(votes[0].1.clone(), "vote 0".into())
+            .await
+            .unwrap();
         assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
         // The same key, used by hand (no guard: a plain transfer), takes nonce 1.
         let adapter = bridge_signer::AlloyAdapter::new(
@@ -742,7 +784,11 @@ async fn a_transaction_sent_elsewhere_from_the_operators_key_takes_a_nonce() {
         assert!(receipt.status());
         assert_eq!(rig.chain_nonce().await, 2);
         // The manager (at 1) follows the chain: its next vote goes at 2.
-        let out = rig.txm.submit(votes[1].1.clone(), "vote 1".into()).await.unwrap();
+        let out = rig
+            .txm
+            .submit(votes[1].1.clone(), "vote 1".into())
+            .await
+            .unwrap();
         assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
         assert_eq!(rig.tx_nonce(&out).await, 2);
         assert_eq!(rig.lower_handle_nonce().await, 2);
@@ -770,12 +816,15 @@ async fn leftovers_of_an_earlier_run_queued_behind_a_hole_are_taken_over() {
             input: votes[1].1.clone(),
             ..Default::default()
         };
-        let sig = rig.guard.sign_transaction(&mut earlier).await.expect("signed");
-        let raw = alloy::eips::eip2718::Encodable2718::encoded_2718(
-            &alloy::consensus::TxEnvelope::from(
+        let sig = rig
+            .guard
+            .sign_transaction(&mut earlier)
+            .await
+            .expect("signed");
+        let raw =
+            alloy::eips::eip2718::Encodable2718::encoded_2718(&alloy::consensus::TxEnvelope::from(
                 alloy::consensus::SignableTransaction::into_signed(earlier, sig),
-            ),
-        );
+            ));
         let _: alloy::primitives::B256 = p
             .raw_request("eth_sendRawTransaction".into(), (Bytes::from(raw),))
             .await
@@ -800,12 +849,18 @@ async fn leftovers_of_an_earlier_run_queued_behind_a_hole_are_taken_over() {
             .expect("no underpriced replacement, no error");
         assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
         assert_eq!(rig.tx_nonce(&out).await, 2);
-        until(30, "nothing of the operator's left queued", || rig.settled()).await;
+        until(30, "nothing of the operator's left queued", || {
+            rig.settled()
+        })
+        .await;
         let stats = txm.stats();
         assert_eq!((stats.gap_fills, stats.failed), (1, 0), "{stats:?}");
         // Request 1 executed (its vote, or its copy in the hole); request 0 is recovery's to
         // re-feed, and goes at the chain's nonce.
-        let out = txm.submit(votes[0].1.clone(), "re-fed".into()).await.unwrap();
+        let out = txm
+            .submit(votes[0].1.clone(), "re-fed".into())
+            .await
+            .unwrap();
         assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
         assert_eq!(rig.tx_nonce(&out).await, 3);
         assert_eq!(rig.lower_handle_nonce().await, 3);
@@ -862,21 +917,25 @@ async fn a_sender_capped_below_the_base_fee_is_wedged_until_the_base_fee_falls()
             })
         };
         eprintln!("waiting for the wedged report");
-        until(30, "reported wedged", || async { txm.stats().wedged.is_some() }).await;
+        until(30, "reported wedged", || async {
+            txm.stats().wedged.is_some()
+        })
+        .await;
         let wedged = txm.stats().wedged.unwrap();
         assert_eq!(wedged.nonce, 0);
         assert!(wedged.since_unix() > 0);
         assert_eq!(rig.chain_nonce().await, 0, "not mined while wedged");
         assert!(!job.is_finished());
         // Lifted: the base fee falls under the cap, the vote is mined, the flag clears itself.
-        p.anvil_set_next_block_base_fee_per_gas(GWEI)
-            .await
-            .unwrap();
+        p.anvil_set_next_block_base_fee_per_gas(GWEI).await.unwrap();
         eprintln!("base fee lowered; waiting for the vote to be mined");
         let out = job.await.unwrap().expect("mined once the base fee fell");
         miner.abort();
         assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
-        until(30, "no longer wedged", || async { txm.stats().wedged.is_none() }).await;
+        until(30, "no longer wedged", || async {
+            txm.stats().wedged.is_none()
+        })
+        .await;
         shutdown.cancel();
     })
     .await;
