@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod dest_reorg;
 mod forged_votes;
 mod kill9;
 mod network;
