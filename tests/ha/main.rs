@@ -15,6 +15,7 @@ mod kill9;
 mod network;
 mod node_failure;
 mod normal;
+mod pool;
 mod recovery;
 mod reorg;
 mod signer_faults;
