@@ -21,6 +21,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+/// Times one call is retried after rate limits (each after the wait the endpoint asked for),
+/// within [`ChainAccessConfig::rate_limit_wait`].
+const MAX_RATE_LIMIT_RETRIES: usize = 10;
+
 /// The parts of a block header a watcher needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockRef {
@@ -70,8 +74,12 @@ pub struct ChainStats {
 /// Every call runs on the healthiest available endpoint with a timeout of
 /// [`ChainAccessConfig::rpc_timeout`]; on a timeout or transport failure it moves to the next
 /// endpoint. JSON-RPC error answers (reverts, "nonce too low") are returned as they are. A rate
-/// limit pauses that endpoint; when every endpoint is paused the call waits for the first to
-/// resume and tries again, for at most [`ChainAccessConfig::rate_limit_wait`].
+/// limit moves that endpoint to the back of the order for the time it asked (other calls prefer
+/// the other endpoints meanwhile), and the refused call tries the next endpoint; refused
+/// everywhere, it waits for the first endpoint's pause to end and retries, at most
+/// [`MAX_RATE_LIMIT_RETRIES`] times within [`ChainAccessConfig::rate_limit_wait`]. Other calls are
+/// not held back by a refusal they did not get: with a provider limiting by rate, each refused
+/// caller backs off by itself, and together they slow down.
 #[derive(Clone)]
 pub struct ChainClient {
     inner: Arc<Inner>,
@@ -288,20 +296,17 @@ impl ChainClient {
         let mut faults = Vec::new();
         // Endpoints that failed (not rate-limited) in this call: not tried again by it.
         let mut failed = Vec::new();
+        // Endpoints that refused this call with a rate limit, and when this call may ask again.
+        let mut refused: Vec<(usize, Instant)> = Vec::new();
         let mut attempts = 0usize;
-        loop {
+        for round in 0..=MAX_RATE_LIMIT_RETRIES {
             let now = Instant::now();
             let order: Vec<&Endpoint> = attempt_order(&self.inner.endpoints, now)
                 .into_iter()
                 .filter(|ep| !failed.contains(&ep.index))
+                .filter(|ep| !refused.iter().any(|(i, t)| *i == ep.index && *t > now))
                 .collect();
-            // The earliest end of a rate-limit pause among the endpoints not tried now.
-            let mut resume: Option<Instant> = None;
             for (i, ep) in order.iter().enumerate() {
-                if let Some(until) = ep.paused_until(Instant::now()) {
-                    resume = Some(resume.map_or(until, |r| r.min(until)));
-                    continue;
-                }
                 attempts += 1;
                 match self.attempt(ep, method, f(ep.provider.clone())).await {
                     Attempt::Done(result) => {
@@ -315,37 +320,25 @@ impl ChainClient {
                             ep.record_failover();
                             self.inner.failovers.fetch_add(1, Ordering::Relaxed);
                         }
+                        refused.retain(|(i, _)| *i != ep.index);
                         match ep.paused_until(Instant::now()) {
-                            Some(until) if e.is_rate_limited() => {
-                                resume = Some(resume.map_or(until, |r| r.min(until)));
-                            }
+                            Some(until) if e.is_rate_limited() => refused.push((ep.index, until)),
                             _ => failed.push(ep.index),
                         }
                         faults.push(e);
                     }
                 }
             }
-            // Every endpoint failed or is paused: wait for the first pause to end, if in time.
-            match resume {
-                Some(until) if until <= deadline => {
-                    debug!(chain = %self.name(), method, wait = ?until.saturating_duration_since(Instant::now()), "every RPC endpoint rate-limited; waiting");
-                    tokio::time::sleep_until(until.into()).await;
-                }
-                _ => break,
+            // Every endpoint failed or refused this call: wait for the first to allow it again,
+            // if that is in time.
+            let Some(until) = refused.iter().map(|(_, t)| *t).min() else {
+                break;
+            };
+            if until > deadline || round == MAX_RATE_LIMIT_RETRIES {
+                break;
             }
-        }
-        if faults.is_empty() {
-            // Every endpoint was paused from the start and stays so past the deadline.
-            for ep in &self.inner.endpoints {
-                faults.push(ChainError::RateLimited {
-                    endpoint: ep.label(),
-                    method,
-                    message: "paused after earlier rate limits, beyond this call's wait".into(),
-                    retry_after: ep
-                        .paused_until(Instant::now())
-                        .map(|t| t.saturating_duration_since(Instant::now())),
-                });
-            }
+            debug!(chain = %self.name(), method, wait = ?until.saturating_duration_since(Instant::now()), "rate-limited on every RPC endpoint; waiting to retry");
+            tokio::time::sleep_until(until.into()).await;
         }
         Err(ChainError::AllEndpointsFailed {
             chain: self.name().to_owned(),

@@ -14,8 +14,9 @@
 //! ```
 //!
 //! A rate limit is not a fault: the endpoint works, it asks to be called less often. It is
-//! paused (tried after the others, like a cool-down) but keeps its score, so it is not taken for
-//! dead and comes back first once the pause is over. Each endpoint also has a request budget
+//! paused (tried after the others, like a cool-down; the refused call itself waits the pause out
+//! before asking it again) but keeps its score, so it is not taken for dead and comes back first
+//! once the pause is over. Each endpoint also has a request budget
 //! ([`super::pacing::Pacer`]) that every attempt waits for.
 
 use super::pacing::Pacer;
@@ -216,7 +217,9 @@ impl Endpoint {
         self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
         let mut h = self.health();
         h.consecutive_limits = h.consecutive_limits.saturating_add(1);
+        // `Retry-After: 0` would make a refused call ask again at once, in a loop: back off.
         let pause = retry_after
+            .filter(|d| !d.is_zero())
             .unwrap_or_else(|| backoff.delay(h.consecutive_limits))
             .min(MAX_RATE_LIMIT_PAUSE);
         let until = now + pause;

@@ -8,9 +8,9 @@
 //!                 │        ▲        │ transport error, timeout      │
 //!                 │        │        └──► score down, cool-down ──► next endpoint
 //!                 │  score up on answers                           │
-//!                 │  rate limit (429, -32005): pause that endpoint  │
-//!                 │  (Retry-After), no score change; all paused ──► │
-//!                 │  wait for the first to resume, retry (bounded)  │
+//!                 │  rate limit (429, -32005): endpoint last in the │
+//!                 │  order for Retry-After, no score change; call   │
+//!                 │  refused everywhere ──► waits, retries (bounded)│
 //!                 └───────────────────────────────────────────────┘
 //!  every attempt first waits for its endpoint's request budget (token bucket, optional)
 //!

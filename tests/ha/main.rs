@@ -15,6 +15,7 @@ mod kill9;
 mod network;
 mod node_failure;
 mod normal;
+mod rate_limited;
 mod pool;
 mod recovery;
 mod reorg;

@@ -9,6 +9,7 @@
 //! scenario, each on fresh chains.
 
 use super::proxy::{FaultProxy, Mode};
+use super::rate_limit::RateLimitProxy;
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
@@ -108,6 +109,9 @@ pub struct ClusterOptions {
     pub recovery_secs: u64,
     /// `standby_delay_ms` of both chains (the agent's default when `None`).
     pub standby_delay_ms: Option<u64>,
+    /// `(every, retry_after_secs)`: an HTTP rate-limiting proxy ([`RateLimitProxy`]) on every
+    /// agent's RPC links (in front of the fault proxy), refusing one request in `every`.
+    pub rate_limit: Option<(u64, u64)>,
 }
 
 impl Default for ClusterOptions {
@@ -121,6 +125,7 @@ impl Default for ClusterOptions {
             child_confirmations: 0,
             recovery_secs: 2,
             standby_delay_ms: None,
+            rate_limit: None,
         }
     }
 }
@@ -137,6 +142,9 @@ pub struct Node {
     /// Between this agent and the parent chain, and the child chain.
     pub parent_proxy: FaultProxy,
     pub child_proxy: FaultProxy,
+    /// With [`ClusterOptions::rate_limit`]: the rate-limiting proxies (parent, child) the
+    /// agent's RPC URLs point at.
+    pub rate_limit: Option<(RateLimitProxy, RateLimitProxy)>,
     process: Option<Child>,
 }
 
@@ -209,6 +217,13 @@ impl Cluster {
         for (i, address) in operators.into_iter().enumerate() {
             let parent_proxy = FaultProxy::start(&devnet.parent.rpc_url()).await;
             let child_proxy = FaultProxy::start(&devnet.child.rpc_url()).await;
+            let rate_limit = match opts.rate_limit {
+                Some((every, retry_after)) => Some((
+                    RateLimitProxy::start(&parent_proxy.url("http"), every, retry_after).await,
+                    RateLimitProxy::start(&child_proxy.url("http"), every, retry_after).await,
+                )),
+                None => None,
+            };
             let data_dir = dir.path().join(format!("op{}", i + 1));
             let metrics_port = free_port();
             let kms = opts.kms.contains(&i);
@@ -226,7 +241,12 @@ impl Cluster {
             };
             let chain = |name: &str, s: &Side, proxy: &FaultProxy, confirmations: u64| {
                 let parent = name == "parent";
-                let mut rpc = vec![format!("\"{}\"", proxy.url("http"))];
+                let first = match (&rate_limit, parent) {
+                    (Some((p, _)), true) => p.url(),
+                    (Some((_, c)), false) => c.url(),
+                    (None, _) => proxy.url("http"),
+                };
+                let mut rpc = vec![format!("\"{first}\"")];
                 if opts.backup_rpc.contains(&(i, parent)) {
                     rpc.push(format!("\"{}\"", s.rpc_url()));
                 }
@@ -275,6 +295,7 @@ impl Cluster {
                 kms,
                 parent_proxy,
                 child_proxy,
+                rate_limit,
                 process: None,
             });
         }
