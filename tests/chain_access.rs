@@ -718,7 +718,7 @@ async fn rate_limited_calls_wait_and_succeed_without_scoring_the_endpoint_dead()
     let proxy = RateLimitProxy::start(&chain.rpc_url(), 2, 1).await;
     let mut cfg = config(31_010, &[&proxy.url()]);
     // Without Retry-After (-32005) the pause is the backoff's: keep it short here.
-    cfg.endpoint_backoff = Backoff {
+    cfg.rate_limit_backoff = Backoff {
         initial: Duration::from_millis(300),
         max: Duration::from_secs(2),
     };
@@ -776,7 +776,7 @@ async fn start_up_waits_out_rate_limits_on_the_chain_id_check() {
     let proxy = RateLimitProxy::start(&chain.rpc_url(), 0, 1).await;
     proxy.refuse_next(2);
     let mut cfg = config(31_012, &[&proxy.url()]);
-    cfg.endpoint_backoff = Backoff {
+    cfg.rate_limit_backoff = Backoff {
         initial: Duration::from_millis(200),
         max: Duration::from_secs(1),
     };
@@ -803,7 +803,7 @@ async fn a_chain_whose_calls_are_mostly_limited_is_degraded_until_they_pass_agai
     // Give up at once instead of waiting for the pause: the caller sees the limit. Short
     // pauses (Retry-After: 0, else 50 ms) so that every call reaches the proxy.
     cfg.rate_limit_wait = Duration::ZERO;
-    cfg.endpoint_backoff = Backoff {
+    cfg.rate_limit_backoff = Backoff {
         initial: Duration::from_millis(50),
         max: Duration::from_millis(100),
     };

@@ -399,7 +399,7 @@ impl ChainClient {
                 } => {
                     let now = Instant::now();
                     limits.record(true, now);
-                    let pause = ep.record_rate_limited(retry_after, &cfg.endpoint_backoff, now);
+                    let pause = ep.record_rate_limited(retry_after, &cfg.rate_limit_backoff, now);
                     let err = ChainError::RateLimited {
                         endpoint: ep.label(),
                         method,

@@ -81,6 +81,9 @@ pub struct ChainAccessConfig {
     /// Request budget of each endpoint, in requests per second (token bucket, bursts up to one
     /// second's worth); 0: unlimited.
     pub requests_per_second: u32,
+    /// Pause of an endpoint after a rate limit that did not say for how long (no `Retry-After`,
+    /// e.g. JSON-RPC -32005), doubling with the limits in a row.
+    pub rate_limit_backoff: Backoff,
     /// Longest a call waits in total for rate-limited endpoints to resume before it fails
     /// ([`ChainError::AllEndpointsFailed`] of [`ChainError::RateLimited`]).
     pub rate_limit_wait: Duration,
@@ -89,7 +92,8 @@ pub struct ChainAccessConfig {
 impl ChainAccessConfig {
     /// A config with the defaults: 5 s timeout, 2 s polling, 1000-block log windows, endpoint
     /// cool-down 1 s doubling to 60 s, ws reconnect 500 ms doubling to 30 s, ws stale after 30 s,
-    /// no request budget, calls wait up to 2 min for rate-limited endpoints.
+    /// no request budget, a rate limit without `Retry-After` pauses 250 ms doubling to 30 s,
+    /// calls wait up to 2 min for rate-limited endpoints.
     pub fn new(name: impl Into<String>, chain_id: u64, rpc: Vec<SensitiveUrl>) -> Self {
         ChainAccessConfig {
             name: name.into(),
@@ -109,6 +113,10 @@ impl ChainAccessConfig {
             },
             ws_stale_after: Duration::from_secs(30),
             requests_per_second: 0,
+            rate_limit_backoff: Backoff {
+                initial: Duration::from_millis(250),
+                max: Duration::from_secs(30),
+            },
             rate_limit_wait: Duration::from_secs(120),
         }
     }
