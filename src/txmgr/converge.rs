@@ -7,7 +7,9 @@
 //!        pending count p (the node's pool included) ─ p ≥ S: the node has everything, done
 //!        p < S on two polls in a row (reorg orphaned, node dropped or never got them):
 //!          for n in p..S, lowest first:
-//!            a tracked tx at n      ─> re-send its last signed bytes
+//!            a tracked tx at n      ─> re-send its last signed bytes, unless the node holds it
+//!                                      unmined (a node whose pending count ignores its pool:
+//!                                      then no repair for 10 s, no re-send storm)
 //!            a tracked tx above n   ─> fill n with a copy of the nearest one's vote (the
 //!                                      guard's journal sees the same vote at another nonce)
 //!            nothing tracked above  ─> rebase the sequencer to n: new work goes there
@@ -34,6 +36,9 @@ use tracing::{info, warn};
 /// Polls in a row that must see the same hole before it is repaired (a send can be between
 /// the two reads, or an endpoint behind another).
 const HOLE_POLLS: u32 = 2;
+/// After a repair that found the node holding every tracked transaction (a node whose
+/// "pending" count ignores its pool), no repair for this long: no re-send storm.
+const QUIET_AFTER_NOTHING_TO_REPAIR: Duration = Duration::from_secs(10);
 
 /// The lowest pending nonce of a sender that stopped being mined while its chain went on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +63,7 @@ pub(crate) struct Converger {
     /// The hole seen last poll and how many polls in a row saw it.
     hole: Option<(u64, u32)>,
     stall: Option<Stall>,
+    quiet_until: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -104,9 +110,11 @@ impl Converger {
             _ => 1,
         };
         self.hole = Some((pending, seen));
-        if seen >= HOLE_POLLS {
+        if seen >= HOLE_POLLS && self.quiet_until.is_none_or(|t| Instant::now() >= t) {
             self.hole = None;
-            repair(inner, pending, sent).await;
+            if repair(inner, pending, sent).await == Repaired::Nothing {
+                self.quiet_until = Some(Instant::now() + QUIET_AFTER_NOTHING_TO_REPAIR);
+            }
         }
     }
 
@@ -171,14 +179,29 @@ pub(crate) fn unix(t: SystemTime) -> u64 {
         .as_secs()
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Repaired {
+    /// Something was re-sent, filled or renumbered (or the attempt failed: retry next poll).
+    Acted,
+    /// The node knew every transaction: its pending count just does not show its pool.
+    Nothing,
+}
+
 /// Makes every nonce in `pending..sent` present in the node's pool again, lowest first (see the
 /// module docs).
-async fn repair(inner: &Inner, pending: u64, sent: u64) {
+async fn repair(inner: &Inner, pending: u64, sent: u64) -> Repaired {
     let tracked = inner.in_flight_from(pending);
-    warn!(chain = %inner.cfg.chain, address = %inner.address, pending, sent, tracked = tracked.len(),
-        "the node lacks transactions this manager broadcast (reorg, dropped from its pool, or a new node); repairing");
+    let mut acted = false;
     for n in pending..sent {
         if let Some((_, here)) = tracked.iter().find(|(k, _)| *k == n) {
+            if in_pool(inner, here.last.hash).await {
+                continue;
+            }
+            if !acted {
+                warn!(chain = %inner.cfg.chain, address = %inner.address, pending, sent, tracked = tracked.len(),
+                    "the node lacks transactions this manager broadcast (reorg, dropped from its pool, or a new node); repairing");
+            }
+            acted = true;
             match inner.client.send_raw_transaction(&here.last.raw).await {
                 Ok(_) => {
                     inc(&inner.counters.repair_resent);
@@ -190,25 +213,26 @@ async fn repair(inner: &Inner, pending: u64, sent: u64) {
             }
             continue;
         }
+        acted = true;
         let Some((_, above)) = tracked.iter().find(|(k, _)| *k > n) else {
             inc(&inner.counters.rebases);
             warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = n, was = sent,
                 "nothing of this manager's is pending from here on; new transactions start at the chain's nonce");
             inner.seq.rebase(n);
-            return;
+            return Repaired::Acted;
         };
         let fees = match inner.initial_fees().await {
             Ok(f) => f,
             Err(e) => {
                 warn!(chain = %inner.cfg.chain, nonce = n, error = %e, "cannot price a gap filler; retrying at the next poll");
-                return;
+                return Repaired::Acted;
             }
         };
         let filler = match inner.sign(&above.job, n, fees).await {
             Ok(s) => s,
             Err(e) => {
                 warn!(chain = %inner.cfg.chain, nonce = n, error = %e, "cannot sign a gap filler; retrying at the next poll");
-                return;
+                return Repaired::Acted;
             }
         };
         match inner.client.send_raw_transaction(&filler.raw).await {
@@ -222,11 +246,28 @@ async fn repair(inner: &Inner, pending: u64, sent: u64) {
                 SendRejection::AlreadyKnown | SendRejection::Underpriced => {}
                 _ => {
                     warn!(chain = %inner.cfg.chain, nonce = n, error = %e, "gap filler not taken; retrying at the next poll");
-                    return;
+                    return Repaired::Acted;
                 }
             },
         }
     }
+    if acted {
+        Repaired::Acted
+    } else {
+        Repaired::Nothing
+    }
+}
+
+/// Whether the node holds `hash` unmined. One it reports mined cannot be at a nonce the chain
+/// has not reached: a reorg orphaned it (some nodes still serve orphaned transactions).
+async fn in_pool(inner: &Inner, hash: alloy::primitives::B256) -> bool {
+    let found = inner
+        .client
+        .run("eth_getTransactionByHash", |p| async move {
+            alloy::providers::Provider::get_transaction_by_hash(&p, hash).await
+        })
+        .await;
+    matches!(found, Ok(Some(tx)) if tx.block_number.is_none())
 }
 
 /// Registry entries of the transactions being tracked, shared by the trackers and the poller.

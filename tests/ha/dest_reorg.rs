@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 const CONFIRMATIONS: u64 = 3;
 /// How long a direction may take to execute again what a reorg undid (recovery interval 2 s,
 /// plus re-planning and the tx managers' convergence polls, on a loaded 2-core machine).
-const MOVING_AGAIN_WITHIN: Duration = Duration::from_secs(30);
+const MOVING_AGAIN_WITHIN: Duration = Duration::from_secs(15);
 
 /// Mines a block on each chain every 300 ms unless that chain is paused, so confirmations
 /// accrue; a destination is paused while its votes land, so its last blocks are theirs.
