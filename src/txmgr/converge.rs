@@ -187,74 +187,120 @@ enum Repaired {
     Nothing,
 }
 
+/// One repair step for one nonce.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// A tracked transaction holds the nonce: re-send it (if the node lost it).
+    Resend(u64),
+    /// Nothing tracked holds the nonce but something tracked sits above: fill it with a copy
+    /// of the vote at `copy_of` (the nearest above).
+    Fill { nonce: u64, copy_of: u64 },
+    /// Nothing tracked at or above: new transactions start here.
+    Rebase(u64),
+}
+
+/// What to do for each nonce in `pending..sent`, lowest first, given the tracked nonces.
+fn plan(pending: u64, sent: u64, tracked: &[u64]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for n in pending..sent {
+        if tracked.contains(&n) {
+            steps.push(Step::Resend(n));
+        } else if let Some(&above) = tracked.iter().filter(|&&k| k > n).min() {
+            steps.push(Step::Fill {
+                nonce: n,
+                copy_of: above,
+            });
+        } else {
+            steps.push(Step::Rebase(n));
+            break;
+        }
+    }
+    steps
+}
+
 /// Makes every nonce in `pending..sent` present in the node's pool again, lowest first (see the
-/// module docs).
+/// module docs and [`plan`]).
 async fn repair(inner: &Inner, pending: u64, sent: u64) -> Repaired {
     let tracked = inner.in_flight_from(pending);
+    let nonces: Vec<u64> = tracked.iter().map(|(n, _)| *n).collect();
+    let at = |n: u64| tracked.iter().find(|(k, _)| *k == n).map(|(_, f)| f);
     let mut acted = false;
-    for n in pending..sent {
-        if let Some((_, here)) = tracked.iter().find(|(k, _)| *k == n) {
-            if in_pool(inner, here.last.hash).await {
-                continue;
-            }
-            if !acted {
-                warn!(chain = %inner.cfg.chain, address = %inner.address, pending, sent, tracked = tracked.len(),
-                    "the node lacks transactions this manager broadcast (reorg, dropped from its pool, or a new node); repairing");
-            }
-            acted = true;
-            match inner.client.send_raw_transaction(&here.last.raw).await {
-                Ok(_) => {
-                    inc(&inner.counters.repair_resent);
-                    info!(chain = %inner.cfg.chain, label = %here.job.label, nonce = n, tx = %here.last.hash, "re-sent a transaction the node lost");
+    for step in plan(pending, sent, &nonces) {
+        match step {
+            Step::Resend(n) => {
+                let Some(here) = at(n) else { continue };
+                if in_pool(inner, here.last.hash).await {
+                    continue;
                 }
-                Err(e) => {
-                    tracing::debug!(chain = %inner.cfg.chain, nonce = n, error = %e, "re-send answered")
+                if !acted {
+                    warn!(chain = %inner.cfg.chain, address = %inner.address, pending, sent, tracked = tracked.len(),
+                        "the node lacks transactions this manager broadcast (reorg, dropped from its pool, or a new node); repairing");
+                }
+                acted = true;
+                match inner.client.send_raw_transaction(&here.last.raw).await {
+                    Ok(_) => {
+                        inc(&inner.counters.repair_resent);
+                        info!(chain = %inner.cfg.chain, label = %here.job.label, nonce = n, tx = %here.last.hash, "re-sent a transaction the node lost");
+                    }
+                    Err(e) => {
+                        tracing::debug!(chain = %inner.cfg.chain, nonce = n, error = %e, "re-send answered")
+                    }
                 }
             }
-            continue;
-        }
-        acted = true;
-        let Some((_, above)) = tracked.iter().find(|(k, _)| *k > n) else {
-            inc(&inner.counters.rebases);
-            warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = n, was = sent,
-                "nothing of this manager's is pending from here on; new transactions start at the chain's nonce");
-            inner.seq.rebase(n);
-            return Repaired::Acted;
-        };
-        let fees = match inner.initial_fees().await {
-            Ok(f) => f,
-            Err(e) => {
-                warn!(chain = %inner.cfg.chain, nonce = n, error = %e, "cannot price a gap filler; retrying at the next poll");
+            Step::Rebase(n) => {
+                inc(&inner.counters.rebases);
+                warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = n, was = sent,
+                    "nothing of this manager's is pending from here on; new transactions start at the chain's nonce");
+                inner.seq.rebase(n);
                 return Repaired::Acted;
             }
-        };
-        let filler = match inner.sign(&above.job, n, fees).await {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(chain = %inner.cfg.chain, nonce = n, error = %e, "cannot sign a gap filler; retrying at the next poll");
-                return Repaired::Acted;
-            }
-        };
-        match inner.client.send_raw_transaction(&filler.raw).await {
-            Ok(_) => {
-                inc(&inner.counters.gap_fills);
-                warn!(chain = %inner.cfg.chain, label = %above.job.label, nonce = n, tx = %filler.hash,
-                    "filled a nonce gap below queued transactions with a copy of the next vote");
-            }
-            Err(e) => match SendRejection::of(&e) {
-                // Something holds the nonce in the pool already: the gap is not there.
-                SendRejection::AlreadyKnown | SendRejection::Underpriced => {}
-                _ => {
-                    warn!(chain = %inner.cfg.chain, nonce = n, error = %e, "gap filler not taken; retrying at the next poll");
+            Step::Fill { nonce, copy_of } => {
+                acted = true;
+                let Some(above) = at(copy_of) else { continue };
+                if !fill(inner, nonce, &above.job).await {
                     return Repaired::Acted;
                 }
-            },
+            }
         }
     }
     if acted {
         Repaired::Acted
     } else {
         Repaired::Nothing
+    }
+}
+
+/// Sends a copy of `job`'s vote at `nonce`; false when it could not (retry at the next poll).
+async fn fill(inner: &Inner, nonce: u64, job: &super::Job) -> bool {
+    let fees = match inner.initial_fees().await {
+        Ok(f) => f,
+        Err(e) => {
+            warn!(chain = %inner.cfg.chain, nonce, error = %e, "cannot price a gap filler; retrying at the next poll");
+            return false;
+        }
+    };
+    let filler = match inner.sign(job, nonce, fees).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(chain = %inner.cfg.chain, nonce, error = %e, "cannot sign a gap filler; retrying at the next poll");
+            return false;
+        }
+    };
+    match inner.client.send_raw_transaction(&filler.raw).await {
+        Ok(_) => {
+            inc(&inner.counters.gap_fills);
+            warn!(chain = %inner.cfg.chain, label = %job.label, nonce, tx = %filler.hash,
+                "filled a nonce gap below queued transactions with a copy of the next vote");
+            true
+        }
+        Err(e) => match SendRejection::of(&e) {
+            // Something holds the nonce in the pool already: the gap is not there.
+            SendRejection::AlreadyKnown | SendRejection::Underpriced => true,
+            _ => {
+                warn!(chain = %inner.cfg.chain, nonce, error = %e, "gap filler not taken; retrying at the next poll");
+                false
+            }
+        },
     }
 }
 
@@ -272,3 +318,82 @@ async fn in_pool(inner: &Inner, hash: alloy::primitives::B256) -> bool {
 
 /// Registry entries of the transactions being tracked, shared by the trackers and the poller.
 pub(crate) type Registry = Mutex<std::collections::BTreeMap<(u64, u64), super::tracker::InFlight>>;
+
+#[cfg(test)]
+mod tests {
+    use super::Step::*;
+    use super::*;
+
+    /// (what happened, pending count, sent frontier, tracked nonces, steps)
+    #[test]
+    fn each_difference_gets_its_repair() {
+        let cases: &[(&str, u64, u64, &[u64], Vec<Step>)] = &[
+            (
+                "the node dropped every pending tx",
+                5,
+                8,
+                &[5, 6, 7],
+                vec![Resend(5), Resend(6), Resend(7)],
+            ),
+            (
+                "one dropped in the middle",
+                6,
+                8,
+                &[5, 6, 7],
+                vec![Resend(6), Resend(7)],
+            ),
+            (
+                "a reorg orphaned mined txs, nothing pending",
+                3,
+                6,
+                &[],
+                vec![Rebase(3)],
+            ),
+            (
+                "a reorg orphaned mined txs below a queued one",
+                5,
+                8,
+                &[7],
+                vec![
+                    Fill {
+                        nonce: 5,
+                        copy_of: 7,
+                    },
+                    Fill {
+                        nonce: 6,
+                        copy_of: 7,
+                    },
+                    Resend(7),
+                ],
+            ),
+            (
+                "a hole between tracked txs",
+                6,
+                9,
+                &[5, 8],
+                vec![
+                    Fill {
+                        nonce: 6,
+                        copy_of: 8,
+                    },
+                    Fill {
+                        nonce: 7,
+                        copy_of: 8,
+                    },
+                    Resend(8),
+                ],
+            ),
+            (
+                "the top lost and nothing tracked there",
+                6,
+                8,
+                &[5],
+                vec![Rebase(6)],
+            ),
+            ("nothing missing", 8, 8, &[5, 6, 7], vec![]),
+        ];
+        for (what, pending, sent, tracked, want) in cases {
+            assert_eq!(&plan(*pending, *sent, tracked), want, "{what}");
+        }
+    }
+}
