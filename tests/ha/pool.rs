@@ -95,25 +95,35 @@ async fn dropped_pool_a_foreign_send_and_a_killed_agents_leftovers_are_all_absor
         child.anvil_drop_all_transactions().await.unwrap();
     }
 
-    // 2. Operator 2's key sends a transaction by hand at the nonce its agent would use next.
+    // 2. Operator 2's key sends a transaction by hand at the account's next mined nonce, with
+    //    fees that displace a vote of its agent pending there (if any): the agent wanted it.
     let hand = ProviderBuilder::new()
         .wallet(EthereumWallet::from(AlloyAdapter::new(
             by_hand(1).await,
             Some(d.child.chain_id),
         )))
         .connect_http(d.child.rpc_url().parse().unwrap());
-    let receipt = hand
-        .send_transaction(
-            TransactionRequest::default()
-                .with_to(Address::repeat_byte(0x42))
-                .with_value(U256::from(1)),
-        )
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(receipt.status());
+    let op2 = cluster.nodes[1].address;
+    let mut taken = None;
+    for _ in 0..10 {
+        let nonce = child.get_transaction_count(op2).latest().await.unwrap();
+        let tx = TransactionRequest::default()
+            .with_to(Address::repeat_byte(0x42))
+            .with_value(U256::from(1))
+            .with_nonce(nonce)
+            .with_gas_limit(21_000)
+            .with_max_fee_per_gas(1_000_000_000_000)
+            .with_max_priority_fee_per_gas(500_000_000_000);
+        // A vote of the agent mined at that nonce meanwhile: "nonce too low"; try the next.
+        if let Ok(pending) = hand.send_transaction(tx).await {
+            let receipt = pending.get_receipt().await.unwrap();
+            assert!(receipt.status());
+            taken = Some(nonce);
+            break;
+        }
+    }
+    let taken = taken.expect("a transaction by hand got in");
+    eprintln!("op2's key took child nonce {taken} by hand");
     for _ in 0..4 {
         traffic.send_next(&d).await.unwrap();
     }
