@@ -324,10 +324,12 @@ mod tests {
     use super::Step::*;
     use super::*;
 
-    /// (what happened, pending count, sent frontier, tracked nonces, steps)
+    /// What happened, pending count, sent frontier, tracked nonces, the steps wanted.
+    type Case = (&'static str, u64, u64, &'static [u64], Vec<Step>);
+
     #[test]
     fn each_difference_gets_its_repair() {
-        let cases: &[(&str, u64, u64, &[u64], Vec<Step>)] = &[
+        let cases: &[Case] = &[
             (
                 "the node dropped every pending tx",
                 5,
