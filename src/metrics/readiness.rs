@@ -1,7 +1,9 @@
 //! What `/readyz` checks. The agent is ready when every direction runs (none starting or
 //! halted), both chains answered on their last attempt and are not degraded (most calls
-//! rate-limited), no operator balance is low, and no signer is unusable. [`AgentMetrics`] implements [`Readiness`] from the numbers it exports,
-//! so `/readyz` and `bridge_ready` never disagree.
+//! rate-limited), no operator balance is low, no signer is unusable, and no sender is wedged
+//! (its lowest pending transaction unmined while the chain moves on). [`AgentMetrics`]
+//! implements [`Readiness`] from the numbers it exports, so `/readyz` and `bridge_ready` never
+//! disagree.
 
 use std::fmt;
 
