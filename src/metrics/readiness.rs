@@ -125,4 +125,33 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
     }
+
+    #[test]
+    fn a_wedged_sender_makes_the_agent_unready_until_cleared() {
+        let m = AgentMetrics::new();
+        for d in Direction::ALL {
+            m.set_direction_running(d);
+        }
+        for side in Side::ALL {
+            m.set_chain_reachable(side, true);
+        }
+        assert_eq!(m.not_ready(), vec![]);
+        m.set_wedged(Side::Parent, Some((7, 1_796_509_800)));
+        assert_eq!(
+            m.not_ready(),
+            vec![NotReady::SenderWedged {
+                side: Side::Parent,
+                nonce: 7,
+                since_unix: 1_796_509_800
+            }]
+        );
+        assert!(m.render().contains("bridge_sender_wedged{chain=\"parent\"} 1"));
+        assert!(
+            m.render()
+                .contains("bridge_sender_wedged_since_seconds{chain=\"parent\"} 1796509800")
+        );
+        m.set_wedged(Side::Parent, None);
+        assert_eq!(m.not_ready(), vec![]);
+        assert!(m.render().contains("bridge_sender_wedged{chain=\"parent\"} 0"));
+    }
 }
