@@ -145,13 +145,19 @@ mod tests {
                 since_unix: 1_796_509_800
             }]
         );
-        assert!(m.render().contains("bridge_sender_wedged{chain=\"parent\"} 1"));
+        assert!(
+            m.render()
+                .contains("bridge_sender_wedged{chain=\"parent\"} 1")
+        );
         assert!(
             m.render()
                 .contains("bridge_sender_wedged_since_seconds{chain=\"parent\"} 1796509800")
         );
         m.set_wedged(Side::Parent, None);
         assert_eq!(m.not_ready(), vec![]);
-        assert!(m.render().contains("bridge_sender_wedged{chain=\"parent\"} 0"));
+        assert!(
+            m.render()
+                .contains("bridge_sender_wedged{chain=\"parent\"} 0")
+        );
     }
 }
