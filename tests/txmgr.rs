@@ -2,6 +2,10 @@
 //! in-process hsm-sim: concurrent votes, late votes, stuck-tx replacement, no stranded nonce
 //! after a refusal, low balance.
 
+#[path = "support/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -936,6 +940,126 @@ async fn a_sender_capped_below_the_base_fee_is_wedged_until_the_base_fee_falls()
             txm.stats().wedged.is_none()
         })
         .await;
+        shutdown.cancel();
+    })
+    .await;
+}
+
+/// A second node for the child: an anvil forked from it at its head (same state, empty pool),
+/// in its own temp dir; killed on drop.
+struct ForkedNode {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ForkedNode {
+    async fn start(of: &str, chain_id: u64) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("txmgr-fork-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("anvil.log")).unwrap();
+        let child = std::process::Command::new(bridge_agent::devnet::locate_anvil().unwrap())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--chain-id", &chain_id.to_string(), "--fork-url", of])
+            .args(["--prune-history", "--cache-path"])
+            .arg(dir.path().join("cache"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("anvil --fork-url");
+        let url = format!("http://127.0.0.1:{port}");
+        let p = alloy::providers::ProviderBuilder::new().connect_http(url.parse().unwrap());
+        until(30, "the forked node answers", || async {
+            p.get_chain_id().await.is_ok()
+        })
+        .await;
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for ForkedNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fresh_node_with_an_empty_pool_gets_the_pending_votes_again() {
+    bounded(180, async {
+        let rig = Rig::start(fees(Duration::from_secs(120)), seed::coins(1)).await;
+        rig.shutdown.cancel(); // a manager with two endpoints is made below
+        let votes = rig.native_requests(3, recipient("txmgr-fresh-node")).await;
+        let fresh = ForkedNode::start(&rig.d.child.rpc_url(), rig.d.child.chain_id).await;
+        // The manager reaches the first node through a proxy, so the test can cut it off.
+        let link = proxy::FaultProxy::start(&rig.d.child.rpc_url()).await;
+        let mut access = ChainAccessConfig::new(
+            "child",
+            rig.d.child.chain_id,
+            vec![
+                SensitiveUrl::new(link.url("http").parse().unwrap()),
+                SensitiveUrl::new(fresh.url.parse().unwrap()),
+            ],
+        );
+        access.rpc_timeout = Duration::from_secs(2);
+        let client = ChainClient::connect(access).await.expect("two endpoints");
+        let shutdown = CancellationToken::new();
+        let txm = TxManager::start(
+            config(&rig.d, fees(Duration::from_secs(120)), seed::coins(1)),
+            client,
+            Arc::clone(&rig.guard),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        // The votes wait in the first node's pool...
+        rig.child().anvil_set_auto_mine(false).await.unwrap();
+        let jobs: Vec<_> = votes
+            .iter()
+            .enumerate()
+            .map(|(i, (_, data))| {
+                let (txm, data) = (txm.clone(), data.clone());
+                tokio::spawn(async move { txm.submit(data, format!("vote {i}")).await })
+            })
+            .collect();
+        until(30, "three votes in the first node's pool", || async {
+            pool_of(&rig.child(), rig.operator).await.0.len() == 3
+        })
+        .await;
+        // ...which the manager can no longer reach: it fails over to a node that never saw them
+        // (a fork of the first: same chain, empty pool).
+        link.set(proxy::Mode::Cut);
+        let mut outcomes = Vec::new();
+        for job in jobs {
+            outcomes.push(job.await.unwrap());
+        }
+        for out in &outcomes {
+            assert!(matches!(out, Ok(TxOutcome::Mined { .. })), "{out:?}");
+        }
+        let on_fresh = alloy::providers::ProviderBuilder::new()
+            .connect_http(fresh.url.parse().unwrap())
+            .erased();
+        let bridge = Bridge::new(rig.d.child.bridge, on_fresh.clone());
+        assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 3);
+        assert_eq!(
+            on_fresh.get_transaction_count(rig.operator).await.unwrap(),
+            3
+        );
+        assert_eq!(pool_of(&on_fresh, rig.operator).await, (vec![], vec![]));
+        let stats = txm.stats();
+        assert!(stats.repair_resent >= 3, "{stats:?}");
         shutdown.cancel();
     })
     .await;

@@ -7,9 +7,8 @@
 //!        pending count p (the node's pool included) ─ p ≥ S: the node has everything, done
 //!        p < S on two polls in a row (reorg orphaned, node dropped or never got them):
 //!          for n in p..S, lowest first:
-//!            a tracked tx at n      ─> re-send its last signed bytes, unless the node holds it
-//!                                      unmined (a node whose pending count ignores its pool:
-//!                                      then no repair for 10 s, no re-send storm)
+//!            a tracked tx at n      ─> re-send its last signed bytes ("already known" if the
+//!                                      node has it after all; repairs at most every 3 s)
 //!            a tracked tx above n   ─> fill n with a copy of the nearest one's vote (the
 //!                                      guard's journal sees the same vote at another nonce)
 //!            nothing tracked above  ─> rebase the sequencer to n: new work goes there
@@ -36,9 +35,10 @@ use tracing::{info, warn};
 /// Polls in a row that must see the same hole before it is repaired (a send can be between
 /// the two reads, or an endpoint behind another).
 const HOLE_POLLS: u32 = 2;
-/// After a repair that found the node holding every tracked transaction (a node whose
-/// "pending" count ignores its pool), no repair for this long: no re-send storm.
-const QUIET_AFTER_NOTHING_TO_REPAIR: Duration = Duration::from_secs(10);
+/// Least time between two repairs: a node whose "pending" count ignores its pool looks like it
+/// lost everything on every poll; it then gets the tracked transactions again at most this
+/// often ("already known"), not on every poll.
+const REPAIR_GAP: Duration = Duration::from_secs(3);
 
 /// The lowest pending nonce of a sender that stopped being mined while its chain went on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +112,8 @@ impl Converger {
         self.hole = Some((pending, seen));
         if seen >= HOLE_POLLS && self.quiet_until.is_none_or(|t| Instant::now() >= t) {
             self.hole = None;
-            if repair(inner, pending, sent).await == Repaired::Nothing {
-                self.quiet_until = Some(Instant::now() + QUIET_AFTER_NOTHING_TO_REPAIR);
-            }
+            repair(inner, pending, sent).await;
+            self.quiet_until = Some(Instant::now() + REPAIR_GAP);
         }
     }
 
@@ -179,14 +178,6 @@ pub(crate) fn unix(t: SystemTime) -> u64 {
         .as_secs()
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Repaired {
-    /// Something was re-sent, filled or renumbered (or the attempt failed: retry next poll).
-    Acted,
-    /// The node knew every transaction: its pending count just does not show its pool.
-    Nothing,
-}
-
 /// One repair step for one nonce.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
@@ -220,23 +211,16 @@ fn plan(pending: u64, sent: u64, tracked: &[u64]) -> Vec<Step> {
 
 /// Makes every nonce in `pending..sent` present in the node's pool again, lowest first (see the
 /// module docs and [`plan`]).
-async fn repair(inner: &Inner, pending: u64, sent: u64) -> Repaired {
+async fn repair(inner: &Inner, pending: u64, sent: u64) {
     let tracked = inner.in_flight_from(pending);
     let nonces: Vec<u64> = tracked.iter().map(|(n, _)| *n).collect();
     let at = |n: u64| tracked.iter().find(|(k, _)| *k == n).map(|(_, f)| f);
-    let mut acted = false;
+    warn!(chain = %inner.cfg.chain, address = %inner.address, pending, sent, tracked = tracked.len(),
+        "the node lacks transactions this manager broadcast (reorg, dropped from its pool, or a new node); repairing");
     for step in plan(pending, sent, &nonces) {
         match step {
             Step::Resend(n) => {
                 let Some(here) = at(n) else { continue };
-                if in_pool(inner, here.last.hash).await {
-                    continue;
-                }
-                if !acted {
-                    warn!(chain = %inner.cfg.chain, address = %inner.address, pending, sent, tracked = tracked.len(),
-                        "the node lacks transactions this manager broadcast (reorg, dropped from its pool, or a new node); repairing");
-                }
-                acted = true;
                 match inner.client.send_raw_transaction(&here.last.raw).await {
                     Ok(_) => {
                         inc(&inner.counters.repair_resent);
@@ -252,21 +236,15 @@ async fn repair(inner: &Inner, pending: u64, sent: u64) -> Repaired {
                 warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = n, was = sent,
                     "nothing of this manager's is pending from here on; new transactions start at the chain's nonce");
                 inner.seq.rebase(n);
-                return Repaired::Acted;
+                return;
             }
             Step::Fill { nonce, copy_of } => {
-                acted = true;
                 let Some(above) = at(copy_of) else { continue };
                 if !fill(inner, nonce, &above.job).await {
-                    return Repaired::Acted;
+                    return;
                 }
             }
         }
-    }
-    if acted {
-        Repaired::Acted
-    } else {
-        Repaired::Nothing
     }
 }
 
@@ -302,18 +280,6 @@ async fn fill(inner: &Inner, nonce: u64, job: &super::Job) -> bool {
             }
         },
     }
-}
-
-/// Whether the node holds `hash` unmined. One it reports mined cannot be at a nonce the chain
-/// has not reached: a reorg orphaned it (some nodes still serve orphaned transactions).
-async fn in_pool(inner: &Inner, hash: alloy::primitives::B256) -> bool {
-    let found = inner
-        .client
-        .run("eth_getTransactionByHash", |p| async move {
-            alloy::providers::Provider::get_transaction_by_hash(&p, hash).await
-        })
-        .await;
-    matches!(found, Ok(Some(tx)) if tx.block_number.is_none())
 }
 
 /// Registry entries of the transactions being tracked, shared by the trackers and the poller.
