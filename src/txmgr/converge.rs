@@ -63,6 +63,7 @@ pub(crate) struct Converger {
     /// The hole seen last poll and how many polls in a row saw it.
     hole: Option<(u64, u32)>,
     stall: Option<Stall>,
+    /// No repair before this (see [`REPAIR_GAP`]).
     quiet_until: Option<Instant>,
 }
 
