@@ -1,4 +1,4 @@
-//! P2, P4 and P5 (DESIGN.md §7, issue 5): four `bridge-agent run` processes (t = 3, SoftHSM
+//! P2, P4, P5 (DESIGN.md §7, issue 5) and P6 (issue 12): four `bridge-agent run` processes (t = 3, SoftHSM
 //! keys, the HA harness's cluster) against plain local keys on a second devnet started the same
 //! way, in one run.
 //!
@@ -6,13 +6,19 @@
 //!
 //! | variable      | default      | meaning                                                      |
 //! |---------------|--------------|--------------------------------------------------------------|
-//! | `HA_BENCH`    | `p2,p4,p5`   | which figures to measure                                     |
+//! | `HA_BENCH`    | `p2,p4,p5`   | which figures to measure (`p6`: run it alone, see below)     |
 //! | `HA_N`        | 1000         | requests per phase (P2 raw and live, P4 live and catch-up)   |
 //! | `HA_ROUNDS`   | 2            | rounds of raw → live → catch-up, interleaved                 |
 //! | `HA_P5_N`     | 10000        | backlog for P5                                               |
 //! | `HA_P5_SECS`  | 900          | longest P5 waits for the backlog to execute                  |
 //! | `HA_PROXY`    | 0            | 1 keeps the harness's fault proxies between agents and chains |
 //! | `HA_BLOCK_SECS` | 1          | seconds between blocks once set up (interval mining, like a real chain); 0: anvil's automine, a block per transaction |
+//!
+//! P6 (`HA_BENCH=p6`): every agent's RPC links go through the HTTP rate-limiting proxy of the
+//! tests (`support/rate_limit.rs`); a live phase and a catch-up of N each with the proxies
+//! passing everything, then the same with one request in five refused (HTTP 429 +
+//! `Retry-After: 1` and JSON-RPC -32005, alternately): the slowdown rate limits cost. The extra
+//! HTTP hop is in both, so run P6 alone (P2/P4 in the same run would pay for the hop too).
 //!
 //! Under `cargo test` (no `--bench` argument) it only smoke-tests the request generator and the
 //! plain-key voters on one devnet, in a few seconds.
@@ -342,6 +348,79 @@ async fn live_phase(
     }
 }
 
+/// P6's seconds: live and catch-up phases without and with rate limits, and the agents' starts.
+struct P6 {
+    free_live: f64,
+    free_catch_up: f64,
+    free_started: f64,
+    limited_live: f64,
+    limited_catch_up: f64,
+    limited_started: f64,
+}
+
+/// Refuse one request in `every` (0: none) on every agent's rate-limiting proxies.
+fn set_rate_limit(cluster: &Cluster, every: u64) {
+    for node in &cluster.nodes {
+        let (p, c) = node.rate_limit.as_ref().expect("cluster started for P6");
+        p.set_every(every);
+        c.set_every(every);
+    }
+}
+
+/// Rate limits served by the proxies so far (429s, -32005s).
+fn limits_served(cluster: &Cluster) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for node in &cluster.nodes {
+        let (p, c) = node.rate_limit.as_ref().expect("cluster started for P6");
+        for s in [p.stats(), c.stats()] {
+            sum.0 += s.http_429;
+            sum.1 += s.rpc_32005;
+        }
+    }
+    sum
+}
+
+async fn p6_phases(
+    cluster: &mut Cluster,
+    exec: &mut [Executed; 2],
+    burst: &mut Burst,
+    n: usize,
+) -> P6 {
+    set_rate_limit(cluster, 0);
+    let free = live_phase(cluster, exec, burst, n).await;
+    let (free_catch_up, free_started, _) = catch_up_phase(cluster, exec, burst, n).await;
+    println!(
+        "P6 without limits: live {n} in {:.2} s ({:.1} agent RPC calls per transfer); catch-up {n} in {free_catch_up:.2} s (agents up after {free_started:.2} s)",
+        free.secs,
+        free.rpc_calls / n as f64
+    );
+    set_rate_limit(cluster, 5);
+    let served0 = limits_served(cluster);
+    let limited = live_phase(cluster, exec, burst, n).await;
+    // Every agent restarts behind the limits: none may exit on a refused start-up call
+    // (`start_agents` panics if one does).
+    let (limited_catch_up, limited_started, _) = catch_up_phase(cluster, exec, burst, n).await;
+    let served = limits_served(cluster);
+    println!(
+        "P6 with 1 in 5 refused: live {n} in {:.2} s ({:.1} agent RPC calls per transfer); catch-up {n} in {limited_catch_up:.2} s (agents up after {limited_started:.2} s); \
+         limits served: {} HTTP 429, {} JSON-RPC -32005; bridge_rpc_rate_limited_total of the agents since their catch-up start {:.0}",
+        limited.secs,
+        limited.rpc_calls / n as f64,
+        served.0 - served0.0,
+        served.1 - served0.1,
+        metric_sum(cluster, "bridge_rpc_rate_limited_total").await
+    );
+    set_rate_limit(cluster, 0);
+    P6 {
+        free_live: free.secs,
+        free_catch_up,
+        free_started,
+        limited_live: limited.secs,
+        limited_catch_up,
+        limited_started,
+    }
+}
+
 /// Agents stopped, `n` requests sent, agents started: seconds from the first start to the last
 /// execution, the seconds the four starts took, and the [`EVENTS`] logged meanwhile.
 async fn catch_up_phase(
@@ -484,6 +563,8 @@ async fn main() {
         threshold: T,
         // Recovery rescans are for stalls; a long catch-up must not look like one too early.
         recovery_secs: 10,
+        // P6: the rate-limiting proxies, passing everything until the limited phases.
+        rate_limit: want("p6").then_some((0, 1)),
         ..ClusterOptions::default()
     })
     .await;
@@ -621,6 +702,12 @@ async fn main() {
         }
     }
 
+    let p6 = if want("p6") {
+        Some(p6_phases(&mut cluster, &mut exec, &mut burst, n).await)
+    } else {
+        None
+    };
+
     let mut p5 = None;
     if want("p5") {
         for i in 0..cluster.nodes.len() {
@@ -719,6 +806,22 @@ async fn main() {
             "| P4: catch-up / live (before and after) | {:.2} | {} | ≥ 1.00 |",
             median(&mut ratios.clone()),
             spread(&ratios)
+        );
+    }
+    if let Some(p6) = p6 {
+        println!(
+            "| P6: live transfers/s, 1 in 5 RPC calls rate-limited / none | {:.1} / {:.1} | {:.2} × | — |",
+            n as f64 / p6.limited_live,
+            n as f64 / p6.free_live,
+            p6.free_live / p6.limited_live
+        );
+        println!(
+            "| P6: catch-up of {n}, rate-limited / none (agents up after) | {:.1} s / {:.1} s ({:.1} s / {:.1} s) | {:.2} × | — |",
+            p6.limited_catch_up,
+            p6.free_catch_up,
+            p6.limited_started,
+            p6.free_started,
+            p6.free_catch_up / p6.limited_catch_up
         );
     }
     if let Some((hwm, _, done, secs)) = p5 {

@@ -52,6 +52,14 @@ pub fn env_filter(directive: &str) -> EnvFilter {
     filter
 }
 
+/// Whether log lines on stderr get ANSI colours: only on a terminal, and not with `NO_COLOR`
+/// set. Logs redirected to a file or a journal stay plain text (`grep` finds `WARN`, not
+/// `\x1b[33m WARN`).
+pub fn ansi_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// The directive in force: `RUST_LOG` when set, else `configured`.
 pub fn directive(configured: &str) -> String {
     std::env::var("RUST_LOG").unwrap_or_else(|_| configured.to_owned())

@@ -1,6 +1,7 @@
 //! Chain access against real anvil chains: failover, chain-id check, timeouts on a stalled
 //! endpoint, head following over WebSocket and by polling, WebSocket reconnection, windowed logs,
-//! and URL redaction.
+//! URL redaction, and rate limits (HTTP 429 with `Retry-After`, JSON-RPC -32005) served by a
+//! real HTTP proxy in front of anvil, and the per-endpoint request budget.
 //!
 //! Every server here listens on 127.0.0.1 only; every wait is bounded by a timeout.
 
@@ -17,6 +18,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+
+#[path = "support/rate_limit.rs"]
+mod rate_limit;
+use rate_limit::RateLimitProxy;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 const WAIT: Duration = Duration::from_secs(20);
@@ -701,4 +706,175 @@ async fn logs_are_fetched_in_windows_and_streamed() {
             .unwrap()
             .is_none()
     );
+}
+
+// ---- rate limits and pacing -----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_calls_wait_and_succeed_without_scoring_the_endpoint_dead() {
+    let dir = tempdir();
+    let chain = anvil(&dir, "limited", 31_010);
+    // One request in two refused: 429 with Retry-After: 1, then -32005, alternately.
+    let proxy = RateLimitProxy::start(&chain.rpc_url(), 2, 1).await;
+    let mut cfg = config(31_010, &[&proxy.url()]);
+    // Without Retry-After (-32005) the pause is the backoff's: keep it short here.
+    cfg.rate_limit_backoff = Backoff {
+        initial: Duration::from_millis(300),
+        max: Duration::from_secs(2),
+    };
+    let client = ChainClient::connect(cfg)
+        .await
+        .expect("connects despite limits");
+    let started = Instant::now();
+    for _ in 0..6 {
+        client.block_number().await.expect("answered after waiting");
+    }
+    let elapsed = started.elapsed();
+    let served = proxy.stats();
+    assert!(
+        served.http_429 >= 1 && served.rpc_32005 >= 1,
+        "both kinds of limit served: {served:?}"
+    );
+    // At least one 429 asked for a 1 s pause, and the client honoured it.
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "{elapsed:?} {served:?}"
+    );
+    let s = client.stats();
+    let ep = &s.endpoints[0];
+    assert_eq!(ep.rate_limited, served.http_429 + served.rpc_32005, "{s:?}");
+    assert_eq!(s.rate_limited, ep.rate_limited);
+    // Slowed, not dead: full score, no failure counted.
+    assert_eq!(
+        (ep.score, ep.errors, ep.consecutive_failures),
+        (100, 0, 0),
+        "{s:?}"
+    );
+    // Half the attempts limited is not "most".
+    assert!(!s.degraded, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_endpoint_yields_to_the_next_and_keeps_its_score() {
+    let dir = tempdir();
+    let chain = anvil(&dir, "limited-two", 31_011);
+    let proxy = RateLimitProxy::start(&chain.rpc_url(), 0, 30).await;
+    let client = ChainClient::connect(config(31_011, &[&proxy.url(), &chain.rpc_url()]))
+        .await
+        .unwrap();
+    proxy.refuse_next(1);
+    let started = Instant::now();
+    client.block_number().await.unwrap();
+    client.block_number().await.unwrap();
+    // The 30 s Retry-After is not waited for: the second endpoint answers.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let s = client.stats();
+    let (limited, direct) = (&s.endpoints[0], &s.endpoints[1]);
+    assert_eq!(proxy.stats().http_429, 1);
+    assert_eq!((limited.rate_limited, limited.score), (1, 100), "{s:?}");
+    assert!(limited.rate_limit_paused && !limited.cooling_down, "{s:?}");
+    // The paused endpoint is not asked again while paused.
+    assert_eq!(
+        proxy.stats().requests,
+        2,
+        "chain-id check + the limited call"
+    );
+    assert_eq!(direct.successes, 3, "chain-id check + both calls: {s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_waits_out_rate_limits_on_the_chain_id_check() {
+    let dir = tempdir();
+    let chain = anvil(&dir, "limited-start", 31_012);
+    let proxy = RateLimitProxy::start(&chain.rpc_url(), 0, 1).await;
+    proxy.refuse_next(2);
+    let mut cfg = config(31_012, &[&proxy.url()]);
+    cfg.rate_limit_backoff = Backoff {
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(1),
+    };
+    let client = ChainClient::connect(cfg)
+        .await
+        .expect("a rate-limited eth_chainId is waited out, not fatal");
+    assert_eq!(proxy.stats().http_429 + proxy.stats().rpc_32005, 2);
+    assert_eq!(client.stats().endpoints[0].score, 100);
+
+    // A wrong chain id stays fatal, limits or not.
+    proxy.refuse_next(1);
+    let err = ChainClient::connect(config(1, &[&proxy.url()]))
+        .await
+        .expect_err("wrong chain id");
+    assert!(matches!(err, ChainError::ChainIdMismatch { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_whose_calls_are_mostly_limited_is_degraded_until_they_pass_again() {
+    let dir = tempdir();
+    let chain = anvil(&dir, "degraded", 31_013);
+    let proxy = RateLimitProxy::start(&chain.rpc_url(), 0, 0).await;
+    let mut cfg = config(31_013, &[&proxy.url()]);
+    // Give up at once instead of waiting for the pause: the caller sees the limit. Short
+    // pauses (Retry-After: 0, else 50 ms) so that every call reaches the proxy.
+    cfg.rate_limit_wait = Duration::ZERO;
+    cfg.rate_limit_backoff = Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(100),
+    };
+    let client = ChainClient::connect(cfg).await.unwrap();
+    proxy.set_every(1);
+    let mut refused = 0;
+    let deadline = Instant::now() + WAIT;
+    while refused < 6 {
+        assert!(Instant::now() < deadline, "no limit seen");
+        match client.block_number().await {
+            Err(e) => {
+                assert!(e.is_rate_limited() && e.is_transient(), "{e}");
+                refused += 1;
+            }
+            Ok(_) => panic!("every request is refused"),
+        }
+        // Wait out the pause so the next call reaches the proxy again.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let served = proxy.stats();
+    assert_eq!(served.http_429 + served.rpc_32005, 6, "{served:?}");
+    assert!(client.is_degraded(), "{:?}", client.stats());
+    assert!(client.stats().degraded);
+    let text = client.block_number().await.unwrap_err().to_string();
+    assert!(text.contains("rate-limited"), "{text}");
+
+    // The provider lets calls through again: once most recent calls pass, not degraded.
+    proxy.set_every(0);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    for _ in 0..10 {
+        client.block_number().await.unwrap();
+    }
+    assert!(!client.is_degraded(), "{:?}", client.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pacing_holds_the_request_budget() {
+    let dir = tempdir();
+    let chain = anvil(&dir, "paced", 31_014);
+    let proxy = RateLimitProxy::start(&chain.rpc_url(), 0, 1).await;
+    let mut cfg = config(31_014, &[&proxy.url()]);
+    cfg.requests_per_second = 10;
+    let client = ChainClient::connect(cfg).await.unwrap();
+    // The chain-id check took one token; let the bucket refill.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = proxy.stats().requests;
+    let started = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let c = client.clone();
+        calls.spawn(async move { c.block_number().await });
+    }
+    while let Some(r) = calls.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(proxy.stats().requests - before, 30);
+    // 10 at once (a full bucket), then the other 20 at 10 a second: about 2 s, not less.
+    assert!(elapsed >= Duration::from_millis(1850), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
 }

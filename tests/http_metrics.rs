@@ -102,6 +102,8 @@ fn endpoint(index: usize, url: &str, requests: u64, score: u32) -> EndpointStats
         errors: 2,
         timeouts: 3,
         failovers: 0,
+        rate_limited: 5,
+        rate_limit_paused: false,
         score,
         consecutive_failures: 0,
         cooling_down: false,
@@ -167,6 +169,8 @@ async fn metrics_serves_exact_values() {
         chain: "parent".into(),
         chain_id: 1,
         failovers: 6,
+        rate_limited: 7,
+        degraded: false,
         endpoints: vec![
             endpoint(0, "http://127.0.0.1:8545/", 11, 100),
             endpoint(1, "http://127.0.0.1:8546/", 12, 40),
@@ -202,6 +206,8 @@ async fn metrics_serves_exact_values() {
         "bridge_txs_reverted_total{chain=\"child\",reason=\"unexpected\"} 1",
         "bridge_txs_reverted_total{chain=\"child\",reason=\"already_executed\"} 2",
         "bridge_rpc_failovers_total{chain=\"parent\"} 6",
+        "bridge_rpc_rate_limited_total{chain=\"parent\"} 7",
+        "bridge_rpc_degraded{chain=\"parent\"} 0",
         "bridge_rpc_requests_total{chain=\"parent\",index=\"0\",endpoint=\"http://127.0.0.1:8545/\"} 11",
         "bridge_rpc_requests_total{chain=\"parent\",index=\"1\",endpoint=\"http://127.0.0.1:8546/\"} 12",
         "bridge_rpc_errors_total{chain=\"parent\",index=\"0\",endpoint=\"http://127.0.0.1:8545/\"} 2",
@@ -259,6 +265,8 @@ async fn endpoint_labels_never_carry_credentials() {
         chain: "parent".into(),
         chain_id: 1,
         failovers: 0,
+        rate_limited: 0,
+        degraded: false,
         endpoints: vec![endpoint(0, &redacted, 1, 100)],
     });
     let raw = keyed.expose().to_string();
@@ -266,6 +274,8 @@ async fn endpoint_labels_never_carry_credentials() {
         chain: "child".into(),
         chain_id: 2,
         failovers: 0,
+        rate_limited: 0,
+        degraded: false,
         endpoints: vec![
             endpoint(0, &raw, 1, 100),
             endpoint(1, "not a url with KEY123abc", 1, 100),
@@ -362,6 +372,31 @@ async fn readyz_follows_directions_balances_chains_and_signer() {
     );
     health.record_success(Duration::from_millis(1));
     r.metrics.set_chain_reachable(Side::Parent, true);
+    assert_eq!(r.get("/readyz").await, (200, "ready\n".to_owned()));
+
+    // A chain whose calls are mostly rate-limited is degraded: not ready, and back.
+    let degraded = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let d = degraded.clone();
+    r.metrics.register_chain(Side::Child, move || ChainStats {
+        chain: "child".into(),
+        chain_id: 2,
+        failovers: 0,
+        rate_limited: 9,
+        degraded: d.load(std::sync::atomic::Ordering::Relaxed),
+        endpoints: vec![],
+    });
+    assert_eq!(
+        r.metrics.not_ready(),
+        vec![NotReady::ChainDegraded(Side::Child)]
+    );
+    let (status, body) = r.get("/readyz").await;
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("chain child: degraded: most RPC calls are rate-limited"),
+        "{body}"
+    );
+    has_line(&r.scrape().await, "bridge_rpc_degraded{chain=\"child\"} 1");
+    degraded.store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(r.get("/readyz").await, (200, "ready\n".to_owned()));
 }
 

@@ -2,6 +2,10 @@
 //! in-process hsm-sim: concurrent votes, late votes, stuck-tx replacement, no stranded nonce
 //! after a refusal, low balance.
 
+#[path = "support/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -216,6 +220,7 @@ fn config(d: &Devnet, fees: FeePolicy, min_balance: U256) -> TxManagerConfig {
         min_balance,
         receipt_poll: Duration::from_millis(50),
         max_in_flight: 64,
+        wedged_after: Duration::from_secs(120),
     }
 }
 
@@ -474,7 +479,7 @@ async fn legacy_fees_send_a_legacy_transaction_at_the_policy_price() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
+async fn a_restart_tracks_a_transaction_left_pending_and_sends_above_it() {
     bounded(180, async {
         let policy = fees(Duration::from_secs(60));
         let rig = Rig::start(policy, seed::coins(1)).await;
@@ -490,7 +495,8 @@ async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
         rig.shutdown.cancel();
         assert!(pending.await.unwrap().is_err(), "stopped before mining");
 
-        // The next run starts at the mined count and outbids it with its own vote.
+        // The next run tracks the earlier vote (not outbid: it is still the vote wanted) and
+        // sends its own above it.
         let shutdown = CancellationToken::new();
         let txm = TxManager::start(
             config(&rig.d, policy, seed::coins(1)),
@@ -500,7 +506,8 @@ async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
         )
         .await
         .unwrap();
-        assert_eq!(txm.stats().nonce, 0);
+        let stats = txm.stats();
+        assert_eq!((stats.nonce, stats.leftovers), (1, 1), "{stats:?}");
         let second = votes[1].1.clone();
         let txm2 = txm.clone();
         let next = tokio::spawn(async move { txm2.submit(second, "next run".into()).await });
@@ -509,17 +516,550 @@ async fn a_restart_takes_over_the_nonce_of_a_transaction_left_pending() {
         }
         rig.child().anvil_mine(Some(1), None).await.unwrap();
         let outcome = next.await.unwrap().expect("mined");
-        let TxOutcome::Mined { tx_hash, .. } = outcome else {
-            panic!("expected Mined, got {outcome:?}");
-        };
-        let tx = rig
-            .child()
-            .get_transaction_by_hash(tx_hash)
+        assert_eq!(rig.tx_nonce(&outcome).await, 1, "above the earlier run's");
+        assert_eq!(rig.chain_nonce().await, 2, "both mined");
+        let bridge = Bridge::new(rig.d.child.bridge, rig.child());
+        assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 2);
+        assert_eq!(txm.stats().replaced, 0, "nothing fought");
+        shutdown.cancel();
+    })
+    .await;
+}
+
+// ---- convergence to the chain (issue 12) ------------------------------------------------------
+
+/// The operator's transactions in the node's pool: (pending nonces, queued nonces).
+async fn pool_of(p: &DynProvider, who: Address) -> (Vec<u64>, Vec<u64>) {
+    let content: serde_json::Value = p
+        .raw_request("txpool_content".into(), ())
+        .await
+        .expect("txpool_content");
+    let nonces = |section: &str| -> Vec<u64> {
+        let mut out: Vec<u64> = content[section]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.parse::<Address>().ok() == Some(who))
+            .flat_map(|(_, by_nonce)| by_nonce.as_object().into_iter().flatten())
+            .map(|(n, _)| n.parse().expect("nonce key"))
+            .collect();
+        out.sort_unstable();
+        out
+    };
+    (nonces("pending"), nonces("queued"))
+}
+
+/// Waits (bounded) until `cond` holds, polling every 50 ms; panics with `what` otherwise.
+async fn until<F, Fut>(secs: u64, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Rig {
+    /// Mined and pending counts equal and nothing of the operator's left in the pool.
+    async fn settled(&self) -> bool {
+        let p = self.child();
+        let latest = p
+            .get_transaction_count(self.operator)
+            .latest()
+            .await
+            .unwrap();
+        let pending = p
+            .get_transaction_count(self.operator)
+            .pending()
+            .await
+            .unwrap();
+        let (in_pending, queued) = pool_of(&p, self.operator).await;
+        latest == pending && in_pending.is_empty() && queued.is_empty()
+    }
+
+    async fn lower_handle_nonce(&self) -> u64 {
+        Bridge::new(self.d.child.bridge, self.child())
+            .lowerHandleNonce()
+            .call()
             .await
             .unwrap()
+    }
+
+    async fn reorg(&self, depth: u64) {
+        self.child()
+            .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions {
+                depth,
+                tx_block_pairs: vec![],
+            })
+            .await
             .unwrap();
-        assert_eq!(tx.nonce(), 0, "the earlier run's nonce, taken over");
-        assert_eq!(rig.chain_nonce().await, 1, "one transaction for nonce 0");
+    }
+
+    fn submit(
+        &self,
+        data: &Bytes,
+        label: &str,
+    ) -> tokio::task::JoinHandle<Result<TxOutcome, TxError>> {
+        let (txm, data, label) = (self.txm.clone(), data.clone(), label.to_owned());
+        tokio::spawn(async move { txm.submit(data, label).await })
+    }
+}
+
+fn mined_or_already_executed(outcome: &TxOutcome) -> bool {
+    match outcome {
+        TxOutcome::Mined { .. } => true,
+        TxOutcome::Reverted {
+            revert: Some(data), ..
+        } => matches!(
+            Bridge::BridgeErrors::abi_decode(data),
+            Ok(Bridge::BridgeErrors::AlreadyExecuted(_))
+        ),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reorg_that_orphans_mined_votes_moves_numbering_back_to_the_chain() {
+    bounded(180, async {
+        let rig = Rig::start(fees(Duration::from_secs(30)), seed::coins(1)).await;
+        let votes = rig.native_requests(3, recipient("txmgr-reorg-quiet")).await;
+        for (i, (_, data)) in votes.iter().take(2).enumerate() {
+            let out = rig
+                .txm
+                .submit(data.clone(), format!("vote {i}"))
+                .await
+                .unwrap();
+            assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+        }
+        assert_eq!(rig.chain_nonce().await, 2);
+        // Both votes' blocks are replaced: the account's nonce is 0 again (anvil does not put
+        // orphaned transactions back in its pool).
+        rig.reorg(2).await;
+        assert_eq!(rig.chain_nonce().await, 0);
+        assert_eq!(
+            rig.lower_handle_nonce().await,
+            0,
+            "the executions were orphaned too"
+        );
+        // Idle, the manager notices on its own and numbers from the chain again.
+        until(30, "numbering back at the chain's nonce", || async {
+            rig.txm.stats().nonce == 0
+        })
+        .await;
+        let stats = rig.txm.stats();
+        assert!(stats.nonce_went_down >= 1, "{stats:?}");
+        assert!(stats.rebases >= 1, "{stats:?}");
+        // Recovery re-feeds the orphaned requests: they go at the chain's nonce, nothing queues.
+        for (i, (_, data)) in votes.iter().enumerate() {
+            let out = rig
+                .txm
+                .submit(data.clone(), format!("again {i}"))
+                .await
+                .unwrap();
+            assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+            assert_eq!(rig.tx_nonce(&out).await, i as u64, "at the chain's nonce");
+        }
+        assert_eq!(rig.lower_handle_nonce().await, 3);
+        assert!(
+            rig.settled().await,
+            "{:?}",
+            pool_of(&rig.child(), rig.operator).await
+        );
+        assert_eq!(rig.txm.stats().gap_fills, 0, "nothing needed filling");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vote_queued_above_a_reorg_hole_gets_the_hole_filled() {
+    bounded(180, async {
+        let rig = Rig::start(fees(Duration::from_secs(30)), seed::coins(1)).await;
+        let votes = rig.native_requests(3, recipient("txmgr-reorg-hole")).await;
+        for (i, (_, data)) in votes.iter().take(2).enumerate() {
+            let out = rig
+                .txm
+                .submit(data.clone(), format!("vote {i}"))
+                .await
+                .unwrap();
+            assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+        }
+        // The reorg and the next vote come together: the vote is signed at nonce 2 before the
+        // poller can see the chain is back at 0, and the node queues it behind a hole.
+        rig.reorg(2).await;
+        let late = rig.submit(&votes[2].1, "vote 2");
+        let out = late.await.unwrap().expect("resolved");
+        assert!(mined_or_already_executed(&out), "{out:?}");
+        until(30, "nothing of the operator's left queued", || {
+            rig.settled()
+        })
+        .await;
+        let stats = rig.txm.stats();
+        assert!(stats.gap_fills + stats.rebases >= 1, "{stats:?}");
+        // Request 2 executed (by its vote or a copy filling the hole); 0 and 1, orphaned, are
+        // voted again as recovery would and go at the chain's nonce.
+        let bridge = Bridge::new(rig.d.child.bridge, rig.child());
+        for (i, (_, data)) in votes.iter().take(2).enumerate() {
+            let out = rig
+                .txm
+                .submit(data.clone(), format!("again {i}"))
+                .await
+                .unwrap();
+            assert!(mined_or_already_executed(&out), "{out:?}");
+        }
+        assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 3);
+        assert!(rig.settled().await);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn votes_the_node_dropped_are_sent_again() {
+    bounded(180, async {
+        // Bumps far away: only the convergence check can bring them back in time.
+        let rig = Rig::start(fees(Duration::from_secs(120)), seed::coins(1)).await;
+        let votes = rig.native_requests(4, recipient("txmgr-dropped")).await;
+        rig.child().anvil_set_auto_mine(false).await.unwrap();
+        let jobs: Vec<_> = votes
+            .iter()
+            .enumerate()
+            .map(|(i, (_, data))| rig.submit(data, &format!("vote {i}")))
+            .collect();
+        until(30, "four votes in the pool", || async {
+            pool_of(&rig.child(), rig.operator).await.0.len() == 4
+        })
+        .await;
+        rig.child().anvil_drop_all_transactions().await.unwrap();
+        assert_eq!(pool_of(&rig.child(), rig.operator).await, (vec![], vec![]));
+        until(30, "the votes back in the pool", || async {
+            pool_of(&rig.child(), rig.operator).await.0 == vec![0, 1, 2, 3]
+        })
+        .await;
+        rig.child().anvil_mine(Some(1), None).await.unwrap();
+        for job in jobs {
+            let out = job.await.unwrap().expect("mined");
+            assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+        }
+        assert_eq!(rig.lower_handle_nonce().await, 4);
+        let stats = rig.txm.stats();
+        assert!(stats.repair_resent >= 4, "{stats:?}");
+        assert_eq!((stats.replaced, stats.gap_fills), (0, 0), "{stats:?}");
+        assert!(rig.settled().await);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_sent_elsewhere_from_the_operators_key_takes_a_nonce() {
+    bounded(180, async {
+        let rig = Rig::start(fees(Duration::from_secs(120)), seed::coins(1)).await;
+        let votes = rig.native_requests(2, recipient("txmgr-foreign")).await;
+        let out = rig
+            .txm
+            .submit(votes[0].1.clone(), "vote 0".into())
+            .await
+            .unwrap();
+        assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+        // The same key, used by hand (no guard: a plain transfer), takes nonce 1.
+        let adapter = bridge_signer::AlloyAdapter::new(
+            Arc::clone(rig.guard.signer()),
+            Some(rig.d.child.chain_id),
+        );
+        let by_hand = alloy::providers::ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::new(adapter))
+            .connect_http(rig.d.child.rpc_url().parse().unwrap());
+        let receipt = by_hand
+            .send_transaction(
+                TransactionRequest::default()
+                    .with_from(rig.operator)
+                    .with_to(recipient("by hand"))
+                    .with_value(U256::from(1)),
+            )
+            .await
+            .expect("sent by hand")
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status());
+        assert_eq!(rig.chain_nonce().await, 2);
+        // The manager (at 1) follows the chain: its next vote goes at 2.
+        let out = rig
+            .txm
+            .submit(votes[1].1.clone(), "vote 1".into())
+            .await
+            .unwrap();
+        assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+        assert_eq!(rig.tx_nonce(&out).await, 2);
+        assert_eq!(rig.lower_handle_nonce().await, 2);
+        assert!(rig.settled().await);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leftovers_of_an_earlier_run_queued_behind_a_hole_are_taken_over() {
+    bounded(180, async {
+        let rig = Rig::start(fees(Duration::from_secs(120)), seed::coins(1)).await;
+        let votes = rig.native_requests(3, recipient("txmgr-leftovers")).await;
+        let p = rig.child();
+        // What an earlier run left: its vote for request 1 at nonce 1, bumped to a high fee,
+        // queued behind nonce 0 (lost: node restarted, or orphaned by a reorg).
+        rig.shutdown.cancel(); // the rig's own manager is not used
+        let mut earlier = TxEip1559 {
+            chain_id: rig.d.child.chain_id,
+            nonce: 1,
+            gas_limit: 2_000_000,
+            max_fee_per_gas: 150 * GWEI,
+            max_priority_fee_per_gas: 20 * GWEI,
+            to: TxKind::Call(rig.d.child.bridge),
+            input: votes[1].1.clone(),
+            ..Default::default()
+        };
+        let sig = rig
+            .guard
+            .sign_transaction(&mut earlier)
+            .await
+            .expect("signed");
+        let raw =
+            alloy::eips::eip2718::Encodable2718::encoded_2718(&alloy::consensus::TxEnvelope::from(
+                alloy::consensus::SignableTransaction::into_signed(earlier, sig),
+            ));
+        let _: alloy::primitives::B256 = p
+            .raw_request("eth_sendRawTransaction".into(), (Bytes::from(raw),))
+            .await
+            .expect("queued");
+        assert_eq!(pool_of(&p, rig.operator).await, (vec![], vec![1]));
+
+        // The next run takes the queued leftover over and starts above it; nothing is fought.
+        let shutdown = CancellationToken::new();
+        let txm = TxManager::start(
+            config(&rig.d, fees(Duration::from_secs(120)), seed::coins(1)),
+            rig.client.clone(),
+            Arc::clone(&rig.guard),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let stats = txm.stats();
+        assert_eq!((stats.leftovers, stats.nonce), (1, 2), "{stats:?}");
+        let out = txm
+            .submit(votes[2].1.clone(), "next run".into())
+            .await
+            .expect("no underpriced replacement, no error");
+        assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+        assert_eq!(rig.tx_nonce(&out).await, 2);
+        until(30, "nothing of the operator's left queued", || {
+            rig.settled()
+        })
+        .await;
+        let stats = txm.stats();
+        assert_eq!((stats.gap_fills, stats.failed), (1, 0), "{stats:?}");
+        // Request 1 executed (its vote, or its copy in the hole); request 0 is recovery's to
+        // re-feed, and goes at the chain's nonce.
+        let out = txm
+            .submit(votes[0].1.clone(), "re-fed".into())
+            .await
+            .unwrap();
+        assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+        assert_eq!(rig.tx_nonce(&out).await, 3);
+        assert_eq!(rig.lower_handle_nonce().await, 3);
+        assert!(rig.settled().await);
+        shutdown.cancel();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sender_capped_below_the_base_fee_is_wedged_until_the_base_fee_falls() {
+    bounded(180, async {
+        let policy = FeePolicy {
+            max_fee_per_gas: 5 * GWEI,
+            ..fees(Duration::from_millis(500))
+        };
+        aws_env();
+        let rig = Rig::start(policy, seed::coins(1)).await;
+        let votes = rig.native_requests(1, recipient("txmgr-wedged")).await;
+        let p = rig.child();
+        p.anvil_set_auto_mine(false).await.unwrap();
+        // A manager that calls 2 s of no progress wedged (the rig's one says 120 s).
+        let shutdown = CancellationToken::new();
+        let txm = TxManager::start(
+            TxManagerConfig {
+                wedged_after: Duration::from_secs(2),
+                ..config(&rig.d, policy, seed::coins(1))
+            },
+            rig.client.clone(),
+            Arc::clone(&rig.guard),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let job = {
+            let (txm, data) = (txm.clone(), votes[0].1.clone());
+            tokio::spawn(async move { txm.submit(data, "capped".into()).await })
+        };
+        until(30, "the vote in the pool", || async {
+            pool_of(&p, rig.operator).await.0 == vec![0]
+        })
+        .await;
+        // The base fee jumps far above the cap; blocks keep coming without the vote.
+        p.anvil_set_next_block_base_fee_per_gas(1_000 * GWEI)
+            .await
+            .unwrap();
+        let miner = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                loop {
+                    let _ = p.anvil_mine(Some(1), None).await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        };
+        eprintln!("waiting for the wedged report");
+        until(30, "reported wedged", || async {
+            txm.stats().wedged.is_some()
+        })
+        .await;
+        let wedged = txm.stats().wedged.unwrap();
+        assert_eq!(wedged.nonce, 0);
+        assert!(wedged.since_unix() > 0);
+        assert_eq!(rig.chain_nonce().await, 0, "not mined while wedged");
+        assert!(!job.is_finished());
+        // Lifted: the base fee falls under the cap, the vote is mined, the flag clears itself.
+        p.anvil_set_next_block_base_fee_per_gas(GWEI).await.unwrap();
+        eprintln!("base fee lowered; waiting for the vote to be mined");
+        let out = job.await.unwrap().expect("mined once the base fee fell");
+        miner.abort();
+        assert!(matches!(out, TxOutcome::Mined { .. }), "{out:?}");
+        until(30, "no longer wedged", || async {
+            txm.stats().wedged.is_none()
+        })
+        .await;
+        shutdown.cancel();
+    })
+    .await;
+}
+
+/// A second node for the child: an anvil forked from it at its head (same state, empty pool),
+/// in its own temp dir; killed on drop.
+struct ForkedNode {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ForkedNode {
+    async fn start(of: &str, chain_id: u64) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("txmgr-fork-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("anvil.log")).unwrap();
+        let child = std::process::Command::new(bridge_agent::devnet::locate_anvil().unwrap())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--chain-id", &chain_id.to_string(), "--fork-url", of])
+            .args(["--prune-history", "--cache-path"])
+            .arg(dir.path().join("cache"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("anvil --fork-url");
+        let url = format!("http://127.0.0.1:{port}");
+        let p = alloy::providers::ProviderBuilder::new().connect_http(url.parse().unwrap());
+        until(30, "the forked node answers", || async {
+            p.get_chain_id().await.is_ok()
+        })
+        .await;
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for ForkedNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fresh_node_with_an_empty_pool_gets_the_pending_votes_again() {
+    bounded(180, async {
+        let rig = Rig::start(fees(Duration::from_secs(120)), seed::coins(1)).await;
+        rig.shutdown.cancel(); // a manager with two endpoints is made below
+        let votes = rig.native_requests(3, recipient("txmgr-fresh-node")).await;
+        let fresh = ForkedNode::start(&rig.d.child.rpc_url(), rig.d.child.chain_id).await;
+        // The manager reaches the first node through a proxy, so the test can cut it off.
+        let link = proxy::FaultProxy::start(&rig.d.child.rpc_url()).await;
+        let mut access = ChainAccessConfig::new(
+            "child",
+            rig.d.child.chain_id,
+            vec![
+                SensitiveUrl::new(link.url("http").parse().unwrap()),
+                SensitiveUrl::new(fresh.url.parse().unwrap()),
+            ],
+        );
+        access.rpc_timeout = Duration::from_secs(2);
+        let client = ChainClient::connect(access).await.expect("two endpoints");
+        let shutdown = CancellationToken::new();
+        let txm = TxManager::start(
+            config(&rig.d, fees(Duration::from_secs(120)), seed::coins(1)),
+            client,
+            Arc::clone(&rig.guard),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        // The votes wait in the first node's pool...
+        rig.child().anvil_set_auto_mine(false).await.unwrap();
+        let jobs: Vec<_> = votes
+            .iter()
+            .enumerate()
+            .map(|(i, (_, data))| {
+                let (txm, data) = (txm.clone(), data.clone());
+                tokio::spawn(async move { txm.submit(data, format!("vote {i}")).await })
+            })
+            .collect();
+        until(30, "three votes in the first node's pool", || async {
+            pool_of(&rig.child(), rig.operator).await.0.len() == 3
+        })
+        .await;
+        // ...which the manager can no longer reach: it fails over to a node that never saw them
+        // (a fork of the first: same chain, empty pool).
+        link.set(proxy::Mode::Cut);
+        let mut outcomes = Vec::new();
+        for job in jobs {
+            outcomes.push(job.await.unwrap());
+        }
+        for out in &outcomes {
+            assert!(matches!(out, Ok(TxOutcome::Mined { .. })), "{out:?}");
+        }
+        let on_fresh = alloy::providers::ProviderBuilder::new()
+            .connect_http(fresh.url.parse().unwrap())
+            .erased();
+        let bridge = Bridge::new(rig.d.child.bridge, on_fresh.clone());
+        assert_eq!(bridge.lowerHandleNonce().call().await.unwrap(), 3);
+        assert_eq!(
+            on_fresh.get_transaction_count(rig.operator).await.unwrap(),
+            3
+        );
+        assert_eq!(pool_of(&on_fresh, rig.operator).await, (vec![], vec![]));
+        let stats = txm.stats();
+        assert!(stats.repair_resent >= 3, "{stats:?}");
         shutdown.cancel();
     })
     .await;

@@ -40,6 +40,9 @@ use tokio_util::sync::CancellationToken;
 const PLANS_IN_FLIGHT: usize = 64;
 /// Signer connection attempts at start (transient failures only), 250 ms apart, doubling.
 const SIGNER_CONNECT_ATTEMPTS: u32 = 5;
+/// How long start-up keeps retrying a chain that is unreachable or rate-limited (wrong chain id:
+/// no retry), 1 s apart doubling to 30 s. Longer outages are for the supervisor to see.
+const CHAIN_START_PATIENCE: Duration = Duration::from_secs(600);
 /// How often each direction's auditor reads the destination's new votes.
 const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
@@ -88,6 +91,7 @@ pub(crate) fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig 
     .with_ws(chain.ws.as_ref().map(url));
     access.rpc_timeout = chain.rpc_timeout;
     access.poll_interval = chain.poll_interval;
+    access.requests_per_second = chain.rpc_requests_per_second;
     access.log_window = cfg.recovery.window_blocks;
     access
 }
@@ -113,6 +117,7 @@ pub(crate) fn txm_config(cfg: &AgentConfig, side: Side) -> TxManagerConfig {
         min_balance: chain.min_balance,
         receipt_poll: chain.poll_interval.min(Duration::from_millis(500)),
         max_in_flight: PLANS_IN_FLIGHT,
+        wedged_after: chain.wedged_after,
     }
 }
 
@@ -122,9 +127,15 @@ async fn chain_parts(
     rotations: &RotationStore,
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
-    let client = ChainClient::connect(access_config(cfg, side))
-        .await
-        .map_err(|source| AgentError::Chain { side, source })?;
+    let client = retry_at_start(
+        side,
+        "connecting",
+        shutdown,
+        ChainError::is_transient,
+        || ChainClient::connect(access_config(cfg, side)),
+    )
+    .await
+    .map_err(|source| AgentError::Chain { side, source })?;
     // The key holding the seat: the config's, or the one a rotation moved the seat to.
     let seated = crate::rotation::keys::seated(cfg, side, rotations)?;
     let signer: Arc<dyn Signer> = connect_signer(&seated, side).await?;
@@ -134,11 +145,19 @@ async fn chain_parts(
             .map_err(|source| AgentError::Journal { side, source })?,
     );
     let chain = cfg.chain(side);
-    let txm = TxManager::start(
-        txm_config(cfg, side),
-        client.clone(),
-        Arc::clone(&guard),
-        shutdown.clone(),
+    let txm = retry_at_start(
+        side,
+        "reading the operator's nonce",
+        shutdown,
+        |e: &TxError| matches!(e, TxError::Chain { source, .. } if source.is_transient()),
+        || {
+            TxManager::start(
+                txm_config(cfg, side),
+                client.clone(),
+                Arc::clone(&guard),
+                shutdown.clone(),
+            )
+        },
     )
     .await
     .map_err(|source| AgentError::Tx { side, source })?;
@@ -151,6 +170,44 @@ async fn chain_parts(
         // Set from the bridge itself by the start-up bridge check, in `run`.
         dialect: Dialect::Ours,
     })
+}
+
+/// Runs a start-up step on `side`'s chain until it succeeds, retrying transient failures (no
+/// endpoint reachable, every one rate-limited) with backoff for up to [`CHAIN_START_PATIENCE`]:
+/// agents started together behind one rate-limited provider, or during a node restart, come
+/// up instead of exiting. Configuration errors (wrong chain id, bad URL) fail at once.
+async fn retry_at_start<T, E, Fut>(
+    side: Side,
+    what: &'static str,
+    shutdown: &CancellationToken,
+    transient: impl Fn(&E) -> bool,
+    step: impl Fn() -> Fut,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let backoff = crate::chain::Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+    };
+    let give_up = tokio::time::Instant::now() + CHAIN_START_PATIENCE;
+    for attempt in 1u32.. {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e) if transient(&e) && tokio::time::Instant::now() < give_up => {
+                let delay = backoff.delay(attempt);
+                tracing::warn!(chain = %side, attempt, retry_in = ?delay, error = %e, "{what}: chain not answering at start; retrying");
+                tokio::select! {
+                    // Stopping: the last failure says why start-up did not finish.
+                    _ = shutdown.cancelled() => return Err(e),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Connects the signer, retrying a transient failure (a token busy with another process's
@@ -383,6 +440,14 @@ async fn balance_loop(
                 m.txs_mined.add(now.mined.saturating_sub(prev.mined));
                 m.txs_reverted.add(now.reverted.saturating_sub(prev.reverted));
                 m.txs_replaced.add(now.replaced.saturating_sub(prev.replaced));
+                m.nonce_repairs_resend.add(now.repair_resent.saturating_sub(prev.repair_resent));
+                m.nonce_repairs_gap_fill.add(now.gap_fills.saturating_sub(prev.gap_fills));
+                m.nonce_repairs_rebase.add(now.rebases.saturating_sub(prev.rebases));
+                m.nonce_went_down.add(now.nonce_went_down.saturating_sub(prev.nonce_went_down));
+                metrics.set_wedged(
+                    side,
+                    now.wedged.map(|w| (w.nonce, w.since_unix())),
+                );
                 if let Some(balance) = now.last_balance {
                     metrics.set_balance(side, balance, now.low_balance);
                 }

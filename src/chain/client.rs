@@ -1,5 +1,6 @@
 //! [`ChainClient`]: calls with timeout and failover across one chain's endpoints.
 
+use super::degraded::LimitWindow;
 use super::endpoints::{Endpoint, EndpointStats, FaultKind, attempt_order};
 use super::error::{Answer, ChainError, ClassifyError, Failure};
 use super::heads::{self, HeadStream};
@@ -19,6 +20,10 @@ use std::time::Instant;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// Times one call is retried after rate limits (each after the wait the endpoint asked for),
+/// within [`ChainAccessConfig::rate_limit_wait`].
+const MAX_RATE_LIMIT_RETRIES: usize = 10;
 
 /// The parts of a block header a watcher needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +62,10 @@ pub struct ChainStats {
     pub chain_id: u64,
     /// Calls that moved from one endpoint to the next.
     pub failovers: u64,
+    /// Attempts refused with a rate limit, over every endpoint.
+    pub rate_limited: u64,
+    /// True while most recent attempts are rate-limited (see [`super::DEGRADED_WINDOW`]).
+    pub degraded: bool,
     pub endpoints: Vec<EndpointStats>,
 }
 
@@ -64,7 +73,13 @@ pub struct ChainStats {
 ///
 /// Every call runs on the healthiest available endpoint with a timeout of
 /// [`ChainAccessConfig::rpc_timeout`]; on a timeout or transport failure it moves to the next
-/// endpoint. JSON-RPC error answers (reverts, "nonce too low") are returned as they are.
+/// endpoint. JSON-RPC error answers (reverts, "nonce too low") are returned as they are. A rate
+/// limit moves that endpoint to the back of the order for the time it asked (other calls prefer
+/// the other endpoints meanwhile), and the refused call tries the next endpoint; refused
+/// everywhere, it waits for the first endpoint's pause to end and retries, at most
+/// [`MAX_RATE_LIMIT_RETRIES`] times within [`ChainAccessConfig::rate_limit_wait`]. Other calls are
+/// not held back by a refusal they did not get: with a provider limiting by rate, each refused
+/// caller backs off by itself, and together they slow down.
 #[derive(Clone)]
 pub struct ChainClient {
     inner: Arc<Inner>,
@@ -74,6 +89,7 @@ struct Inner {
     config: ChainAccessConfig,
     endpoints: Vec<Endpoint>,
     failovers: AtomicU64,
+    limits: LimitWindow,
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -117,7 +133,9 @@ impl ChainClient {
                 .disable_recommended_fillers()
                 .connect_http(url.expose().clone())
                 .erased();
-            endpoints.push(Endpoint::new(index, url.clone(), provider));
+            endpoints.push(
+                Endpoint::new(index, url.clone(), provider).with_budget(config.requests_per_second),
+            );
         }
         if let Some(ws) = &config.ws
             && !matches!(ws.scheme(), "ws" | "wss")
@@ -133,6 +151,7 @@ impl ChainClient {
                 config,
                 endpoints,
                 failovers: AtomicU64::new(0),
+                limits: LimitWindow::new(Instant::now()),
             }),
         };
         client.check_chain_ids().await?;
@@ -145,15 +164,9 @@ impl ChainClient {
     async fn check_chain_ids(&self) -> Result<(), ChainError> {
         let cfg = &self.inner.config;
         let mut set = JoinSet::new();
-        for ep in &self.inner.endpoints {
-            ep.record_request();
-            let provider = ep.provider.clone();
-            let (index, timeout) = (ep.index, cfg.rpc_timeout);
-            set.spawn(async move {
-                let started = Instant::now();
-                let r = tokio::time::timeout(timeout, provider.get_chain_id()).await;
-                (index, started.elapsed(), r)
-            });
+        for index in 0..self.inner.endpoints.len() {
+            let client = self.clone();
+            set.spawn(async move { (index, client.chain_id_of(index).await) });
         }
         let mut results = Vec::new();
         while let Some(joined) = set.join_next().await {
@@ -171,40 +184,20 @@ impl ChainClient {
 
         let mut unreachable = Vec::new();
         let mut mismatch = None;
-        for (index, latency, result) in results {
+        for (index, result) in results {
             let ep = &self.inner.endpoints[index];
-            let error = match result {
-                Ok(Ok(got)) => {
-                    ep.record_answer(latency, false);
-                    if got != cfg.chain_id {
-                        mismatch.get_or_insert(ChainError::ChainIdMismatch {
-                            chain: cfg.name.clone(),
-                            endpoint: ep.label(),
-                            expected: cfg.chain_id,
-                            got,
-                        });
-                    }
-                    continue;
-                }
-                Ok(Err(e)) => {
-                    let message = ep.url.scrub(&e.to_string());
-                    ep.record_fault(FaultKind::Transport, &cfg.endpoint_backoff, Instant::now());
-                    ChainError::Transport {
+            match result {
+                Ok(got) if got != cfg.chain_id => {
+                    mismatch.get_or_insert(ChainError::ChainIdMismatch {
+                        chain: cfg.name.clone(),
                         endpoint: ep.label(),
-                        method: "eth_chainId",
-                        message,
-                    }
+                        expected: cfg.chain_id,
+                        got,
+                    });
                 }
-                Err(_) => {
-                    ep.record_fault(FaultKind::Timeout, &cfg.endpoint_backoff, Instant::now());
-                    ChainError::Timeout {
-                        endpoint: ep.label(),
-                        method: "eth_chainId",
-                        timeout: cfg.rpc_timeout,
-                    }
-                }
-            };
-            unreachable.push(error);
+                Ok(_) => {}
+                Err(e) => unreachable.push(e),
+            }
         }
         if let Some(m) = mismatch {
             return Err(m);
@@ -226,6 +219,26 @@ impl ChainClient {
             "chain id checked"
         );
         Ok(())
+    }
+
+    /// `eth_chainId` of one endpoint, waiting out its rate limits (bounded like any call).
+    async fn chain_id_of(&self, index: usize) -> Result<u64, ChainError> {
+        let ep = &self.inner.endpoints[index];
+        let deadline = Instant::now() + self.inner.config.rate_limit_wait;
+        loop {
+            match self
+                .attempt(ep, "eth_chainId", ep.provider.get_chain_id())
+                .await
+            {
+                Attempt::Done(result) => return result,
+                Attempt::Fault(e) => match ep.paused_until(Instant::now()) {
+                    Some(until) if e.is_rate_limited() && until < deadline => {
+                        tokio::time::sleep_until(until.into()).await;
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
     }
 
     async fn check_ws_chain_id(&self, ws: &SensitiveUrl) -> Result<(), ChainError> {
@@ -279,24 +292,53 @@ impl ChainClient {
         Fut: Future<Output = Result<T, E>>,
         E: ClassifyError,
     {
-        let order = attempt_order(&self.inner.endpoints, Instant::now());
+        let deadline = Instant::now() + self.inner.config.rate_limit_wait;
         let mut faults = Vec::new();
-        for (i, ep) in order.iter().enumerate() {
-            match self.attempt(ep, method, f(ep.provider.clone())).await {
-                Attempt::Done(result) => {
-                    if i > 0 {
-                        debug!(chain = %self.name(), method, endpoint = %ep.label(), "answered after failover");
+        // Endpoints that failed (not rate-limited) in this call: not tried again by it.
+        let mut failed = Vec::new();
+        // Endpoints that refused this call with a rate limit, and when this call may ask again.
+        let mut refused: Vec<(usize, Instant)> = Vec::new();
+        let mut attempts = 0usize;
+        for round in 0..=MAX_RATE_LIMIT_RETRIES {
+            let now = Instant::now();
+            let order: Vec<&Endpoint> = attempt_order(&self.inner.endpoints, now)
+                .into_iter()
+                .filter(|ep| !failed.contains(&ep.index))
+                .filter(|ep| !refused.iter().any(|(i, t)| *i == ep.index && *t > now))
+                .collect();
+            for (i, ep) in order.iter().enumerate() {
+                attempts += 1;
+                match self.attempt(ep, method, f(ep.provider.clone())).await {
+                    Attempt::Done(result) => {
+                        if attempts > 1 {
+                            debug!(chain = %self.name(), method, endpoint = %ep.label(), attempts, "answered after failover or rate limit");
+                        }
+                        return result;
                     }
-                    return result;
-                }
-                Attempt::Fault(e) => {
-                    if i + 1 < order.len() {
-                        ep.record_failover();
-                        self.inner.failovers.fetch_add(1, Ordering::Relaxed);
+                    Attempt::Fault(e) => {
+                        if i + 1 < order.len() {
+                            ep.record_failover();
+                            self.inner.failovers.fetch_add(1, Ordering::Relaxed);
+                        }
+                        refused.retain(|(i, _)| *i != ep.index);
+                        match ep.paused_until(Instant::now()) {
+                            Some(until) if e.is_rate_limited() => refused.push((ep.index, until)),
+                            _ => failed.push(ep.index),
+                        }
+                        faults.push(e);
                     }
-                    faults.push(e);
                 }
             }
+            // Every endpoint failed or refused this call: wait for the first to allow it again,
+            // if that is in time.
+            let Some(until) = refused.iter().map(|(_, t)| *t).min() else {
+                break;
+            };
+            if until > deadline || round == MAX_RATE_LIMIT_RETRIES {
+                break;
+            }
+            debug!(chain = %self.name(), method, wait = ?until.saturating_duration_since(Instant::now()), "rate-limited on every RPC endpoint; waiting to retry");
+            tokio::time::sleep_until(until.into()).await;
         }
         Err(ChainError::AllEndpointsFailed {
             chain: self.name().to_owned(),
@@ -312,11 +354,14 @@ impl ChainClient {
         fut: impl Future<Output = Result<T, E>>,
     ) -> Attempt<T> {
         let cfg = &self.inner.config;
+        ep.pace().await;
         ep.record_request();
         let started = Instant::now();
+        let limits = &self.inner.limits;
         let (fault, kind) = match tokio::time::timeout(cfg.rpc_timeout, fut).await {
             Ok(Ok(value)) => {
                 ep.record_answer(started.elapsed(), false);
+                limits.record(false, Instant::now());
                 return Attempt::Done(Ok(value));
             }
             Ok(Err(e)) => match e.classify() {
@@ -345,13 +390,30 @@ impl ChainClient {
                         }
                     };
                     ep.record_answer(started.elapsed(), true);
+                    limits.record(false, Instant::now());
                     return Attempt::Done(Err(err));
+                }
+                Failure::RateLimited {
+                    message,
+                    retry_after,
+                } => {
+                    let now = Instant::now();
+                    limits.record(true, now);
+                    let pause = ep.record_rate_limited(retry_after, &cfg.rate_limit_backoff, now);
+                    let err = ChainError::RateLimited {
+                        endpoint: ep.label(),
+                        method,
+                        message: ep.clean(&message),
+                        retry_after,
+                    };
+                    debug!(chain = %cfg.name, error = %err, ?pause, "RPC endpoint rate-limited; pausing it");
+                    return Attempt::Fault(err);
                 }
                 Failure::Endpoint(message) => (
                     ChainError::Transport {
                         endpoint: ep.label(),
                         method,
-                        message: ep.url.scrub(&message),
+                        message: ep.clean(&message),
                     },
                     FaultKind::Transport,
                 ),
@@ -359,7 +421,7 @@ impl ChainClient {
                     ChainError::InvalidResponse {
                         endpoint: ep.label(),
                         method,
-                        message: ep.url.scrub(&message),
+                        message: ep.clean(&message),
                     },
                     FaultKind::Transport,
                 ),
@@ -373,6 +435,7 @@ impl ChainClient {
                 FaultKind::Timeout,
             ),
         };
+        limits.record(false, Instant::now());
         let was_healthy = ep.stats(started).consecutive_failures == 0;
         ep.record_fault(kind, &cfg.endpoint_backoff, Instant::now());
         if was_healthy {
@@ -397,12 +460,20 @@ impl ChainClient {
         self.inner.endpoints.iter().map(|e| e.stats(now)).collect()
     }
 
+    /// True while most recent RPC attempts on this chain are rate-limited (over the last
+    /// [`super::DEGRADED_WINDOW`] or two, at least [`super::DEGRADED_MIN_ATTEMPTS`] attempts).
+    pub fn is_degraded(&self) -> bool {
+        self.inner.limits.degraded(Instant::now())
+    }
+
     /// Chain-level counters plus [`ChainClient::endpoint_stats`].
     pub fn stats(&self) -> ChainStats {
         ChainStats {
             chain: self.name().to_owned(),
             chain_id: self.chain_id(),
             failovers: self.inner.failovers.load(Ordering::Relaxed),
+            rate_limited: self.inner.limits.total(),
+            degraded: self.is_degraded(),
             endpoints: self.endpoint_stats(),
         }
     }

@@ -10,8 +10,16 @@
 //!   order():  [available, by score desc] ++ [cooling down, by retry time]
 //!   success:  score += 5, failures = 0, no cool-down
 //!   failure:  score -= 25 (timeout 40), failures += 1, cool-down = backoff(failures)
+//!   limited:  score unchanged, paused for Retry-After (else backoff(limits in a row)), ≤ 60 s
 //! ```
+//!
+//! A rate limit is not a fault: the endpoint works, it asks to be called less often. It is
+//! paused (tried after the others, like a cool-down; the refused call itself waits the pause out
+//! before asking it again) but keeps its score, so it is not taken for dead and comes back first
+//! once the pause is over. Each endpoint also has a request budget
+//! ([`super::pacing::Pacer`]) that every attempt waits for.
 
+use super::pacing::Pacer;
 use super::sensitive_url::SensitiveUrl;
 use alloy::providers::DynProvider;
 use std::sync::Mutex;
@@ -22,6 +30,9 @@ pub const MAX_SCORE: u32 = 100;
 pub const SUCCESS_BONUS: u32 = 5;
 pub const FAILURE_PENALTY: u32 = 25;
 pub const TIMEOUT_PENALTY: u32 = 40;
+/// Longest pause after a rate limit, whatever `Retry-After` says: a provider asking for an hour
+/// is asked again a minute later rather than leaving the chain without this endpoint.
+pub const MAX_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(60);
 
 /// Capped exponential backoff: `initial * 2^(attempt-1)`, at most `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +64,21 @@ struct Health {
     score: u32,
     consecutive_failures: u32,
     retry_at: Option<Instant>,
+    /// Rate limits in a row (no answer in between): lengthens a pause without `Retry-After`.
+    consecutive_limits: u32,
+    /// Paused after a rate limit until then.
+    limited_until: Option<Instant>,
+}
+
+impl Health {
+    /// When the endpoint may be tried again (cool-down or rate-limit pause), if later than `now`.
+    fn unavailable_until(&self, now: Instant) -> Option<Instant> {
+        [self.retry_at, self.limited_until]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .max()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +89,7 @@ struct Counters {
     errors: AtomicU64,
     timeouts: AtomicU64,
     failovers: AtomicU64,
+    rate_limited: AtomicU64,
     last_latency_us: AtomicU64,
 }
 
@@ -73,6 +100,7 @@ pub(crate) struct Endpoint {
     pub(crate) provider: DynProvider,
     health: Mutex<Health>,
     counters: Counters,
+    pacer: Pacer,
 }
 
 /// A point-in-time view of one endpoint, for metrics and status.
@@ -92,6 +120,10 @@ pub struct EndpointStats {
     pub timeouts: u64,
     /// Calls that moved on from this endpoint to another after it failed.
     pub failovers: u64,
+    /// Attempts the endpoint refused with a rate limit (HTTP 429, JSON-RPC -32005, …).
+    pub rate_limited: u64,
+    /// True while the endpoint is paused after a rate limit.
+    pub rate_limit_paused: bool,
     pub score: u32,
     pub consecutive_failures: u32,
     /// True while the endpoint is in its failure cool-down.
@@ -109,9 +141,37 @@ impl Endpoint {
                 score: MAX_SCORE,
                 consecutive_failures: 0,
                 retry_at: None,
+                consecutive_limits: 0,
+                limited_until: None,
             }),
             counters: Counters::default(),
+            pacer: Pacer::new(0),
         }
+    }
+
+    /// The same endpoint with a budget of `per_second` requests a second (0: unlimited).
+    pub(crate) fn with_budget(mut self, per_second: u32) -> Self {
+        self.pacer = Pacer::new(per_second);
+        self
+    }
+
+    /// Waits for this attempt's turn in the endpoint's request budget.
+    pub(crate) async fn pace(&self) {
+        self.pacer.acquire().await;
+    }
+
+    /// The end of the endpoint's rate-limit pause, if it is paused at `now`.
+    pub(crate) fn paused_until(&self, now: Instant) -> Option<Instant> {
+        self.health().limited_until.filter(|t| *t > now)
+    }
+
+    /// Removes this endpoint's URL from an error text: the secrets (see
+    /// [`SensitiveUrl::scrub`]) and reqwest's "for url (…)", since the endpoint's label already
+    /// names it.
+    pub(crate) fn clean(&self, text: &str) -> String {
+        self.url
+            .scrub(text)
+            .replace(&format!(" for url ({})", self.url), "")
     }
 
     /// How the endpoint is named in logs and errors: `rpc[0] http://host:port/`.
@@ -142,6 +202,29 @@ impl Endpoint {
         h.score = (h.score + SUCCESS_BONUS).min(MAX_SCORE);
         h.consecutive_failures = 0;
         h.retry_at = None;
+        h.consecutive_limits = 0;
+    }
+
+    /// The endpoint refused with a rate limit: pause it for `retry_after` (what it asked), or
+    /// else `backoff` of the limits in a row, at most [`MAX_RATE_LIMIT_PAUSE`]. The score and
+    /// the failure count stay as they are. Returns the pause.
+    pub(crate) fn record_rate_limited(
+        &self,
+        retry_after: Option<Duration>,
+        backoff: &Backoff,
+        now: Instant,
+    ) -> Duration {
+        self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let mut h = self.health();
+        h.consecutive_limits = h.consecutive_limits.saturating_add(1);
+        // `Retry-After: 0` would make a refused call ask again at once, in a loop: back off.
+        let pause = retry_after
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| backoff.delay(h.consecutive_limits))
+            .min(MAX_RATE_LIMIT_PAUSE);
+        let until = now + pause;
+        h.limited_until = Some(h.limited_until.map_or(until, |t| t.max(until)));
+        pause
     }
 
     pub(crate) fn record_fault(&self, kind: FaultKind, backoff: &Backoff, now: Instant) {
@@ -182,6 +265,8 @@ impl Endpoint {
             errors: c.errors.load(Ordering::Relaxed),
             timeouts: c.timeouts.load(Ordering::Relaxed),
             failovers: c.failovers.load(Ordering::Relaxed),
+            rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            rate_limit_paused: h.limited_until.is_some_and(|t| t > now),
             score: h.score,
             consecutive_failures: h.consecutive_failures,
             cooling_down: h.retry_at.is_some_and(|t| t > now),
@@ -191,15 +276,15 @@ impl Endpoint {
 }
 
 /// The order in which to try `endpoints` now: available ones by score (ties: config order),
-/// then the cooling-down ones by the time they may be retried.
+/// then the cooling-down or rate-limit-paused ones by the time they may be retried.
 pub(crate) fn attempt_order(endpoints: &[Endpoint], now: Instant) -> Vec<&Endpoint> {
     let mut available: Vec<(u32, usize, &Endpoint)> = Vec::new();
     let mut cooling: Vec<(Instant, usize, &Endpoint)> = Vec::new();
     for ep in endpoints {
         let h = ep.health();
-        match h.retry_at {
-            Some(t) if t > now => cooling.push((t, ep.index, ep)),
-            _ => available.push((h.score, ep.index, ep)),
+        match h.unavailable_until(now) {
+            Some(t) => cooling.push((t, ep.index, ep)),
+            None => available.push((h.score, ep.index, ep)),
         }
     }
     available.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -278,5 +363,43 @@ mod tests {
         assert_eq!(e.score(), 25);
         e.record_fault(FaultKind::Timeout, &B, now);
         assert_eq!(e.score(), 0);
+    }
+
+    #[test]
+    fn a_rate_limit_pauses_without_scoring_the_endpoint_down() {
+        let eps = vec![ep(0), ep(1)];
+        let now = Instant::now();
+        let idx = |v: Vec<&Endpoint>| v.iter().map(|e| e.index).collect::<Vec<_>>();
+        // Retry-After is honoured: 3 s, not the backoff's 1 s.
+        let pause = eps[0].record_rate_limited(Some(Duration::from_secs(3)), &B, now);
+        assert_eq!(pause, Duration::from_secs(3));
+        let s = eps[0].stats(now);
+        assert_eq!(
+            (s.score, s.consecutive_failures, s.rate_limited),
+            (MAX_SCORE, 0, 1)
+        );
+        assert!(s.rate_limit_paused && !s.cooling_down);
+        assert_eq!(idx(attempt_order(&eps, now)), vec![1, 0]);
+        assert_eq!(eps[0].paused_until(now), Some(now + pause));
+        // Back first (full score) once the pause is over.
+        let later = now + Duration::from_millis(3100);
+        assert_eq!(idx(attempt_order(&eps, later)), vec![0, 1]);
+        assert_eq!(eps[0].paused_until(later), None);
+        // Without Retry-After: the backoff of the limits in a row (2nd: 2 s), capped.
+        assert_eq!(
+            eps[0].record_rate_limited(None, &B, later),
+            Duration::from_secs(2)
+        );
+        let huge = Some(Duration::from_secs(3600));
+        assert_eq!(
+            eps[0].record_rate_limited(huge, &B, later),
+            MAX_RATE_LIMIT_PAUSE
+        );
+        // An answer resets the run of limits.
+        eps[0].record_answer(Duration::from_millis(1), false);
+        assert_eq!(
+            eps[0].record_rate_limited(None, &B, later),
+            Duration::from_secs(1)
+        );
     }
 }

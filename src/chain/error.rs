@@ -58,6 +58,16 @@ pub enum ChainError {
         message: String,
     },
 
+    /// The endpoint said "slow down" (HTTP 429, JSON-RPC -32005 "rate limit", …): it works,
+    /// but is paused for `retry_after` (its `Retry-After`, or the agent's own backoff).
+    #[error("{endpoint}: {method}: rate-limited{}: {message}", retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    RateLimited {
+        endpoint: String,
+        method: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+
     #[error("{endpoint}: {method}: invalid response: {message}")]
     InvalidResponse {
         endpoint: String,
@@ -133,6 +143,7 @@ impl ChainError {
             self,
             ChainError::Timeout { .. }
                 | ChainError::Transport { .. }
+                | ChainError::RateLimited { .. }
                 | ChainError::InvalidResponse { .. }
                 | ChainError::AllEndpointsFailed { .. }
                 | ChainError::NoEndpointReachable { .. }
@@ -148,10 +159,24 @@ impl ChainError {
         }
     }
 
+    /// True if this is, or (for [`ChainError::AllEndpointsFailed`] and
+    /// [`ChainError::NoEndpointReachable`]) contains, a rate limit.
+    pub fn is_rate_limited(&self) -> bool {
+        match self {
+            ChainError::RateLimited { .. } => true,
+            ChainError::AllEndpointsFailed { errors, .. }
+            | ChainError::NoEndpointReachable { errors, .. } => {
+                errors.iter().any(|e| e.is_rate_limited())
+            }
+            _ => false,
+        }
+    }
+
     /// The error messages that an endpoint or its answer carried, for matching on text.
     pub(crate) fn messages(&self) -> Vec<&str> {
         match self {
             ChainError::Transport { message, .. }
+            | ChainError::RateLimited { message, .. }
             | ChainError::InvalidResponse { message, .. }
             | ChainError::Rpc { message, .. } => vec![message.as_str()],
             ChainError::AllEndpointsFailed { errors, .. } => {
@@ -179,11 +204,54 @@ pub(crate) fn is_range_too_large(message: &str) -> bool {
     .any(|p| m.contains(p))
 }
 
+/// Whether a JSON-RPC error answer means "slow down" rather than an answer about the request.
+///
+/// Codes: 429 (as some providers put it in JSON-RPC), -32005 (Infura's "limit exceeded"; but
+/// geth-style nodes use the same code for "query returned more than 10000 results", a log-range
+/// cap the windowed log fetch handles by shrinking its window, so that text is excluded), and
+/// the provider-specific -32016 / -32012 / -32007 when their text says so. Texts: "rate limit",
+/// "too many requests", "… limit exceeded" (except gas), "exceeded … quota / rate / capacity".
+/// A revert (code 3) is never a rate limit, whatever its reason string says.
+pub fn is_rate_limit_answer(code: i64, message: &str) -> bool {
+    if code == 3 || is_range_too_large(message) {
+        return false;
+    }
+    let m = message.to_ascii_lowercase();
+    if m.contains("execution reverted") {
+        return false;
+    }
+    let texts = [
+        "rate limit",
+        "ratelimit",
+        "rate-limit",
+        "too many requests",
+        "request limit reached",
+        "credits limited",
+        "quota exceeded",
+        "exceeded the quota",
+        "exceeded quota",
+        "capacity exceeded",
+        "rate exceeded",
+        "exceeded the rate",
+    ];
+    let limit_exceeded = m.contains("limit exceeded") && !m.contains("gas");
+    match code {
+        429 | -32005 => true,
+        _ => limit_exceeded || texts.iter().any(|t| m.contains(t)),
+    }
+}
+
 /// How one attempt on one endpoint ended, when it did not return a value.
 #[derive(Debug)]
 pub enum Failure {
-    /// The endpoint is at fault (unreachable, HTTP error, rate-limited): try the next.
+    /// The endpoint is at fault (unreachable, HTTP error, temporarily unavailable): try the next.
     Endpoint(String),
+    /// The endpoint asked to be called less often: pause it (for `retry_after` if it said),
+    /// without counting it as broken.
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The endpoint answered something that is not a valid JSON-RPC answer: try the next.
     InvalidResponse(String),
     /// The endpoint answered, with an error: return it to the caller.
@@ -215,6 +283,12 @@ impl ClassifyError for RpcError<TransportErrorKind> {
     fn classify(self) -> Failure {
         match self {
             RpcError::ErrorResp(payload) => {
+                if is_rate_limit_answer(payload.code, &payload.message) {
+                    return Failure::RateLimited {
+                        message: format!("{} ({})", payload.message, payload.code),
+                        retry_after: None,
+                    };
+                }
                 // "Too many results / too wide a range" is an answer about the request (the
                 // windowed log fetch shrinks its window), even when the code says "limit".
                 if payload.is_retry_err() && !is_range_too_large(&payload.message) {
@@ -239,7 +313,22 @@ impl ClassifyError for RpcError<TransportErrorKind> {
                     data: payload.data.map(|d| d.get().to_owned()),
                 })
             }
-            RpcError::Transport(kind) => Failure::Endpoint(kind.to_string()),
+            RpcError::Transport(kind) => {
+                let http = kind.as_http_error().map(|h| h.status);
+                let retry_after = kind.retry_after();
+                let message = with_sources(&kind);
+                if http == Some(429)
+                    || (retry_after.is_some() && http.is_some_and(|s| s >= 400))
+                    || message.contains("429 Too Many Requests")
+                {
+                    Failure::RateLimited {
+                        message,
+                        retry_after,
+                    }
+                } else {
+                    Failure::Endpoint(message)
+                }
+            }
             RpcError::NullResp => Failure::InvalidResponse("null result".into()),
             RpcError::DeserError { err, text } => {
                 let text: String = text.chars().take(200).collect();
@@ -252,11 +341,107 @@ impl ClassifyError for RpcError<TransportErrorKind> {
     }
 }
 
+/// An error's text followed by its causes (`a: b: c`), each said once. reqwest's "error sending
+/// request for url (…)" says nothing of why; its sources do ("connection refused").
+pub(crate) fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    // Bounded: a cyclic or very deep chain would otherwise never end.
+    for _ in 0..8 {
+        let Some(e) = next else { break };
+        let text = e.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
+}
+
 impl ClassifyError for alloy::contract::Error {
     fn classify(self) -> Failure {
         match self {
             alloy::contract::Error::TransportError(e) => e.classify(),
             other => Failure::Answer(Answer::Local(other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::transports::TransportErrorKind;
+
+    #[test]
+    fn rate_limit_answers_table() {
+        let cases: &[(i64, &str, bool)] = &[
+            (-32005, "rate limit exceeded", true),
+            (-32005, "limit exceeded", true),
+            (429, "Too Many Requests", true),
+            (-32000, "Too many requests, please slow down", true),
+            (-32016, "over rate limit", true),
+            (-32007, "100/second request limit reached", true),
+            (-32000, "daily request quota exceeded", true),
+            // A log-range cap shares the code but is an answer about the query.
+            (-32005, "query returned more than 10000 results", false),
+            (-32000, "exceeds block gas limit", false),
+            (-32000, "gas limit exceeded", false),
+            (3, "execution reverted: rate limit exceeded", false),
+            (-32000, "execution reverted: too many requests", false),
+            (-32000, "nonce too low", false),
+            (-32601, "method not found", false),
+        ];
+        for &(code, message, want) in cases {
+            assert_eq!(
+                is_rate_limit_answer(code, message),
+                want,
+                "{code} {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_429_is_a_rate_limit_with_its_retry_after() {
+        let e = TransportErrorKind::http_error_with_retry_after(
+            429,
+            "Too Many Requests".into(),
+            Some(Duration::from_secs(2)),
+        );
+        match e.classify() {
+            Failure::RateLimited { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(2)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = TransportErrorKind::http_error(429, String::new());
+        assert!(matches!(
+            e.classify(),
+            Failure::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ));
+        // A plain server error is an endpoint fault, not a rate limit.
+        let e = TransportErrorKind::http_error(500, "boom".into());
+        assert!(matches!(e.classify(), Failure::Endpoint(_)));
+    }
+
+    #[test]
+    fn causes_are_printed_once_each() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error sending request")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("Connection refused (os error 111)")]
+        struct Inner;
+        let e = TransportErrorKind::custom(Outer(Inner));
+        match e.classify() {
+            Failure::Endpoint(m) => assert_eq!(
+                m,
+                "error sending request: Connection refused (os error 111)"
+            ),
+            other => panic!("{other:?}"),
         }
     }
 }

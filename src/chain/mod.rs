@@ -8,7 +8,11 @@
 //!                 │        ▲        │ transport error, timeout      │
 //!                 │        │        └──► score down, cool-down ──► next endpoint
 //!                 │  score up on answers                           │
+//!                 │  rate limit (429, -32005): endpoint last in the │
+//!                 │  order for Retry-After, no score change; call   │
+//!                 │  refused everywhere ──► waits, retries (bounded)│
 //!                 └───────────────────────────────────────────────┘
+//!  every attempt first waits for its endpoint's request budget (token bucket, optional)
 //!
 //!  HeadStream task:  ws eth_subscribe(newHeads) ──► Head ──► watch channel ──► watcher
 //!                    (ws absent/broken: poll the latest header every poll_interval,
@@ -30,15 +34,18 @@
 //! or, without its own cursor logic, [`ChainClient::log_stream`].
 
 mod client;
+mod degraded;
 mod endpoints;
 mod error;
 mod heads;
 mod logs;
+mod pacing;
 mod sensitive_url;
 
 pub use client::{BlockRef, BlockTag, ChainClient, ChainStats};
-pub use endpoints::{Backoff, EndpointStats};
-pub use error::{Answer, ChainError, ClassifyError, Failure};
+pub use degraded::{MIN_ATTEMPTS as DEGRADED_MIN_ATTEMPTS, WINDOW as DEGRADED_WINDOW};
+pub use endpoints::{Backoff, EndpointStats, MAX_RATE_LIMIT_PAUSE};
+pub use error::{Answer, ChainError, ClassifyError, Failure, is_rate_limit_answer};
 pub use heads::{Head, HeadSource, HeadStats, HeadStream};
 pub use logs::{LogBatch, LogStream};
 pub use sensitive_url::SensitiveUrl;
@@ -71,11 +78,22 @@ pub struct ChainAccessConfig {
     /// With no new head on the WebSocket for this long, the head is polled over HTTP; if the
     /// chain moved, the subscription is considered dead and reconnected.
     pub ws_stale_after: Duration,
+    /// Request budget of each endpoint, in requests per second (token bucket, bursts up to one
+    /// second's worth); 0: unlimited.
+    pub requests_per_second: u32,
+    /// Pause of an endpoint after a rate limit that did not say for how long (no `Retry-After`,
+    /// e.g. JSON-RPC -32005), doubling with the limits in a row.
+    pub rate_limit_backoff: Backoff,
+    /// Longest a call waits in total for rate-limited endpoints to resume before it fails
+    /// ([`ChainError::AllEndpointsFailed`] of [`ChainError::RateLimited`]).
+    pub rate_limit_wait: Duration,
 }
 
 impl ChainAccessConfig {
     /// A config with the defaults: 5 s timeout, 2 s polling, 1000-block log windows, endpoint
-    /// cool-down 1 s doubling to 60 s, ws reconnect 500 ms doubling to 30 s, ws stale after 30 s.
+    /// cool-down 1 s doubling to 60 s, ws reconnect 500 ms doubling to 30 s, ws stale after 30 s,
+    /// no request budget, a rate limit without `Retry-After` pauses 250 ms doubling to 30 s,
+    /// calls wait up to 2 min for rate-limited endpoints.
     pub fn new(name: impl Into<String>, chain_id: u64, rpc: Vec<SensitiveUrl>) -> Self {
         ChainAccessConfig {
             name: name.into(),
@@ -94,6 +112,12 @@ impl ChainAccessConfig {
                 max: Duration::from_secs(30),
             },
             ws_stale_after: Duration::from_secs(30),
+            requests_per_second: 0,
+            rate_limit_backoff: Backoff {
+                initial: Duration::from_millis(250),
+                max: Duration::from_secs(30),
+            },
+            rate_limit_wait: Duration::from_secs(120),
         }
     }
 

@@ -46,9 +46,12 @@ impl SensitiveUrl {
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
         let full = self.full.as_str();
-        // Longest first, so the whole URL is replaced before its parts are.
-        out = out.replace(full, &self.redacted);
-        out = out.replace(full.trim_end_matches('/'), &self.redacted);
+        // Longest first, so the whole URL is replaced before its parts are. Both spellings (with
+        // and without the trailing slash) go through a marker first: replacing the short one
+        // after the long one would match inside the replacement (`http://h:1//`).
+        const MARK: &str = "\u{1}URL\u{1}";
+        out = out.replace(full, MARK);
+        out = out.replace(full.trim_end_matches('/'), MARK);
         let mut parts: Vec<String> = Vec::new();
         if let Some(p) = self.full.password() {
             parts.push(p.to_owned());
@@ -80,7 +83,7 @@ impl SensitiveUrl {
                 out = out.replace(&part, REDACTED);
             }
         }
-        out
+        out.replace(MARK, &self.redacted)
     }
 }
 
@@ -173,5 +176,21 @@ mod tests {
         }
         assert!(clean.contains("rpc.example.com"));
         assert!(clean.contains("connection refused"));
+    }
+
+    #[test]
+    fn scrub_prints_a_plain_url_once_without_a_doubled_slash() {
+        for input in ["http://127.0.0.1:19261", "http://127.0.0.1:19261/"] {
+            let u: SensitiveUrl = input.parse().unwrap();
+            let msg = format!("error sending request for url ({})", u.expose());
+            assert_eq!(
+                u.scrub(&msg),
+                "error sending request for url (http://127.0.0.1:19261/)"
+            );
+            assert_eq!(
+                u.scrub("to http://127.0.0.1:19261 and back"),
+                "to http://127.0.0.1:19261/ and back"
+            );
+        }
     }
 }

@@ -170,6 +170,7 @@ fn init_logging(default: &str) {
             &bridge_agent::logging::directive(default),
         ))
         .with_writer(std::io::stderr)
+        .with_ansi(bridge_agent::logging::ansi_on_stderr())
         .init();
 }
 

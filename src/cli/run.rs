@@ -26,7 +26,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
         bridge_agent::logging::env_filter(&bridge_agent::logging::directive(&cfg.log.level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(bridge_agent::logging::ansi_on_stderr());
     match cfg.log.format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),

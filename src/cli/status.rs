@@ -44,11 +44,45 @@ const SHOWN: [(&str, &str); 14] = [
     ("bridge_operator_seated", "key seated (0: votes nothing)"),
 ];
 
+/// Standard output that ends quietly when the reader goes away (`status | head`): the first
+/// failed write (EPIPE, Rust ignores SIGPIPE) stops all further output instead of panicking as
+/// `println!` would. The exit status still says what the agent's state was.
+struct Out {
+    stdout: std::io::Stdout,
+    closed: bool,
+}
+
+impl Out {
+    fn new() -> Self {
+        Out {
+            stdout: std::io::stdout(),
+            closed: false,
+        }
+    }
+
+    fn write(&mut self, args: std::fmt::Arguments<'_>) {
+        if self.closed {
+            return;
+        }
+        let mut lock = self.stdout.lock();
+        if lock.write_fmt(args).and_then(|()| lock.flush()).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+/// `println!` onto an [`Out`].
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {
+        $out.write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// The lines saying what `dialect` (a label value of `bridge_dialect_info`) implies.
-fn print_implications(chain: &str, dialect: &str) {
+fn print_implications(out: &mut Out, chain: &str, dialect: &str) {
     if let Ok(d) = dialect.parse::<bridge_agent::dialect::Dialect>() {
         for line in bridge_agent::bridge_check::implications(d) {
-            println!("  {chain} bridge ({d}): {line}");
+            outln!(out, "  {chain} bridge ({d}): {line}");
         }
     }
 }
@@ -91,14 +125,16 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         }
     };
     let addr = cfg.http.listen;
+    let mut out = Out::new();
     match (get(addr, "/readyz"), get(addr, "/metrics")) {
         (Ok((ready, reasons)), Ok((200, metrics))) => {
-            println!(
+            outln!(
+                out,
                 "agent at http://{addr}: {}",
                 if ready == 200 { "READY" } else { "NOT READY" }
             );
             if ready != 200 {
-                print!("{reasons}");
+                out.write(format_args!("{reasons}"));
             }
             for (family, caption) in SHOWN {
                 for line in metrics
@@ -107,7 +143,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
                 {
                     let rest = &line[family.len()..];
                     if rest.starts_with('{') || rest.starts_with(' ') {
-                        println!("  {caption:<44} {}", rest.trim());
+                        outln!(out, "  {caption:<44} {}", rest.trim());
                     }
                 }
             }
@@ -116,7 +152,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
                 .filter(|l| l.starts_with("bridge_dialect_info{"))
                 .filter_map(dialect_labels)
             {
-                print_implications(chain, dialect);
+                print_implications(&mut out, chain, dialect);
             }
             if ready == 200 {
                 ExitCode::SUCCESS
@@ -125,16 +161,17 @@ pub async fn run(args: StatusArgs) -> ExitCode {
             }
         }
         _ => {
-            println!(
+            outln!(
+                out,
                 "no agent answers at http://{addr} (not running, or [http] listen differs); reading the chains:"
             );
-            chain_view(&cfg).await
+            chain_view(&cfg, &mut out).await
         }
     }
 }
 
 /// Per direction, the bridges' own progress, without the agent.
-async fn chain_view(cfg: &AgentConfig) -> ExitCode {
+async fn chain_view(cfg: &AgentConfig, out: &mut Out) -> ExitCode {
     let mut clients = Vec::new();
     for side in Side::ALL {
         let chain = cfg.chain(side);
@@ -156,10 +193,10 @@ async fn chain_view(cfg: &AgentConfig) -> ExitCode {
                 };
                 match bridge_agent::bridge_check::check(&c, &target).await {
                     Ok(r) => {
-                        println!("  {side} bridge {}: dialect {}", r.bridge, r.dialect);
-                        print_implications(side.as_str(), r.dialect.as_str());
+                        outln!(out, "  {side} bridge {}: dialect {}", r.bridge, r.dialect);
+                        print_implications(out, side.as_str(), r.dialect.as_str());
                     }
-                    Err(e) => println!("  NOT VERIFIED: {e}"),
+                    Err(e) => outln!(out, "  NOT VERIFIED: {e}"),
                 }
                 clients.push((side, c, chain.bridge))
             }
@@ -184,12 +221,16 @@ async fn chain_view(cfg: &AgentConfig) -> ExitCode {
             })
             .await;
         match (requested, lower) {
-            (Ok(r), Ok(l)) => println!(
+            (Ok(r), Ok(l)) => outln!(
+                out,
                 "  {src_side} → {dst_side}: requestNonce {r}, lowerHandleNonce {l}, pending {}",
                 r.saturating_sub(l)
             ),
             (Err(e), _) | (_, Err(e)) => {
-                println!("  {src_side} → {dst_side}: cannot read the bridges: {e}")
+                outln!(
+                    out,
+                    "  {src_side} → {dst_side}: cannot read the bridges: {e}"
+                )
             }
         }
     }

@@ -157,6 +157,9 @@ pub struct ChainConfig {
     /// How long the operators whose turn it is not wait before voting on a request to this
     /// chain (zero: everyone votes at once).
     pub standby_delay: Duration,
+    /// How long the lowest pending transaction may stay unmined while blocks are produced
+    /// before the sender is reported wedged.
+    pub wedged_after: Duration,
     /// Upper bound of one RPC call.
     pub rpc_timeout: Duration,
     /// Low-balance alarm threshold of the operator's gas account, in wei.
@@ -167,6 +170,8 @@ pub struct ChainConfig {
     pub signer: SignerConfig,
     /// The bridge dialect pinned in the config; `None`: found from the bridge at start.
     pub dialect: Option<crate::dialect::Dialect>,
+    /// Request budget per RPC endpoint, per second; 0: unlimited.
+    pub rpc_requests_per_second: u32,
 }
 
 /// A chain's fee policy, in wei.

@@ -276,6 +276,11 @@ pub struct ChainSection {
     /// once. Set it to a few of this chain's block times. Default 3000.
     #[serde(default = "default_standby_delay_ms")]
     pub standby_delay_ms: u64,
+    /// Seconds the operator's lowest pending transaction on this chain may stay unmined while
+    /// the chain produces blocks before the sender counts as wedged (`/readyz` 503, metric
+    /// `bridge_sender_wedged`). Default 120; must be positive.
+    #[serde(default = "default_wedged_after_secs")]
+    pub wedged_after_secs: u64,
     /// Upper bound of one RPC call, in milliseconds. Default 5000; must be positive.
     #[serde(default = "default_rpc_timeout_ms")]
     pub rpc_timeout_ms: u64,
@@ -283,6 +288,10 @@ pub struct ChainSection {
     /// string (`"0.5"` = 0.5 × 10^18 wei). Default `"0.5"`.
     #[serde(default = "default_min_balance")]
     pub min_balance: String,
+    /// Request budget of each RPC endpoint of this chain, in requests per second (bursts up to
+    /// one second's worth): set it under a provider's rate limit. 0 (the default): unlimited.
+    #[serde(default)]
+    pub rpc_requests_per_second: u32,
     /// Fee policy. Default: all of [`FeeSection`]'s defaults.
     #[serde(default)]
     pub fees: FeeSection,
@@ -300,6 +309,9 @@ fn default_poll_interval_ms() -> u64 {
 }
 fn default_standby_delay_ms() -> u64 {
     3000
+}
+fn default_wedged_after_secs() -> u64 {
+    120
 }
 fn default_rpc_timeout_ms() -> u64 {
     5000

@@ -291,6 +291,9 @@ fn chain(
     if raw.rpc_timeout_ms == 0 {
         sink.push(format!("{p}.rpc_timeout_ms"), "must be at least 1");
     }
+    if raw.wedged_after_secs == 0 {
+        sink.push(format!("{p}.wedged_after_secs"), "must be at least 1");
+    }
     let min_balance = match parse_coins(&raw.min_balance) {
         Ok(v) => Some(v),
         Err(why) => {
@@ -305,6 +308,15 @@ fn chain(
             None
         }
     };
+    if raw.rpc_requests_per_second > MAX_RPC_REQUESTS_PER_SECOND {
+        sink.push(
+            format!("{p}.rpc_requests_per_second"),
+            format!(
+                "{} is more than {MAX_RPC_REQUESTS_PER_SECOND}; use 0 for no budget",
+                raw.rpc_requests_per_second
+            ),
+        );
+    }
     let fees = fees(&raw.fees, &format!("{p}.fees"), sink);
     let signer = match &raw.signer {
         Some(own) => {
@@ -326,13 +338,18 @@ fn chain(
         confirmations: raw.confirmations,
         poll_interval: Duration::from_millis(raw.poll_interval_ms),
         standby_delay: Duration::from_millis(raw.standby_delay_ms),
+        wedged_after: Duration::from_secs(raw.wedged_after_secs),
         rpc_timeout: Duration::from_millis(raw.rpc_timeout_ms),
         min_balance: min_balance?,
         fees: fees?,
         signer: signer?,
         dialect,
+        rpc_requests_per_second: raw.rpc_requests_per_second,
     })
 }
+
+/// Above this a budget protects nothing (and is likely a typo); 0 says "no budget".
+const MAX_RPC_REQUESTS_PER_SECOND: u32 = 100_000;
 
 fn fees(f: &FeeSection, p: &str, sink: &mut Sink<'_>) -> Option<FeePolicy> {
     let before = sink.count();

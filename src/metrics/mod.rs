@@ -211,6 +211,15 @@ pub struct ChainMetrics {
     pub txs_reverted_already_executed: Counter,
     /// Fee-bump replacements of stuck transactions.
     pub txs_replaced: Counter,
+    /// The tx manager's convergence repairs (see `txmgr/converge.rs`), by kind.
+    pub nonce_repairs_resend: Counter,
+    pub nonce_repairs_gap_fill: Counter,
+    pub nonce_repairs_rebase: Counter,
+    /// Times the operator's mined nonce went down (a reorg of this chain orphaned its txs).
+    pub nonce_went_down: Counter,
+    /// While wedged: the nonce not being mined and since when (Unix seconds); 0 otherwise.
+    wedged_nonce: AtomicU64,
+    wedged_since: AtomicU64,
 }
 
 impl Default for ChainMetrics {
@@ -224,6 +233,12 @@ impl Default for ChainMetrics {
             txs_reverted: Counter::default(),
             txs_reverted_already_executed: Counter::default(),
             txs_replaced: Counter::default(),
+            nonce_repairs_resend: Counter::default(),
+            nonce_repairs_gap_fill: Counter::default(),
+            nonce_repairs_rebase: Counter::default(),
+            nonce_went_down: Counter::default(),
+            wedged_nonce: AtomicU64::new(0),
+            wedged_since: AtomicU64::new(0),
         }
     }
 }
@@ -344,6 +359,21 @@ impl AgentMetrics {
         c.low_balance.store(low, Ordering::Relaxed);
     }
 
+    /// The sender on `side` is wedged at `nonce` since `since_unix` (seconds), or not (`None`).
+    pub fn set_wedged(&self, side: Side, wedged: Option<(u64, u64)>) {
+        let c = self.chain(side);
+        let (nonce, since) = wedged.map_or((0, 0), |(n, s)| (n, s.max(1)));
+        c.wedged_nonce.store(nonce, Ordering::Relaxed);
+        c.wedged_since.store(since, Ordering::Relaxed);
+    }
+
+    /// The nonce and since-when of a wedged sender on `side`.
+    pub fn wedged(&self, side: Side) -> Option<(u64, u64)> {
+        let c = self.chain(side);
+        let since = c.wedged_since.load(Ordering::Relaxed);
+        (since != 0).then(|| (c.wedged_nonce.load(Ordering::Relaxed), since))
+    }
+
     pub fn low_balance(&self, side: Side) -> bool {
         self.chain(side).low_balance.load(Ordering::Relaxed)
     }
@@ -416,6 +446,16 @@ impl AgentMetrics {
         Side::ALL.map(|s| sources.signers[side_index(s)].as_ref().and_then(|f| f()))
     }
 
+    /// Per side: its registered chain client says most calls are rate-limited.
+    fn chains_degraded(&self) -> [bool; 2] {
+        let sources = self.sources();
+        Side::ALL.map(|s| {
+            sources.chains[side_index(s)]
+                .as_ref()
+                .is_some_and(|f| f().degraded)
+        })
+    }
+
     /// Everything that keeps the agent from being ready; empty when ready.
     pub fn not_ready(&self) -> Vec<NotReady> {
         let mut out = Vec::new();
@@ -432,7 +472,11 @@ impl AgentMetrics {
             }
         }
         let signers = self.signer_snapshots();
+        let degraded = self.chains_degraded();
         for side in Side::ALL {
+            if degraded[side_index(side)] {
+                out.push(NotReady::ChainDegraded(side));
+            }
             let c = self.chain(side);
             match c.reach() {
                 Reach::Reachable => {}
@@ -453,6 +497,13 @@ impl AgentMetrics {
             }
             if c.low_balance.load(Ordering::Relaxed) {
                 out.push(NotReady::LowBalance(side));
+            }
+            if let Some((nonce, since_unix)) = self.wedged(side) {
+                out.push(NotReady::SenderWedged {
+                    side,
+                    nonce,
+                    since_unix,
+                });
             }
             if signers[side_index(side)]
                 .as_ref()
@@ -675,6 +726,46 @@ impl AgentMetrics {
             Kind::Counter,
             &|c| c.txs_replaced.get().into(),
         );
+        per_chain(
+            e,
+            "bridge_sender_wedged",
+            "1 while the operator's lowest pending transaction is not mined although the chain \
+             produces blocks (for wedged_after_secs).",
+            Kind::Gauge,
+            &|c| (c.wedged_since.load(Ordering::Relaxed) != 0).into(),
+        );
+        per_chain(
+            e,
+            "bridge_sender_wedged_since_seconds",
+            "Unix time since when the wedged sender's lowest pending nonce is unmined; 0 when not wedged.",
+            Kind::Gauge,
+            &|c| c.wedged_since.load(Ordering::Relaxed).into(),
+        );
+        per_chain(
+            e,
+            "bridge_tx_nonce_went_down_total",
+            "Times the operator's mined nonce went down (a reorg orphaned its transactions).",
+            Kind::Counter,
+            &|c| c.nonce_went_down.get().into(),
+        );
+        let mut repairs = Vec::new();
+        for s in Side::ALL {
+            let c = self.chain(s);
+            for (kind, n) in [
+                ("resend", &c.nonce_repairs_resend),
+                ("gap_fill", &c.nonce_repairs_gap_fill),
+                ("rebase", &c.nonce_repairs_rebase),
+            ] {
+                repairs.push((vec![("chain", s.as_str()), ("kind", kind)], n.get().into()));
+            }
+        }
+        e.family(
+            "bridge_tx_nonce_repairs_total",
+            "Tx manager repairs after the node lost its transactions: kind=resend (re-sent), \
+             gap_fill (a hole below queued votes filled), rebase (numbering restarted at the chain's nonce).",
+            Kind::Counter,
+            &repairs,
+        );
         let mut reverted = Vec::new();
         for s in Side::ALL {
             let c = self.chain(s);
@@ -720,6 +811,24 @@ impl AgentMetrics {
             "Calls that moved from one RPC endpoint to the next.",
             Kind::Counter,
             &failovers,
+        );
+        let per_chain_stat = |get: &dyn Fn(&ChainStats) -> Value| -> Vec<Sample<'_>> {
+            stats
+                .iter()
+                .map(|(s, cs)| (vec![("chain", s.as_str())], get(cs)))
+                .collect()
+        };
+        e.family(
+            "bridge_rpc_rate_limited_total",
+            "RPC attempts refused with a rate limit (HTTP 429, JSON-RPC -32005, ...), all endpoints.",
+            Kind::Counter,
+            &per_chain_stat(&|cs| cs.rate_limited.into()),
+        );
+        e.family(
+            "bridge_rpc_degraded",
+            "1 while most recent RPC attempts on the chain are rate-limited (also on /readyz).",
+            Kind::Gauge,
+            &per_chain_stat(&|cs| cs.degraded.into()),
         );
         type EpGet<'a> = &'a dyn Fn(&crate::chain::EndpointStats) -> Value;
         let endpoint_families: [(&str, &str, Kind, EpGet<'_>); 6] = [

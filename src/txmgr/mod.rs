@@ -17,8 +17,12 @@
 //!
 //! Nonces: see [`nonce`] for how a failure between signing and broadcast is healed (later
 //! leases are voided and re-signed; the failed nonce is reused), so no nonce is ever stranded.
-//! The manager starts at the chain's mined count (taking over what an earlier run left pending)
-//! and reconciles with the pending count whenever a node answers "nonce too low/high".
+//! The manager starts above what an earlier run left in the node's pool and tracks those
+//! leftovers like its own (`leftovers.rs`), reconciles with the pending count whenever a node
+//! answers "nonce too low/high", and on every mined-nonce poll converges to the chain
+//! (`converge.rs`): after a reorg, a dropped pool or a new node it re-sends, fills holes, or
+//! restarts numbering at the chain's nonce, and reports a sender that stopped being mined
+//! while its chain goes on as wedged ([`TxStats::wedged`]).
 //!
 //! Balance: read at start, after mined or reverted transactions (at most once per
 //! [`BALANCE_GAP`]) and every [`BALANCE_EVERY`]; below `min_balance` sets [`TxStats::low_balance`] and logs a warning with
@@ -29,11 +33,14 @@
 //! All of them end when the shutdown token fires; the two per-manager tasks also end once every
 //! handle is dropped.
 
+mod converge;
 mod error;
 mod fees;
+mod leftovers;
 mod nonce;
 mod tracker;
 
+pub use converge::Wedged;
 pub use error::TxError;
 pub use fees::Fees;
 
@@ -93,6 +100,8 @@ pub struct TxManagerConfig {
     pub receipt_poll: Duration,
     /// Submissions in progress at most; further ones wait for a slot.
     pub max_in_flight: usize,
+    /// The chain's next nonce unmined this long while blocks are produced: wedged.
+    pub wedged_after: Duration,
 }
 
 /// How a submission ended.
@@ -139,6 +148,17 @@ pub struct TxStats {
     pub low_balance: bool,
     /// The next nonce this manager will use.
     pub nonce: u64,
+    /// Times the account's mined nonce was seen going down (reorgs of this chain).
+    pub nonce_went_down: u64,
+    /// Convergence repairs: transactions the node lost re-sent, nonce gaps filled with a copy
+    /// of the vote above, numbering restarted at the chain's nonce.
+    pub repair_resent: u64,
+    pub gap_fills: u64,
+    pub rebases: u64,
+    /// Transactions of an earlier run found in the node's pool at start and tracked.
+    pub leftovers: u64,
+    /// Set while the lowest pending transaction is not mined although the chain moves on.
+    pub wedged: Option<Wedged>,
 }
 
 /// Submits transactions from the operator's account on one chain. Cheap to clone (shared).
@@ -174,6 +194,11 @@ pub(crate) struct Inner {
     pending_now: Arc<Notify>,
     /// The last first offer and when it was computed.
     last_offer: Mutex<Option<(Instant, Fees)>>,
+    /// Transactions being tracked, by (nonce, tracker id): for the convergence check.
+    in_flight: converge::Registry,
+    flight_ids: AtomicU64,
+    /// See [`TxStats::wedged`]; set and cleared by the convergence check.
+    wedged: Mutex<Option<Wedged>>,
 }
 
 #[derive(Default)]
@@ -187,6 +212,11 @@ struct Counters {
     would_revert: AtomicU64,
     pending: AtomicU64,
     resyncs: AtomicU64,
+    nonce_went_down: AtomicU64,
+    repair_resent: AtomicU64,
+    gap_fills: AtomicU64,
+    rebases: AtomicU64,
+    leftovers: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -236,17 +266,21 @@ impl TxManager {
             .transaction_count(address, BlockTag::Latest)
             .await
             .map_err(chain_err("reading the operator's nonce"))?;
-        if pending > latest {
-            // Nothing here knows them (they were in the earlier run's memory), so nothing would
-            // bump them, and a stuck one would hold every later nonce. New votes start at the
-            // mined count and outbid them (see `broadcast`); a vote displaced that way is still
-            // unexecuted and not voted on chain, so recovery feeds it again.
+        // What an earlier run left in the pool (pending or queued): tracked like this run's own
+        // and stepped over, never outbid (a leftover bumped several times would out-price
+        // every replacement: "replacement transaction underpriced").
+        let leftovers: Vec<leftovers::Leftover> = match leftovers::read(&client, address).await {
+            Some(found) => found.into_iter().filter(|l| l.nonce >= latest).collect(),
+            None => Vec::new(),
+        };
+        let first = leftovers.last().map_or(latest, |l| l.nonce + 1).max(latest);
+        if pending > latest || !leftovers.is_empty() {
             warn!(
-                chain = %cfg.chain, %address, latest, pending,
-                "transactions of an earlier run are still pending; this run takes their nonces over from the mined count"
+                chain = %cfg.chain, %address, latest, pending, in_pool = leftovers.len(), first,
+                "transactions of an earlier run are in the node's pool; tracking them, new ones start above"
             );
         }
-        info!(chain = %cfg.chain, %address, nonce = latest, "tx manager started");
+        info!(chain = %cfg.chain, %address, nonce = first, "tx manager started");
         let inner = Arc::new(Inner {
             slots: Semaphore::new(cfg.max_in_flight.max(1)),
             cfg,
@@ -254,7 +288,7 @@ impl TxManager {
             guard,
             shutdown,
             address,
-            seq: Sequencer::new(latest),
+            seq: Sequencer::new(first),
             counters: Counters::default(),
             balance: Mutex::new(None),
             low_balance: AtomicBool::new(false),
@@ -262,6 +296,9 @@ impl TxManager {
             mined: tokio::sync::watch::Sender::new(latest),
             pending_now: Arc::new(Notify::new()),
             last_offer: Mutex::new(None),
+            in_flight: Mutex::new(std::collections::BTreeMap::new()),
+            flight_ids: AtomicU64::new(0),
+            wedged: Mutex::new(None),
         });
         inner.check_balance().await;
         tokio::spawn(tracker::balance_loop(
@@ -275,6 +312,15 @@ impl TxManager {
             Arc::clone(&inner.pending_now),
             inner.cfg.receipt_poll,
         ));
+        for leftover in leftovers {
+            if leftover.to == Some(inner.cfg.bridge) {
+                inner.adopt(leftover);
+            } else {
+                // Not a vote (the same key used by hand, say): stepped over, left alone.
+                warn!(chain = %inner.cfg.chain, nonce = leftover.nonce, tx = %leftover.signed.hash,
+                    "a transaction of this account not to the bridge is in the node's pool; new ones start above it");
+            }
+        }
         Ok(TxManager { inner })
     }
 
@@ -318,6 +364,12 @@ impl TxManager {
             would_revert: get(&c.would_revert),
             pending: get(&c.pending),
             resyncs: get(&c.resyncs),
+            nonce_went_down: get(&c.nonce_went_down),
+            repair_resent: get(&c.repair_resent),
+            gap_fills: get(&c.gap_fills),
+            rebases: get(&c.rebases),
+            leftovers: get(&c.leftovers),
+            wedged: self.inner.wedged(),
             last_balance: *self.inner.balance.lock().unwrap_or_else(|e| e.into_inner()),
             low_balance: self.inner.low_balance.load(Ordering::Relaxed),
             nonce: self.inner.seq.next(),
@@ -326,6 +378,56 @@ impl TxManager {
 }
 
 impl Inner {
+    pub(crate) fn registry(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<(u64, u64), tracker::InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn in_flight_count(&self) -> usize {
+        self.registry().len()
+    }
+
+    /// The tracked transactions at or above `nonce`, lowest first.
+    pub(crate) fn in_flight_from(&self, nonce: u64) -> Vec<(u64, tracker::InFlight)> {
+        self.registry()
+            .range((nonce, 0)..)
+            .map(|((n, _), f)| (*n, f.clone()))
+            .collect()
+    }
+
+    pub(crate) fn wedged(&self) -> Option<Wedged> {
+        *self.wedged.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tracks a vote an earlier run left in the pool until it is mined or replaced: bumped and
+    /// re-sent like this run's own (the guard re-signs the same vote).
+    fn adopt(self: &Arc<Self>, leftover: leftovers::Leftover) {
+        inc(&self.counters.leftovers);
+        inc(&self.counters.pending);
+        self.pending_now.notify_one();
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            let leftovers::Leftover {
+                nonce, job, signed, ..
+            } = leftover;
+            info!(chain = %inner.cfg.chain, nonce, tx = %signed.hash, "tracking an earlier run's vote");
+            let tracked = tracker::track(&inner, &job, nonce, signed).await;
+            inner.counters.pending.fetch_sub(1, Ordering::Relaxed);
+            match tracked {
+                Ok(tracker::Tracked::Done(outcome)) => {
+                    debug!(chain = %inner.cfg.chain, nonce, ?outcome, "an earlier run's transaction was mined")
+                }
+                Ok(tracker::Tracked::NonceTaken) => {
+                    debug!(chain = %inner.cfg.chain, nonce, "an earlier run's transaction was replaced")
+                }
+                Err(e) => {
+                    warn!(chain = %inner.cfg.chain, nonce, error = %e, "stopped tracking an earlier run's transaction")
+                }
+            }
+        });
+    }
+
     fn chain_err(&self, what: &'static str) -> impl FnOnce(ChainError) -> TxError + use<> {
         let chain = self.cfg.chain.clone();
         move |source| TxError::Chain {

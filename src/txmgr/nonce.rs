@@ -18,7 +18,10 @@
 //!
 //! When the node says the nonce is wrong ("nonce too low/high"), the job at its turn
 //! resynchronises the sequencer with the chain's pending count: every open lease is void and
-//! numbering restarts there.
+//! numbering restarts there. The convergence check of the mined-nonce poller does the same
+//! through [`Sequencer::rebase`] when the chain's pending count fell below what was broadcast
+//! and nothing this manager tracks sits at or above it (a destination reorg orphaned mined
+//! transactions, or the node dropped them): see `converge.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -83,6 +86,24 @@ impl Sequencer {
     /// The next nonce that will be handed out.
     pub(crate) fn next(&self) -> u64 {
         self.lock().next
+    }
+
+    /// The broadcast frontier: every nonce below it was handed to the node.
+    pub(crate) fn sent(&self) -> u64 {
+        self.lock().sent
+    }
+
+    /// Restarts numbering at `chain_next` (the chain's pending count), voiding every open
+    /// lease: their jobs re-sign at the new numbering. For when the chain lost nonces this
+    /// manager had broadcast (reorg, dropped pool) and no tracked transaction sits at or above
+    /// them; also for moving past nonces taken by transactions this manager never sent.
+    pub(crate) fn rebase(&self, chain_next: u64) {
+        let mut s = self.lock();
+        s.owners.clear();
+        s.next = chain_next;
+        s.sent = chain_next;
+        drop(s);
+        self.wake();
     }
 
     /// Takes the next nonce.
@@ -165,12 +186,7 @@ impl Lease {
     /// voiding every open lease.
     pub(crate) fn resync(mut self, chain_next: u64) {
         self.open = false;
-        let mut s = self.seq.lock();
-        s.owners.clear();
-        s.next = chain_next;
-        s.sent = chain_next;
-        drop(s);
-        self.seq.wake();
+        self.seq.rebase(chain_next);
     }
 
     fn release(&mut self) {
@@ -259,5 +275,53 @@ mod tests {
         let c = seq.acquire();
         assert_eq!(c.nonce(), 4);
         assert_eq!(turn(&c).await, Turn::Go);
+    }
+
+    #[tokio::test]
+    async fn rebase_down_after_a_reorg_voids_open_leases_and_numbers_from_the_chain() {
+        // 0..3 were broadcast, then the chain lost 2 and 3 (orphaned by a reorg).
+        let seq = Sequencer::new(0);
+        for _ in 0..4 {
+            let l = seq.acquire();
+            assert_eq!(turn(&l).await, Turn::Go);
+            l.sent();
+        }
+        let waiting = seq.acquire();
+        assert_eq!(waiting.nonce(), 4);
+        seq.rebase(2);
+        assert_eq!(seq.sent(), 2);
+        assert_eq!(
+            turn(&waiting).await,
+            Turn::Lost,
+            "4 would be a queued tx now"
+        );
+        let again = seq.acquire();
+        assert_eq!(again.nonce(), 2, "the first nonce the chain lacks");
+        assert_eq!(turn(&again).await, Turn::Go);
+        again.sent();
+        drop(waiting);
+        assert_eq!((seq.next(), seq.sent()), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn rebase_up_moves_past_nonces_taken_elsewhere() {
+        let seq = Sequencer::new(5);
+        seq.rebase(8);
+        let l = seq.acquire();
+        assert_eq!(l.nonce(), 8);
+        assert_eq!(turn(&l).await, Turn::Go);
+    }
+
+    #[tokio::test]
+    async fn a_send_that_raced_a_rebase_does_not_move_the_frontier() {
+        let seq = Sequencer::new(10);
+        let l = seq.acquire();
+        assert_eq!(turn(&l).await, Turn::Go);
+        // The poller rebases while this job is on the wire; its `sent` must not count.
+        seq.rebase(7);
+        l.sent();
+        assert_eq!((seq.next(), seq.sent()), (7, 7));
+        let next = seq.acquire();
+        assert_eq!(next.nonce(), 7);
     }
 }

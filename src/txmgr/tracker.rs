@@ -10,7 +10,12 @@
 //! same vote), at most `max_bumps` times and never above the cap; after that it is re-sent as
 //! is. If the account's mined nonce passes ours while no hash of ours has a receipt, another
 //! transaction took the nonce and the job starts over.
+//!
+//! Each tracker registers its nonce and latest signed bytes with the manager while it runs, so
+//! the poller's convergence check (`converge.rs`) can re-send what a node lost or fill a hole
+//! below it with a copy of its vote.
 
+use super::converge::Converger;
 use super::{Inner, Job, SignedTx, TxError, TxOutcome, inc};
 use crate::chain::BlockTag;
 use alloy::eips::BlockId;
@@ -29,6 +34,36 @@ use super::error::SendRejection;
 /// Consecutive polls that must see the nonce used by a stranger before the job starts over
 /// (a receipt can lag the nonce on a load-balanced endpoint).
 const TAKEN_POLLS: u32 = 3;
+/// How often an idle manager still compares its nonce with the chain's.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
+/// A transaction being tracked: what the convergence check needs to re-send it, or to fill a
+/// hole below it with a copy of its vote.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    pub job: Job,
+    pub last: SignedTx,
+}
+
+/// Removes a tracker's registry entry however the tracker ends.
+struct Registered<'a> {
+    inner: &'a Inner,
+    key: (u64, u64),
+}
+
+impl Registered<'_> {
+    fn update(&self, last: &SignedTx) {
+        if let Some(e) = self.inner.registry().get_mut(&self.key) {
+            e.last = last.clone();
+        }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.inner.registry().remove(&self.key);
+    }
+}
 
 pub(crate) enum Tracked {
     Done(TxOutcome),
@@ -49,6 +84,15 @@ pub(crate) async fn track(
     let mut bumps = 0u32;
     let mut taken_polls = 0u32;
     let mut mined_rx = inner.mined.subscribe();
+    let key = (nonce, inner.flight_ids.fetch_add(1, Ordering::Relaxed));
+    inner.registry().insert(
+        key,
+        InFlight {
+            job: job.clone(),
+            last: last.clone(),
+        },
+    );
+    let registered = Registered { inner, key };
     loop {
         tokio::select! {
             changed = mined_rx.changed() => if changed.is_err() { return Err(inner.shutdown_err()) },
@@ -94,11 +138,13 @@ pub(crate) async fn track(
                     "not mined in time; replaced with higher fees");
                 hashes.push(replacement.hash);
                 last = replacement;
+                registered.update(&last);
             }
             Err(e) => match SendRejection::of(&e) {
                 SendRejection::AlreadyKnown => {
                     hashes.push(replacement.hash);
                     last = replacement;
+                    registered.update(&last);
                 }
                 SendRejection::Underpriced => {
                     // Raise from here next time, and keep tracking what is in the pool.
@@ -111,6 +157,7 @@ pub(crate) async fn track(
                     if e.is_transient() {
                         hashes.push(replacement.hash);
                         last = replacement;
+                        registered.update(&last);
                     }
                     debug!(chain = %inner.cfg.chain, label = %job.label, nonce, error = %e, "replacement not taken");
                 }
@@ -169,22 +216,34 @@ async fn replay(inner: &Inner, job: &Job, block: u64) -> Option<Bytes> {
     }
 }
 
-/// Reads the account's mined nonce every `receipt_poll` while a transaction is pending and
-/// publishes it to the trackers; idle otherwise. Ends on shutdown or when the manager is gone.
+/// Reads the account's mined nonce every `receipt_poll` while a transaction is pending,
+/// publishes it to the trackers and runs the convergence check (`converge.rs`); idle otherwise.
+/// Ends on shutdown or when the manager is gone.
 pub(crate) async fn mined_nonce_loop(
     inner: Weak<Inner>,
     shutdown: CancellationToken,
     work: Arc<Notify>,
     poll: Duration,
 ) {
+    let mut converger = Converger::default();
     loop {
-        let idle = inner
-            .upgrade()
-            .is_none_or(|i| i.counters.pending.load(Ordering::Relaxed) == 0);
+        let idle = match inner.upgrade() {
+            None => true,
+            Some(i) => {
+                let idle = i.counters.pending.load(Ordering::Relaxed) == 0;
+                if idle {
+                    converger.clear_stall(&i);
+                }
+                idle
+            }
+        };
         if idle {
+            // Also wakes now and then: a reorg that orphaned this account's last transactions
+            // is then seen (and numbering moved back) before the next vote, not after it.
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = work.notified() => {}
+                _ = tokio::time::sleep(IDLE_CHECK) => {}
             }
         }
         tokio::select! {
@@ -200,6 +259,7 @@ pub(crate) async fn mined_nonce_loop(
             // Sent even when unchanged: each poll is a tick for the trackers' taken-nonce count.
             Ok(mined) => {
                 inner.mined.send_replace(mined);
+                converger.check(&inner, mined).await;
             }
             Err(e) => debug!(chain = %inner.cfg.chain, error = %e, "nonce poll failed"),
         }

@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod dest_reorg;
 mod forged_votes;
 mod gas_table;
 mod kaia_failures;
@@ -19,6 +20,8 @@ mod kill9;
 mod network;
 mod node_failure;
 mod normal;
+mod pool;
+mod rate_limited;
 mod recovery;
 mod reorg;
 mod signer_faults;

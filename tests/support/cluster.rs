@@ -9,6 +9,7 @@
 //! scenario, each on fresh chains.
 
 use super::proxy::{FaultProxy, Mode};
+use super::rate_limit::RateLimitProxy;
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
@@ -104,11 +105,16 @@ pub struct ClusterOptions {
     pub backup_rpc: Vec<(usize, bool)>,
     /// Confirmations on the parent chain (requests parent → child).
     pub parent_confirmations: u64,
+    /// Confirmations on the child chain (requests child → parent).
+    pub child_confirmations: u64,
     pub recovery_secs: u64,
     /// `standby_delay_ms` of both chains (the agent's default when `None`).
     pub standby_delay_ms: Option<u64>,
     /// Which bridge contract the devnet deploys (the agents find it out themselves).
     pub dialect: Dialect,
+    /// `(every, retry_after_secs)`: an HTTP rate-limiting proxy ([`RateLimitProxy`]) on every
+    /// agent's RPC links (in front of the fault proxy), refusing one request in `every`.
+    pub rate_limit: Option<(u64, u64)>,
 }
 
 impl Default for ClusterOptions {
@@ -119,9 +125,11 @@ impl Default for ClusterOptions {
             kms: Vec::new(),
             backup_rpc: Vec::new(),
             parent_confirmations: 0,
+            child_confirmations: 0,
             recovery_secs: 2,
             standby_delay_ms: None,
             dialect: Dialect::Ours,
+            rate_limit: None,
         }
     }
 }
@@ -138,6 +146,9 @@ pub struct Node {
     /// Between this agent and the parent chain, and the child chain.
     pub parent_proxy: FaultProxy,
     pub child_proxy: FaultProxy,
+    /// With [`ClusterOptions::rate_limit`]: the rate-limiting proxies (parent, child) the
+    /// agent's RPC URLs point at.
+    pub rate_limit: Option<(RateLimitProxy, RateLimitProxy)>,
     process: Option<Child>,
 }
 
@@ -211,6 +222,13 @@ impl Cluster {
         for (i, address) in operators.into_iter().enumerate() {
             let parent_proxy = FaultProxy::start(&devnet.parent.rpc_url()).await;
             let child_proxy = FaultProxy::start(&devnet.child.rpc_url()).await;
+            let rate_limit = match opts.rate_limit {
+                Some((every, retry_after)) => Some((
+                    RateLimitProxy::start(&parent_proxy.url("http"), every, retry_after).await,
+                    RateLimitProxy::start(&child_proxy.url("http"), every, retry_after).await,
+                )),
+                None => None,
+            };
             let data_dir = dir.path().join(format!("op{}", i + 1));
             let metrics_port = free_port();
             let kms = opts.kms.contains(&i);
@@ -228,7 +246,12 @@ impl Cluster {
             };
             let chain = |name: &str, s: &Side, proxy: &FaultProxy, confirmations: u64| {
                 let parent = name == "parent";
-                let mut rpc = vec![format!("\"{}\"", proxy.url("http"))];
+                let first = match (&rate_limit, parent) {
+                    (Some((p, _)), true) => p.url(),
+                    (Some((_, c)), false) => c.url(),
+                    (None, _) => proxy.url("http"),
+                };
+                let mut rpc = vec![format!("\"{first}\"")];
                 if opts.backup_rpc.contains(&(i, parent)) {
                     rpc.push(format!("\"{}\"", s.rpc_url()));
                 }
@@ -258,7 +281,12 @@ impl Cluster {
                     &parent_proxy,
                     opts.parent_confirmations
                 ),
-                chain("child", &devnet.child, &child_proxy, 0),
+                chain(
+                    "child",
+                    &devnet.child,
+                    &child_proxy,
+                    opts.child_confirmations
+                ),
             );
             let config = dir.path().join(format!("op{}.toml", i + 1));
             std::fs::write(&config, text).unwrap();
@@ -272,6 +300,7 @@ impl Cluster {
                 kms,
                 parent_proxy,
                 child_proxy,
+                rate_limit,
                 process: None,
             });
         }
@@ -509,6 +538,37 @@ impl Cluster {
         }
         self.check_votes_per_transfer(&handles).await;
         self.check_no_stuck_nonce().await;
+        self.check_nothing_queued().await;
+    }
+
+    /// No transaction of any operator left in either node's pool, pending or queued (within
+    /// 30 s): a future-nonce transaction queued behind a hole does not show in the pending
+    /// nonce, so the pool's content is read.
+    pub async fn check_nothing_queued(&self) {
+        let d = &self.devnet;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for side in [&d.parent, &d.child] {
+            loop {
+                let left: Vec<String> = pool_entries(side)
+                    .await
+                    .into_iter()
+                    .filter_map(|(from, section, nonce)| {
+                        let op = self.nodes.iter().find(|n| n.address == from)?;
+                        Some(format!("op{} {section} nonce {nonce}", op.index + 1))
+                    })
+                    .collect();
+                if left.is_empty() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "operators' transactions left in chain {}'s pool: {left:?}\n{}",
+                    side.chain_id,
+                    self.log_tails()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
 
     /// [`Cluster::check_votes_per_transfer`] on both chains, for scenarios whose requests are
@@ -773,6 +833,76 @@ pub fn spawn_load_until(
             tokio::time::sleep(pause).await;
         }
         traffic
+    })
+}
+
+/// Every transaction in `side`'s pool: (sender, "pending" | "queued", nonce).
+pub async fn pool_entries(side: &Side) -> Vec<(Address, &'static str, u64)> {
+    let content: serde_json::Value = side
+        .reader()
+        .raw_request("txpool_content".into(), ())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for section in ["pending", "queued"] {
+        for (from, by_nonce) in content[section].as_object().into_iter().flatten() {
+            let from: Address = from.parse().unwrap();
+            for nonce in by_nonce.as_object().into_iter().flatten().map(|(n, _)| n) {
+                out.push((from, section, nonce.parse().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// Replaces `side`'s last `depth` blocks (`anvil_reorg`): every transaction of the `operators`
+/// in them is orphaned (anvil does not put it back in its pool), everyone else's is mined again
+/// in the block of the same height, so users' requests survive and only votes and executions
+/// are undone. Returns how many operator transactions were orphaned.
+pub async fn reorg_orphaning(side: &Side, depth: u64, operators: &[Address]) -> usize {
+    use alloy::eips::eip2718::Encodable2718;
+    use alloy::providers::ext::AnvilApi;
+    use alloy::rpc::types::anvil::{ReorgOptions, TransactionData};
+    let p = side.reader();
+    let head = p.get_block_number().await.unwrap();
+    let mut keep = Vec::new();
+    let mut orphaned = 0;
+    for (offset, number) in (head + 1 - depth..=head).enumerate() {
+        let block = p
+            .get_block_by_number(number.into())
+            .full()
+            .await
+            .unwrap()
+            .unwrap();
+        for tx in block.transactions.into_transactions() {
+            if operators.contains(&tx.inner.signer()) {
+                orphaned += 1;
+            } else {
+                let raw = tx.inner.into_inner().encoded_2718();
+                keep.push((TransactionData::Raw(raw.into()), offset as u64));
+            }
+        }
+    }
+    p.anvil_reorg(ReorgOptions {
+        depth,
+        tx_block_pairs: keep,
+    })
+    .await
+    .unwrap();
+    orphaned
+}
+
+/// Mines a block on both chains every `every` until aborted, so confirmations accrue while no
+/// transaction is sent (the devnet mines only on transactions).
+pub fn spawn_miner(devnet: Arc<Devnet>, every: Duration) -> tokio::task::JoinHandle<()> {
+    use alloy::providers::ext::AnvilApi;
+    tokio::spawn(async move {
+        loop {
+            for side in [&devnet.parent, &devnet.child] {
+                let _ = side.reader().anvil_mine(Some(1), None).await;
+            }
+            tokio::time::sleep(every).await;
+        }
     })
 }
 

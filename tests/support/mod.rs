@@ -6,3 +6,4 @@ pub mod burst;
 pub mod chain_votes;
 pub mod cluster;
 pub mod proxy;
+pub mod rate_limit;
