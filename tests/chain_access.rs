@@ -722,7 +722,9 @@ async fn rate_limited_calls_wait_and_succeed_without_scoring_the_endpoint_dead()
         initial: Duration::from_millis(300),
         max: Duration::from_secs(2),
     };
-    let client = ChainClient::connect(cfg).await.expect("connects despite limits");
+    let client = ChainClient::connect(cfg)
+        .await
+        .expect("connects despite limits");
     let started = Instant::now();
     for _ in 0..6 {
         client.block_number().await.expect("answered after waiting");
@@ -734,13 +736,20 @@ async fn rate_limited_calls_wait_and_succeed_without_scoring_the_endpoint_dead()
         "both kinds of limit served: {served:?}"
     );
     // At least one 429 asked for a 1 s pause, and the client honoured it.
-    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?} {served:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "{elapsed:?} {served:?}"
+    );
     let s = client.stats();
     let ep = &s.endpoints[0];
     assert_eq!(ep.rate_limited, served.http_429 + served.rpc_32005, "{s:?}");
     assert_eq!(s.rate_limited, ep.rate_limited);
     // Slowed, not dead: full score, no failure counted.
-    assert_eq!((ep.score, ep.errors, ep.consecutive_failures), (100, 0, 0), "{s:?}");
+    assert_eq!(
+        (ep.score, ep.errors, ep.consecutive_failures),
+        (100, 0, 0),
+        "{s:?}"
+    );
     // Half the attempts limited is not "most".
     assert!(!s.degraded, "{s:?}");
 }
@@ -765,7 +774,11 @@ async fn a_paused_endpoint_yields_to_the_next_and_keeps_its_score() {
     assert_eq!((limited.rate_limited, limited.score), (1, 100), "{s:?}");
     assert!(limited.rate_limit_paused && !limited.cooling_down, "{s:?}");
     // The paused endpoint is not asked again while paused.
-    assert_eq!(proxy.stats().requests, 2, "chain-id check + the limited call");
+    assert_eq!(
+        proxy.stats().requests,
+        2,
+        "chain-id check + the limited call"
+    );
     assert_eq!(direct.successes, 3, "chain-id check + both calls: {s:?}");
 }
 

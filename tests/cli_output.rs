@@ -66,11 +66,22 @@ fn status_into_a_pipe_closed_early_ends_without_a_panic() {
             let Ok((mut s, _)) = server.accept() else {
                 return;
             };
-            let mut req = [0u8; 1024];
-            let n = s.read(&mut req).unwrap_or(0);
-            let req = String::from_utf8_lossy(&req[..n]);
+            // The whole request head (the client may write it in pieces): closing a socket
+            // with unread bytes would reset the connection under the client's read.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&head);
             let (status, body) = if req.starts_with("GET /readyz") {
-                ("503 Service Unavailable", "not ready:\n- chain parent: degraded\n")
+                (
+                    "503 Service Unavailable",
+                    "not ready:\n- chain parent: degraded\n",
+                )
             } else {
                 ("200 OK", metrics.as_str())
             };
@@ -78,7 +89,12 @@ fn status_into_a_pipe_closed_early_ends_without_a_panic() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir, &addr.to_string(), "http://127.0.0.1:1", "http://127.0.0.1:2");
+    let cfg = config(
+        &dir,
+        &addr.to_string(),
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:2",
+    );
     let mut child = Command::new(BIN)
         .args(["status", "--config", &cfg])
         .stdin(Stdio::null())
@@ -139,7 +155,11 @@ fn run_logs_to_a_file_without_colour_and_names_the_cause_once() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let text = loop {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if text.matches("chain not answering at start; retrying").count() >= 2 {
+        if text
+            .matches("chain not answering at start; retrying")
+            .count()
+            >= 2
+        {
             break text;
         }
         if let Some(s) = child.try_wait().unwrap() {
@@ -150,7 +170,10 @@ fn run_logs_to_a_file_without_colour_and_names_the_cause_once() {
     };
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!text.contains('\u{1b}'), "ANSI escape in a log file:\n{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escape in a log file:\n{text}"
+    );
     let line = text
         .lines()
         .find(|l| l.contains("retrying"))

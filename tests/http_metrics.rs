@@ -385,10 +385,16 @@ async fn readyz_follows_directions_balances_chains_and_signer() {
         degraded: d.load(std::sync::atomic::Ordering::Relaxed),
         endpoints: vec![],
     });
-    assert_eq!(r.metrics.not_ready(), vec![NotReady::ChainDegraded(Side::Child)]);
+    assert_eq!(
+        r.metrics.not_ready(),
+        vec![NotReady::ChainDegraded(Side::Child)]
+    );
     let (status, body) = r.get("/readyz").await;
     assert_eq!(status, 503);
-    assert!(body.contains("chain child: degraded: most RPC calls are rate-limited"), "{body}");
+    assert!(
+        body.contains("chain child: degraded: most RPC calls are rate-limited"),
+        "{body}"
+    );
     has_line(&r.scrape().await, "bridge_rpc_degraded{chain=\"child\"} 1");
     degraded.store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(r.get("/readyz").await, (200, "ready\n".to_owned()));

@@ -126,9 +126,13 @@ async fn chain_parts(
     rotations: &RotationStore,
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
-    let client = retry_at_start(side, "connecting", shutdown, ChainError::is_transient, || {
-        ChainClient::connect(access_config(cfg, side))
-    })
+    let client = retry_at_start(
+        side,
+        "connecting",
+        shutdown,
+        ChainError::is_transient,
+        || ChainClient::connect(access_config(cfg, side)),
+    )
     .await
     .map_err(|source| AgentError::Chain { side, source })?;
     // The key holding the seat: the config's, or the one a rotation moved the seat to.

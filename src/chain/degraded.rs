@@ -115,7 +115,11 @@ mod tests {
         for _ in 0..30 {
             w.record(false, t1);
         }
-        assert!(!w.degraded(t1), "22 limited of 60 is not most: {:?}", w.counts(t1));
+        assert!(
+            !w.degraded(t1),
+            "22 limited of 60 is not most: {:?}",
+            w.counts(t1)
+        );
         // Quiet for two windows: nothing counted, not degraded.
         let t2 = t1 + WINDOW * 2;
         assert_eq!(w.counts(t2), (0, 0));

@@ -374,7 +374,10 @@ mod tests {
         let pause = eps[0].record_rate_limited(Some(Duration::from_secs(3)), &B, now);
         assert_eq!(pause, Duration::from_secs(3));
         let s = eps[0].stats(now);
-        assert_eq!((s.score, s.consecutive_failures, s.rate_limited), (MAX_SCORE, 0, 1));
+        assert_eq!(
+            (s.score, s.consecutive_failures, s.rate_limited),
+            (MAX_SCORE, 0, 1)
+        );
         assert!(s.rate_limit_paused && !s.cooling_down);
         assert_eq!(idx(attempt_order(&eps, now)), vec![1, 0]);
         assert_eq!(eps[0].paused_until(now), Some(now + pause));
@@ -383,11 +386,20 @@ mod tests {
         assert_eq!(idx(attempt_order(&eps, later)), vec![0, 1]);
         assert_eq!(eps[0].paused_until(later), None);
         // Without Retry-After: the backoff of the limits in a row (2nd: 2 s), capped.
-        assert_eq!(eps[0].record_rate_limited(None, &B, later), Duration::from_secs(2));
+        assert_eq!(
+            eps[0].record_rate_limited(None, &B, later),
+            Duration::from_secs(2)
+        );
         let huge = Some(Duration::from_secs(3600));
-        assert_eq!(eps[0].record_rate_limited(huge, &B, later), MAX_RATE_LIMIT_PAUSE);
+        assert_eq!(
+            eps[0].record_rate_limited(huge, &B, later),
+            MAX_RATE_LIMIT_PAUSE
+        );
         // An answer resets the run of limits.
         eps[0].record_answer(Duration::from_millis(1), false);
-        assert_eq!(eps[0].record_rate_limited(None, &B, later), Duration::from_secs(1));
+        assert_eq!(
+            eps[0].record_rate_limited(None, &B, later),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -393,7 +393,11 @@ mod tests {
             (-32601, "method not found", false),
         ];
         for &(code, message, want) in cases {
-            assert_eq!(is_rate_limit_answer(code, message), want, "{code} {message}");
+            assert_eq!(
+                is_rate_limit_answer(code, message),
+                want,
+                "{code} {message}"
+            );
         }
     }
 

@@ -183,7 +183,10 @@ async fn chain_view(cfg: &AgentConfig, out: &mut Out) -> ExitCode {
                 r.saturating_sub(l)
             ),
             (Err(e), _) | (_, Err(e)) => {
-                outln!(out, "  {src_side} → {dst_side}: cannot read the bridges: {e}")
+                outln!(
+                    out,
+                    "  {src_side} → {dst_side}: cannot read the bridges: {e}"
+                )
             }
         }
     }

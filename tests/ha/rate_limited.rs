@@ -32,7 +32,12 @@ async fn rate_limited_links_slow_the_agents_but_lose_nothing() {
 
     for i in 0..cluster.nodes.len() {
         let node = &mut cluster.nodes[i];
-        assert!(node.is_running(), "op{} exited:\n{}", i + 1, node.log_text());
+        assert!(
+            node.is_running(),
+            "op{} exited:\n{}",
+            i + 1,
+            node.log_text()
+        );
         let (p, c) = cluster.nodes[i]
             .rate_limit
             .as_ref()
@@ -60,7 +65,11 @@ async fn rate_limited_links_slow_the_agents_but_lose_nothing() {
         // One in five is not "most": not degraded.
         assert_eq!(cluster.metric(i, "bridge_rpc_degraded").await, 0.0);
         let log = cluster.nodes[i].log_text();
-        assert!(!log.contains('\u{1b}'), "op{}: ANSI codes in the log file", i + 1);
+        assert!(
+            !log.contains('\u{1b}'),
+            "op{}: ANSI codes in the log file",
+            i + 1
+        );
         assert!(
             !log.contains("failed on every endpoint"),
             "op{}: a call gave up:\n{}",
