@@ -66,9 +66,17 @@ fn status_into_a_pipe_closed_early_ends_without_a_panic() {
             let Ok((mut s, _)) = server.accept() else {
                 return;
             };
-            let mut req = [0u8; 1024];
-            let n = s.read(&mut req).unwrap_or(0);
-            let req = String::from_utf8_lossy(&req[..n]);
+            // The whole request head (the client may write it in pieces): closing a socket
+            // with unread bytes would reset the connection under the client's read.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&head);
             let (status, body) = if req.starts_with("GET /readyz") {
                 (
                     "503 Service Unavailable",

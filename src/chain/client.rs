@@ -320,7 +320,7 @@ impl ChainClient {
                             ep.record_failover();
                             self.inner.failovers.fetch_add(1, Ordering::Relaxed);
                         }
-                        refused.retain(|(i, _)| *i != ep.index);
+                        refused.retain(|(index, _)| *index != ep.index);
                         match ep.paused_until(Instant::now()) {
                             Some(until) if e.is_rate_limited() => refused.push((ep.index, until)),
                             _ => failed.push(ep.index),

@@ -349,6 +349,11 @@ fn each_class_of_mistake_has_its_path_and_reason() {
             "parent.rpc_timeout_ms",
             "at least 1",
         ),
+        (
+            vec![("deploy_block = 7", "rpc_requests_per_second = 100001")],
+            "parent.rpc_requests_per_second",
+            "use 0 for no budget",
+        ),
         // Fees.
         (
             vec![("max_fee_gwei = 100", "max_fee_gwei = 100\nbump_percent = 9")],
