@@ -597,6 +597,17 @@ impl ChainClient {
         .await
     }
 
+    /// Whether a node holds `hash` unmined (`eth_getTransactionByHash` answers it without a
+    /// block): sent, or put back into its pool after a reorg.
+    pub async fn is_pending(&self, hash: B256) -> Result<bool, ChainError> {
+        let tx = self
+            .run("eth_getTransactionByHash", |p| async move {
+                p.get_transaction_by_hash(hash).await
+            })
+            .await?;
+        Ok(tx.is_some_and(|t| t.block_number.is_none()))
+    }
+
     /// `eth_getTransactionCount` (the account nonce) at the latest block or with pending txs.
     pub async fn transaction_count(
         &self,

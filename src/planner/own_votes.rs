@@ -6,8 +6,11 @@
 //!   vote key differs from ours now                            ─> vote (we would build another)
 //!   voter ≠ the key holding the seat now                      ─> vote (the seat moved)
 //!   operator set hash ≠ the one at vote time (both known)     ─> vote (the set changed)
-//!   receipt of the recorded tx: none (reorganised away) / failed ─> forget it, vote
-//!                               successful                     ─> stands: skip
+//!   receipt of the recorded tx: successful                     ─> stands: skip
+//!                               failed                         ─> forget it, vote
+//!                               none, but back in the node's pool ─> stands: skip
+//!                               none (reorganised away)        ─> realign the tx manager's
+//!                                 nonces to the chain, forget it, vote
 //! ```
 //!
 //! Kaia's bridge has no view of votes, and an identical repeat is mined (and paid) every time;
@@ -52,14 +55,24 @@ impl Planner {
                     "own vote recorded and still canonical; not voting again");
                 Ok(true)
             }
-            other => {
-                let what = if other.is_some() {
-                    "now fails"
-                } else {
-                    "is no longer on the canonical chain"
-                };
+            Some(_) => {
                 tracing::info!(direction = %dir, nonce, tx = %v.tx_hash, block = v.block_number,
-                    "this operator's recorded vote {what}; voting again");
+                    "this operator's recorded vote now fails; voting again");
+                self.store.forget_own_vote(dir, nonce)?;
+                Ok(false)
+            }
+            None => {
+                // Orphaned by a reorg. A node that put it back in its pool (geth does) mines it
+                // again: it still stands, and a second copy would be a repeat vote.
+                if self.dest.is_pending(v.tx_hash).await? {
+                    tracing::info!(direction = %dir, nonce, tx = %v.tx_hash,
+                        "this operator's recorded vote was reorganised back into the pool; not voting again");
+                    return Ok(true);
+                }
+                // The new vote must take the orphaned one's account nonce, not the next one.
+                self.txm.current().realign().await?;
+                tracing::info!(direction = %dir, nonce, tx = %v.tx_hash, block = v.block_number,
+                    "this operator's recorded vote is no longer on the canonical chain; voting again");
                 self.store.forget_own_vote(dir, nonce)?;
                 Ok(false)
             }

@@ -329,6 +329,28 @@ impl TxManager {
         self.inner.address
     }
 
+    /// Brings the numbering back to the chain before a vote that replaces one a reorg orphaned.
+    /// When the node's pending count is below what this manager broadcast and nothing it tracks
+    /// sits at or above that count, numbering restarts there, as the poller's convergence check
+    /// would a moment later. Without it, the replacement vote could take the next nonce and
+    /// leave a hole below it, which the poller fills with a second copy of the same vote.
+    pub async fn realign(&self) -> Result<(), TxError> {
+        let inner = &self.inner;
+        let sent = inner.seq.sent();
+        let pending = inner
+            .client
+            .transaction_count(inner.address, BlockTag::Pending)
+            .await
+            .map_err(inner.chain_err("re-reading the nonce"))?;
+        if pending < sent && inner.in_flight_from(pending).is_empty() {
+            inc(&inner.counters.rebases);
+            warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = pending, was = sent,
+                "transactions of this manager were reorganised away; new transactions start at the chain's nonce");
+            inner.seq.rebase(pending);
+        }
+        Ok(())
+    }
+
     /// Sends `calldata` to the bridge and resolves when it is mined, when its estimate
     /// reverts, or when it cannot be sent. Safe to call from many tasks at once.
     pub async fn submit(&self, calldata: Bytes, label: String) -> Result<TxOutcome, TxError> {

@@ -13,7 +13,6 @@ mod dest_reorg;
 mod forged_votes;
 mod gas_table;
 mod kaia_failures;
-mod kaia_normal;
 mod kaia_stuck;
 mod kaia_uri;
 mod kill9;

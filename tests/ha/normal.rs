@@ -1,17 +1,27 @@
-//! Case 1, normal operation: transfers of every token type both ways, all agents up.
+//! Case 1, normal operation: transfers of every token type both ways, all agents up, on our
+//! bridge and on the Kaia-style one. Who voted is read from the handle transactions in the
+//! blocks (Kaia's bridge has no `Voted` event), the same way for both.
 
+use crate::support::chain_votes::{handle_txs, ok_by_nonce};
 use crate::support::cluster::{Cluster, ClusterOptions, scaled, spawn_load};
 use alloy::primitives::Address;
-use alloy::rpc::types::Filter;
-use alloy::sol_types::SolEvent;
 use bridge_agent::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
-use bridge_agent::devnet::Side;
-use std::collections::BTreeMap;
+use bridge_agent::dialect::Dialect;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn case_1_normal_load_executes_everything_exactly_once() {
+    case_1(Dialect::Ours, scaled(200, 1000)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kaia_case_1_normal_load_executes_everything_exactly_once_with_t_votes() {
+    case_1(Dialect::Kaia, scaled(90, 1000)).await;
+}
+
+async fn case_1(dialect: Dialect, n: usize) {
     let cluster = Cluster::start(ClusterOptions {
+        dialect,
         // Long enough that no standby seat votes while everyone is up (and no recovery rescan
         // feeds a request early): each transfer then gets exactly the t votes whose turn it is.
         standby_delay_ms: Some(120_000),
@@ -19,13 +29,13 @@ async fn case_1_normal_load_executes_everything_exactly_once() {
         ..ClusterOptions::default()
     })
     .await;
-    let n = scaled(200, 1000);
     let traffic = spawn_load(cluster.devnet.clone(), n, Duration::ZERO)
         .await
         .unwrap();
     cluster
         .wait_executed(&traffic, Duration::from_secs(180))
         .await;
+    // Includes: votes on chain per executed transfer = t, every vote the voter's journal's.
     cluster.check_invariants(&traffic).await;
 
     // Seats take turns: nonce k is voted by the t seats from k mod N on, and by nobody else.
@@ -40,11 +50,13 @@ async fn case_1_normal_load_executes_everything_exactly_once() {
                 .await
                 .unwrap(),
         );
-        let votes = votes_by_nonce(dest).await;
-        assert!(!votes.is_empty(), "{name}: no votes seen");
-        for (nonce, mut voters) in votes {
+        let txs = handle_txs(dest).await;
+        let by_nonce = ok_by_nonce(&txs);
+        assert!(!by_nonce.is_empty(), "{name}: no votes seen");
+        for (nonce, votes) in by_nonce {
             let first = (nonce % seats.len() as u64) as usize;
             let mut turn: Vec<Address> = (0..t).map(|r| seats[(first + r) % seats.len()]).collect();
+            let mut voters: Vec<Address> = votes.iter().map(|h| h.from).collect();
             voters.sort();
             turn.sort();
             assert_eq!(
@@ -54,24 +66,10 @@ async fn case_1_normal_load_executes_everything_exactly_once() {
                 cluster.log_tails()
             );
         }
+        assert!(
+            txs.iter().all(|h| h.ok),
+            "{name}: a handle transaction reverted\n{}",
+            cluster.log_tails()
+        );
     }
-}
-
-/// The operators that voted each value-transfer nonce on `dest`.
-async fn votes_by_nonce(dest: &Side) -> BTreeMap<u64, Vec<Address>> {
-    let filter = Filter::new()
-        .address(dest.bridge)
-        .from_block(dest.bridge_deploy_block)
-        .event_signature(Bridge::Voted::SIGNATURE_HASH);
-    let mut by_nonce: BTreeMap<u64, Vec<Address>> = BTreeMap::new();
-    for log in alloy::providers::Provider::get_logs(&dest.reader(), &filter)
-        .await
-        .unwrap()
-    {
-        let v = log.log_decode::<Bridge::Voted>().unwrap().inner.data;
-        if v.voteType == VOTE_TYPE_VALUE_TRANSFER {
-            by_nonce.entry(v.nonce).or_default().push(v.operator);
-        }
-    }
-    by_nonce
 }

@@ -49,6 +49,32 @@ fn nonce_of(input: &[u8], word: usize) -> Option<u64> {
     Some(u64::from_be_bytes(w[24..].try_into().ok()?))
 }
 
+/// The transactions of block `n`. anvil sometimes answers a full block read with null right
+/// after `anvil_reorg` re-included transactions in it (seen in `tests/ha/dest_reorg.rs`); the
+/// block by hashes and each transaction by hash still answer then.
+async fn block_txs(reader: &impl Provider, n: u64) -> Vec<alloy::rpc::types::Transaction> {
+    let number = BlockNumberOrTag::Number(n);
+    if let Some(block) = reader.get_block_by_number(number).full().await.unwrap() {
+        return block.transactions.into_transactions().collect();
+    }
+    let block = reader
+        .get_block_by_number(number)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("block {n} missing"));
+    let mut txs = Vec::new();
+    for hash in block.transactions.hashes() {
+        txs.push(
+            reader
+                .get_transaction_by_hash(hash)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("transaction {hash} of block {n} missing")),
+        );
+    }
+    txs
+}
+
 /// Every handle transaction to `side`'s bridge from its deployment to the head, in chain order.
 pub async fn handle_txs(side: &Side) -> Vec<HandleTx> {
     let reader = side.reader();
@@ -64,13 +90,7 @@ pub async fn handle_txs(side: &Side) -> Vec<HandleTx> {
             let mut out = Vec::new();
             let mut n = from + t;
             while n <= head {
-                let block = reader
-                    .get_block_by_number(BlockNumberOrTag::Number(n))
-                    .full()
-                    .await
-                    .unwrap()
-                    .unwrap_or_else(|| panic!("block {n} missing"));
-                for tx in block.transactions.txns() {
+                for tx in &block_txs(&reader, n).await {
                     if tx.to() != Some(bridge) {
                         continue;
                     }
