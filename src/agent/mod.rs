@@ -309,6 +309,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 operator: dest.operator,
                 standby_delay: dst_cfg.standby_delay,
             },
+            source.client.clone(),
             dest.client.clone(),
             Arc::clone(&store),
             dest.key.clone(),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! Request ─> recorded unexecutable (store)?                  ─> Unexecutable, nothing sent
-//!         ─> counterpart token (destination registry, cached) ─> handle calldata
+//!         ─> counterpart token (source bridge's registry, as Kaia's node reads it; cached) ─> handle calldata
 //!         ─> never planned before (stored as seen, no vote key)?  record the key, skip the
 //!            pre-check: nothing of ours can be on chain, and the estimate answers "executed"
 //!         ─> else pre-check on the destination:
@@ -96,7 +96,7 @@ impl OwnVotesSynced {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(
-        "{direction} nonce {nonce}: token {token} has no counterpart in the destination bridge's registry"
+        "{direction} nonce {nonce}: token {token} is not registered in the source bridge (registeredTokens is zero); the vote waits for the owner to register it"
     )]
     UnknownToken {
         direction: Direction,
@@ -195,13 +195,15 @@ impl Drop for InFlightGuard {
 
 impl Planner {
     /// `txm`: a [`crate::txmgr::TxManager`], or the agent's [`ActiveKey`] a rotation switches.
+    /// `source`: the request chain, whose bridge names each request's counterpart token.
     pub fn new(
         cfg: PlannerConfig,
+        source: ChainClient,
         dest: ChainClient,
         store: Arc<Store>,
         txm: impl Into<ActiveKey>,
     ) -> Self {
-        let tokens = Arc::new(CounterpartTokens::new(dest.clone(), cfg.dest_bridge));
+        let tokens = Arc::new(CounterpartTokens::new(source, cfg.source_bridge));
         let txm: ActiveKey = txm.into();
         let seats = Arc::new(Seats::new(
             dest.clone(),

@@ -1,8 +1,12 @@
-//! Counterpart tokens from the destination bridge's registry, cached.
+//! Counterpart tokens, read from the source bridge's registry as Kaia's sub-bridge node reads
+//! them, and cached.
 //!
-//! The destination maps its own token → the source-chain token (`registeredTokens`), so the
-//! handle's token is found by the reverse lookup over `getRegisteredTokenList()`. The map is
-//! read once and re-read on a miss (a token registered later).
+//! Each bridge maps its own token to the other chain's (`registeredTokens`). The handle's token
+//! is `registeredTokens(sourceToken)` on the **source** bridge (zero: not registered; the vote
+//! waits and recovery retries). A reverse lookup in the destination's registry gives the same
+//! address only while both bridges register the pair symmetrically; reading it where Kaia's node
+//! does keeps the calldata byte-identical to its votes either way. A hit is kept; a miss is
+//! asked again next time (a token registered later).
 
 use super::PlanError;
 use crate::chain::ChainClient;
@@ -12,54 +16,41 @@ use std::collections::HashMap;
 use tokio::sync::Mutex;
 
 pub struct CounterpartTokens {
-    dest: ChainClient,
+    source: ChainClient,
+    /// The source bridge.
     bridge: Address,
     /// Source-chain token → destination-chain token.
     map: Mutex<HashMap<Address, Address>>,
 }
 
 impl CounterpartTokens {
-    pub fn new(dest: ChainClient, bridge: Address) -> Self {
+    pub fn new(source: ChainClient, bridge: Address) -> Self {
         Self {
-            dest,
+            source,
             bridge,
             map: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The destination token whose counterpart is `source_token`, if registered.
+    /// The destination token the source bridge pairs with `source_token`, if registered.
     pub async fn counterpart(&self, source_token: Address) -> Result<Option<Address>, PlanError> {
-        let mut map = self.map.lock().await;
-        if let Some(t) = map.get(&source_token) {
+        if let Some(t) = self.map.lock().await.get(&source_token) {
             return Ok(Some(*t));
         }
-        *map = self.read_registry().await?;
-        Ok(map.get(&source_token).copied())
-    }
-
-    async fn read_registry(&self) -> Result<HashMap<Address, Address>, PlanError> {
         let bridge = self.bridge;
-        let list = self
-            .dest
-            .run("Bridge.getRegisteredTokenList", move |p| async move {
-                Bridge::new(bridge, p).getRegisteredTokenList().call().await
+        let dest_token = self
+            .source
+            .run("Bridge.registeredTokens", move |p| async move {
+                Bridge::new(bridge, p)
+                    .registeredTokens(source_token)
+                    .call()
+                    .await
             })
             .await?;
-        let mut map = HashMap::with_capacity(list.len());
-        for dest_token in list {
-            let source_token = self
-                .dest
-                .run("Bridge.registeredTokens", move |p| async move {
-                    Bridge::new(bridge, p)
-                        .registeredTokens(dest_token)
-                        .call()
-                        .await
-                })
-                .await?;
-            if source_token != Address::ZERO {
-                map.insert(source_token, dest_token);
-            }
+        if dest_token == Address::ZERO {
+            return Ok(None);
         }
-        Ok(map)
+        self.map.lock().await.insert(source_token, dest_token);
+        Ok(Some(dest_token))
     }
 }
