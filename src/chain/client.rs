@@ -597,15 +597,16 @@ impl ChainClient {
         .await
     }
 
-    /// Whether a node holds `hash` unmined (`eth_getTransactionByHash` answers it without a
-    /// block): sent, or put back into its pool after a reorg.
-    pub async fn is_pending(&self, hash: B256) -> Result<bool, ChainError> {
+    /// Where a node has the transaction `hash` (`eth_getTransactionByHash`): `None` when it
+    /// does not know it, `Some(None)` when it holds it unmined (sent, or put back into its pool
+    /// after a reorg), `Some(Some(block))` when it is mined.
+    pub async fn transaction_block(&self, hash: B256) -> Result<Option<Option<u64>>, ChainError> {
         let tx = self
             .run("eth_getTransactionByHash", |p| async move {
                 p.get_transaction_by_hash(hash).await
             })
             .await?;
-        Ok(tx.is_some_and(|t| t.block_number.is_none()))
+        Ok(tx.map(|t| t.block_number))
     }
 
     /// `eth_getTransactionCount` (the account nonce) at the latest block or with pending txs.

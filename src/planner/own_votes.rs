@@ -64,7 +64,7 @@ impl Planner {
             None => {
                 // Orphaned by a reorg. A node that put it back in its pool (geth does) mines it
                 // again: it still stands, and a second copy would be a repeat vote.
-                if self.dest.is_pending(v.tx_hash).await? {
+                if self.dest.transaction_block(v.tx_hash).await? == Some(None) {
                     tracing::info!(direction = %dir, nonce, tx = %v.tx_hash,
                         "this operator's recorded vote was reorganised back into the pool; not voting again");
                     return Ok(true);

@@ -634,14 +634,7 @@ impl Inner {
 
     /// Whether a node knows the transaction `hash` (pending or mined).
     async fn is_known(&self, hash: B256) -> bool {
-        matches!(
-            self.client
-                .run("eth_getTransactionByHash", |p| async move {
-                    alloy::providers::Provider::get_transaction_by_hash(&p, hash).await
-                })
-                .await,
-            Ok(Some(_))
-        )
+        matches!(self.client.transaction_block(hash).await, Ok(Some(_)))
     }
 
     /// Builds and signs the transaction of `job` at `nonce` through the guard.
