@@ -59,7 +59,6 @@ impl Wedged {
 /// The poller's memory between two polls.
 #[derive(Debug, Default)]
 pub(crate) struct Converger {
-    last_latest: Option<u64>,
     /// The hole seen last poll and how many polls in a row saw it.
     hole: Option<(u64, u32)>,
     stall: Option<Stall>,
@@ -75,16 +74,10 @@ struct Stall {
 }
 
 impl Converger {
-    /// One poll's check; `latest` is the mined count just read.
-    pub(crate) async fn check(&mut self, inner: &Inner, latest: u64) {
-        if let Some(prev) = self.last_latest
-            && latest < prev
-        {
-            inc(&inner.counters.nonce_went_down);
-            warn!(chain = %inner.cfg.chain, address = %inner.address, from = prev, to = latest,
-                "the account's mined nonce went down (the chain reorganised); re-aligning nonces");
-        }
-        self.last_latest = Some(latest);
+    /// One poll's check; `latest` is the mined count just read, `prev` the one published
+    /// before it (by the last poll, or by [`super::TxManager::realign`]).
+    pub(crate) async fn check(&mut self, inner: &Inner, prev: u64, latest: u64) {
+        went_down(inner, prev, latest);
         self.watch_stall(inner, latest).await;
         let sent = inner.seq.sent();
         if latest >= sent {
@@ -280,6 +273,16 @@ async fn fill(inner: &Inner, nonce: u64, job: &super::Job) -> bool {
                 false
             }
         },
+    }
+}
+
+/// Counts and reports a mined count that went down from `prev` to `latest` (a destination
+/// reorg). Every reader publishes what it read in `Inner::mined`, so one dip counts once.
+pub(crate) fn went_down(inner: &Inner, prev: u64, latest: u64) {
+    if latest < prev {
+        inc(&inner.counters.nonce_went_down);
+        warn!(chain = %inner.cfg.chain, address = %inner.address, from = prev, to = latest,
+            "the account's mined nonce went down (the chain reorganised); re-aligning nonces");
     }
 }
 

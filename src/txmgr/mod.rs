@@ -336,6 +336,17 @@ impl TxManager {
     /// leave a hole below it, which the poller fills with a second copy of the same vote.
     pub async fn realign(&self) -> Result<(), TxError> {
         let inner = &self.inner;
+        // The reorg may be undone by the time the poller next reads the mined count: publish
+        // (and count) the dip seen here, so the metric and the trackers see it once.
+        let latest = inner
+            .client
+            .transaction_count(inner.address, BlockTag::Latest)
+            .await
+            .map_err(inner.chain_err("re-reading the nonce"))?;
+        if latest < *inner.mined.borrow() {
+            let prev = inner.mined.send_replace(latest);
+            converge::went_down(inner, prev, latest);
+        }
         let sent = inner.seq.sent();
         let pending = inner
             .client

@@ -258,8 +258,8 @@ pub(crate) async fn mined_nonce_loop(
         {
             // Sent even when unchanged: each poll is a tick for the trackers' taken-nonce count.
             Ok(mined) => {
-                inner.mined.send_replace(mined);
-                converger.check(&inner, mined).await;
+                let prev = inner.mined.send_replace(mined);
+                converger.check(&inner, prev, mined).await;
             }
             Err(e) => debug!(chain = %inner.cfg.chain, error = %e, "nonce poll failed"),
         }
