@@ -420,6 +420,43 @@ async fn a_refused_submission_strands_no_nonce() {
     .await;
 }
 
+/// A live key switch starts the side's next manager from the same config: it counts on into
+/// the side's handles, so nothing the first one counted is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_next_manager_of_a_side_counts_on_where_the_first_stopped() {
+    bounded(120, async {
+        let rig = Rig::start(fees(Duration::from_secs(30)), seed::coins(1)).await;
+        let votes = rig.native_requests(2, recipient("txmgr-switch")).await;
+        let side = Arc::new(bridge_agent::metrics::ChainMetrics::default());
+        let cfg = TxManagerConfig {
+            metrics: Arc::clone(&side),
+            ..config(&rig.d, fees(Duration::from_secs(30)), seed::coins(1))
+        };
+        let shutdown = CancellationToken::new();
+        let start = |cfg: TxManagerConfig| {
+            TxManager::start(
+                cfg,
+                rig.client.clone(),
+                Arc::clone(&rig.guard),
+                shutdown.clone(),
+            )
+        };
+        let first = start(cfg.clone()).await.unwrap();
+        let out = first.submit(votes[0].1.clone(), "first".into()).await;
+        assert!(matches!(out, Ok(TxOutcome::Mined { .. })), "{out:?}");
+        let second = start(cfg).await.unwrap();
+        drop(first);
+        let out = second.submit(votes[1].1.clone(), "second".into()).await;
+        assert!(matches!(out, Ok(TxOutcome::Mined { .. })), "{out:?}");
+        assert_eq!((side.txs_sent.get(), side.txs_mined.get()), (2, 2));
+        let stats = second.stats();
+        assert_eq!((stats.sent, stats.mined), (2, 2), "{stats:?}");
+        assert_eq!(rig.txm.stats().sent, 0, "another config, other handles");
+        shutdown.cancel();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn low_balance_is_flagged() {
     bounded(180, async {
