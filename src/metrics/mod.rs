@@ -2,7 +2,7 @@
 //! `/metrics`, and the readiness rules `/readyz` applies to the same numbers.
 //!
 //! ```text
-//!  tx manager, planner, watcher loop, recovery, auditor, chain client (reachability)
+//!  tx manager, planner, watcher, direction loop, auditor, chain client (reachability)
 //!      └─ handles (Counter / Gauge: one sample each of a registered family) ── inc(), set()
 //!                                                                              │
 //!  ChainClient::stats, signer health, guard counters,                          ▼
@@ -10,7 +10,10 @@
 //!                                                                   not_ready() ◄── same values
 //! ```
 //!
-//! Components hold handles and count where the event happens: no copy loop. A family whose
+//! Components hold handles and count where the event happens. One copy remains: the operator
+//! balance and wedged state of the key in use are published every 2 s (`agent::balance_loop`),
+//! because a tx manager replaced by a key switch lives on until its last vote is tracked and
+//! must not overwrite the new key's values. A family whose
 //! labels are known (direction, chain, reason) has every sample created at registration, so it
 //! is described and at 0 before its first event. What other crates or components keep in their
 //! own state (per-endpoint RPC stats, signer health, guard decisions, the bridge check's
