@@ -14,7 +14,7 @@
 //!   balance), op4's KMS key gone (signer unusable), op1's stolen key voting a forged handle
 //!   (forged vote), the parent reorganised under a processed request (reorg halt), child →
 //!   parent below threshold (stalled direction), op3 killed (agent down), op2 halted (not
-//!   ready).
+//!   ready), op1's child provider refusing every call (RPC degraded).
 
 use crate::forged_votes::{attacker, forged_handle};
 use crate::support::cluster::{
@@ -333,6 +333,8 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
  {
     let mut cluster = Cluster::start(ClusterOptions {
         kms: vec![3],
+        // Rate-limiting proxies on every link, refusing nothing until told.
+        rate_limit: Some((0, 1)),
         ..ClusterOptions::default()
     })
     .await;
@@ -371,8 +373,10 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
         cluster.nodes[1].metrics_port, port,
         "Prometheus scrapes the old port"
     );
-    // op1: no parent endpoint answers.
+    // op1: no parent endpoint answers, and its child provider refuses every call (429 or
+    // -32005).
     cluster.link(0, true, Mode::Cut);
+    cluster.nodes[0].rate_limit.as_ref().unwrap().1.set_every(1);
     // op4: its KMS key is gone (every Sign answers NotFoundException): a permanent failure.
     let sim = cluster.sim.as_ref().unwrap();
     sim.set_faults(FaultConfig {
@@ -435,6 +439,10 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
             "BridgeReorgHalt",
             vec![("op", op(1)), ("direction", "parent_to_child".into())],
         ),
+        (
+            "BridgeRpcDegraded",
+            vec![("op", op(0)), ("chain", "child".into())],
+        ),
         // Halted: /readyz has been failing since.
         ("BridgeAgentNotReady", vec![("op", op(1))]),
         (
@@ -442,7 +450,7 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
             vec![("op", op(1)), ("direction", "child_to_parent".into())],
         ),
     ];
-    wait_all_firing(&prom, &alerts, Duration::from_secs(60), || {
+    wait_all_firing(&prom, &alerts, Duration::from_secs(90), || {
         cluster.log_tails()
     })
     .await;
