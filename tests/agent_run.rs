@@ -182,7 +182,7 @@ async fn one_agent_carries_every_token_type_both_ways_and_catches_up_after_downt
         agent.log()
     );
     assert!(
-        text.contains("votes sent") && text.contains("direction=\"parent_to_child\""),
+        text.contains("votes mined") && text.contains("direction=\"parent_to_child\""),
         "{text}"
     );
     // The vote for nonce 0 carried the request's extra data verbatim.

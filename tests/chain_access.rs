@@ -426,6 +426,64 @@ async fn second_endpoint_takes_over_when_the_first_anvil_is_killed() {
     assert_eq!(s[1].successes, 1 + 4, "{s:?}"); // chain-id check + 4 calls
 }
 
+/// `bridge_chain_reachable` and `/readyz` follow the chain: unknown before the first call, 1
+/// while an endpoint answers, 0 once a call failed on every endpoint, 1 again when it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_reachable_goes_to_zero_when_cut_and_back_to_one() {
+    use bridge_agent::config::Side;
+    use bridge_agent::metrics::{AgentMetrics, NotReady};
+    let dir = tempdir();
+    let chain = anvil(&dir, "reach", 31_015);
+    let upstream: SocketAddr = format!("127.0.0.1:{}", chain.port()).parse().unwrap();
+    let proxy = Proxy::start(Some(upstream), Mode::Forward).await;
+    let client = ChainClient::connect(config(31_015, &[&proxy.url("http")]))
+        .await
+        .unwrap();
+    let metrics = AgentMetrics::new();
+    client.report_reach_to(metrics.chain(Side::Parent).reachability());
+    let sample = |m: &AgentMetrics| {
+        m.render()
+            .lines()
+            .find_map(|l| l.strip_prefix("bridge_chain_reachable{chain=\"parent\"} "))
+            .map(str::to_owned)
+    };
+    let parent_reasons = |m: &AgentMetrics| -> Vec<NotReady> {
+        m.not_ready()
+            .into_iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    NotReady::ChainUnreachable(Side::Parent)
+                        | NotReady::ChainNotYetReached(Side::Parent)
+                )
+            })
+            .collect()
+    };
+    assert_eq!(sample(&metrics).as_deref(), Some("0"));
+    assert_eq!(
+        parent_reasons(&metrics),
+        vec![NotReady::ChainNotYetReached(Side::Parent)]
+    );
+
+    client.block_number().await.unwrap();
+    assert_eq!(sample(&metrics).as_deref(), Some("1"));
+    assert_eq!(parent_reasons(&metrics), vec![]);
+
+    proxy.set_mode(Mode::Refuse);
+    assert!(client.block_number().await.is_err());
+    assert_eq!(sample(&metrics).as_deref(), Some("0"));
+    assert_eq!(
+        parent_reasons(&metrics),
+        vec![NotReady::ChainUnreachable(Side::Parent)]
+    );
+
+    // Its only endpoint still cools down, but is tried: the chain is reachable again.
+    proxy.set_mode(Mode::Forward);
+    client.block_number().await.unwrap();
+    assert_eq!(sample(&metrics).as_deref(), Some("1"));
+    assert_eq!(parent_reasons(&metrics), vec![]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_endpoint_times_out_and_fails_over() {
     let dir = tempdir();

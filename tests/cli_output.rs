@@ -59,7 +59,7 @@ fn status_into_a_pipe_closed_early_ends_without_a_panic() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap();
     let metrics: String = (0..20_000)
-        .map(|i| format!("bridge_votes_sent_total{{direction=\"d{i}\"}} {i}\n"))
+        .map(|i| format!("bridge_votes_mined_total{{direction=\"d{i}\"}} {i}\n"))
         .collect();
     let serve = std::thread::spawn(move || {
         for _ in 0..2 {

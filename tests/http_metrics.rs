@@ -119,7 +119,7 @@ async fn metrics_serves_exact_values() {
     p2c.request_nonce.set(42);
     p2c.lower_handle_nonce.set(40);
     p2c.pending_requests.set(2);
-    p2c.votes_sent.add(3);
+    p2c.votes_mined.add(3);
     p2c.votes_failed.inc();
     p2c.requests_seen.add(5);
     p2c.recoveries.add(7);
@@ -185,7 +185,7 @@ async fn metrics_serves_exact_values() {
         "bridge_request_nonce{direction=\"child_to_parent\"} 0",
         "bridge_lower_handle_nonce{direction=\"parent_to_child\"} 40",
         "bridge_pending_requests{direction=\"parent_to_child\"} 2",
-        "bridge_votes_sent_total{direction=\"parent_to_child\"} 3",
+        "bridge_votes_mined_total{direction=\"parent_to_child\"} 3",
         "bridge_votes_failed_total{direction=\"parent_to_child\"} 1",
         "bridge_requests_seen_total{direction=\"parent_to_child\"} 15",
         "bridge_malformed_logs_total{direction=\"parent_to_child\"} 1",
@@ -237,12 +237,12 @@ async fn metrics_serves_exact_values() {
     assert!(!text.contains("bridge_rpc_requests_total{chain=\"child\""));
 
     // Counters move between scrapes.
-    p2c.votes_sent.inc();
+    p2c.votes_mined.inc();
     health.record_permanent();
     let text = r.scrape().await;
     has_line(
         &text,
-        "bridge_votes_sent_total{direction=\"parent_to_child\"} 4",
+        "bridge_votes_mined_total{direction=\"parent_to_child\"} 4",
     );
     has_line(&text, "bridge_signer_state{chain=\"child\"} 2");
     has_line(

@@ -221,6 +221,7 @@ fn config(d: &Devnet, fees: FeePolicy, min_balance: U256) -> TxManagerConfig {
         receipt_poll: Duration::from_millis(50),
         max_in_flight: 64,
         wedged_after: Duration::from_secs(120),
+        metrics: Default::default(),
     }
 }
 

@@ -108,7 +108,9 @@ struct ChainParts {
 }
 
 /// The tx manager settings of `side` (shared with the key switch of `rotation`).
-pub(crate) fn txm_config(cfg: &AgentConfig, side: Side) -> TxManagerConfig {
+/// `metrics`: the side's handles, shared by every tx manager of the side (a key switch keeps
+/// the counts).
+pub(crate) fn txm_config(cfg: &AgentConfig, side: Side, metrics: &AgentMetrics) -> TxManagerConfig {
     let chain = cfg.chain(side);
     TxManagerConfig {
         chain: side.as_str().into(),
@@ -118,6 +120,7 @@ pub(crate) fn txm_config(cfg: &AgentConfig, side: Side) -> TxManagerConfig {
         receipt_poll: chain.poll_interval.min(Duration::from_millis(500)),
         max_in_flight: PLANS_IN_FLIGHT,
         wedged_after: chain.wedged_after,
+        metrics: metrics.chain_handle(side),
     }
 }
 
@@ -125,6 +128,7 @@ async fn chain_parts(
     cfg: &AgentConfig,
     side: Side,
     rotations: &RotationStore,
+    metrics: &AgentMetrics,
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
     let client = retry_at_start(
@@ -136,6 +140,7 @@ async fn chain_parts(
     )
     .await
     .map_err(|source| AgentError::Chain { side, source })?;
+    client.report_reach_to(metrics.chain(side).reachability());
     // The key holding the seat: the config's, or the one a rotation moved the seat to.
     let seated = crate::rotation::keys::seated(cfg, side, rotations)?;
     let signer: Arc<dyn Signer> = connect_signer(&seated, side).await?;
@@ -152,7 +157,7 @@ async fn chain_parts(
         |e: &TxError| matches!(e, TxError::Chain { source, .. } if source.is_transient()),
         || {
             TxManager::start(
-                txm_config(cfg, side),
+                txm_config(cfg, side, metrics),
                 client.clone(),
                 Arc::clone(&guard),
                 shutdown.clone(),
@@ -244,14 +249,11 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
     let rotations =
         RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
-    let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &shutdown).await?;
-    let mut child = chain_parts(&cfg, Side::Child, &rotations, &shutdown).await?;
+    let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &metrics, &shutdown).await?;
+    let mut child = chain_parts(&cfg, Side::Child, &rotations, &metrics, &shutdown).await?;
     drop(rotations);
     // Nothing is built to vote before both bridges answered as bridges (their dialects set the
     // directions' rules); a key without a seat keeps its chain's gate shut until it has one.
-    for side in Side::ALL {
-        metrics.set_chain_reachable(side, true);
-    }
     let mut gate = crate::bridge_check::watch::spawn(
         [(Side::Parent, &parent), (Side::Child, &child)]
             .map(|(side, p)| bridge_watch(&cfg, side, p, &metrics)),
@@ -272,7 +274,6 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     for side in Side::ALL {
         let p = part(side);
         metrics.register_chain_client(side, p.client.clone());
-        metrics.set_chain_reachable(side, true);
         let g = Arc::clone(&p.guard);
         metrics.register_signer(side, move || g.signer().health().map(|h| h.snapshot()));
         let g = Arc::clone(&p.guard);
@@ -332,7 +333,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             client: dest.client.clone(),
             key: planner.active_key(),
             journal: dest.guard.shared_journal(),
-            txm_config: txm_config(&cfg, dst),
+            txm_config: txm_config(&cfg, dst, &metrics),
             metrics: Arc::clone(&metrics),
         });
         let auditor = Auditor::new(
@@ -416,8 +417,9 @@ fn bridge_watch(
     }
 }
 
-/// Publishes the tx manager's counters, the operator's balance and the low-balance flag, of the
-/// key in use (after a key switch, the new account's).
+/// Publishes the operator's balance, the low-balance flag and the wedged state of the key in use
+/// (after a key switch, the new account's). The tx counters need no copy: every tx manager of
+/// the side counts into the side's handles (`txm_config`).
 async fn balance_loop(
     side: Side,
     key: ActiveKey,
@@ -425,26 +427,11 @@ async fn balance_loop(
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
-    let mut txm = key.current();
-    let mut prev = txm.stats();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {
-                if txm.address() != key.address() {
-                    txm = key.current();
-                    prev = txm.stats();
-                }
-                let now = txm.stats();
-                let m = metrics.chain(side);
-                m.txs_sent.add(now.sent.saturating_sub(prev.sent));
-                m.txs_mined.add(now.mined.saturating_sub(prev.mined));
-                m.txs_reverted.add(now.reverted.saturating_sub(prev.reverted));
-                m.txs_replaced.add(now.replaced.saturating_sub(prev.replaced));
-                m.nonce_repairs_resend.add(now.repair_resent.saturating_sub(prev.repair_resent));
-                m.nonce_repairs_gap_fill.add(now.gap_fills.saturating_sub(prev.gap_fills));
-                m.nonce_repairs_rebase.add(now.rebases.saturating_sub(prev.rebases));
-                m.nonce_went_down.add(now.nonce_went_down.saturating_sub(prev.nonce_went_down));
+                let now = key.current().stats();
                 metrics.set_wedged(
                     side,
                     now.wedged.map(|w| (w.nonce, w.since_unix())),
@@ -452,7 +439,6 @@ async fn balance_loop(
                 if let Some(balance) = now.last_balance {
                     metrics.set_balance(side, balance, now.low_balance);
                 }
-                prev = now;
             }
         }
     }
@@ -573,6 +559,7 @@ async fn direction_loop(
                         publish_unexecutable(&planner, &metrics, direction);
                         m.request_nonce.set(report.request_nonce);
                         m.lower_handle_nonce.set(report.lower_handle_nonce);
+                        m.upper_handle_nonce.set(report.upper_handle_nonce);
                         m.pending_requests.set(report.request_nonce.saturating_sub(report.lower_handle_nonce));
                         m.malformed_logs.add(report.malformed);
                         if report.rescanned {
@@ -665,7 +652,7 @@ async fn plan_one(planner: &Planner, metrics: &AgentMetrics, direction: Directio
     let result = planner.plan(&req).await;
     let m = metrics.direction(direction);
     match &result {
-        Ok(Planned::Voted { .. }) => m.votes_sent.inc(),
+        Ok(Planned::Voted { .. }) => m.votes_mined.inc(),
         Ok(Planned::Executed) => m.skipped(SkipReason::Executed).inc(),
         Ok(Planned::AlreadyVoted) => m.skipped(SkipReason::AlreadyVoted).inc(),
         Ok(Planned::Late) => m.skipped(SkipReason::Late).inc(),

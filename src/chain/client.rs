@@ -6,6 +6,7 @@ use super::error::{Answer, ChainError, ClassifyError, Failure};
 use super::heads::{self, HeadStream};
 use super::logs::LogStream;
 use super::{ChainAccessConfig, SensitiveUrl};
+use crate::metrics::Reachability;
 use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -14,8 +15,8 @@ use alloy::rpc::types::{
 };
 use alloy::transports::RpcError;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -90,6 +91,8 @@ struct Inner {
     endpoints: Vec<Endpoint>,
     failovers: AtomicU64,
     limits: LimitWindow,
+    /// Where each call's outcome (answered or not) is reported, once the agent asked for it.
+    reach: OnceLock<Arc<Reachability>>,
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -152,6 +155,7 @@ impl ChainClient {
                 endpoints,
                 failovers: AtomicU64::new(0),
                 limits: LimitWindow::new(Instant::now()),
+                reach: OnceLock::new(),
             }),
         };
         client.check_chain_ids().await?;
@@ -332,6 +336,10 @@ impl ChainClient {
             // Every endpoint failed or refused this call: wait for the first to allow it again,
             // if that is in time.
             let Some(until) = refused.iter().map(|(_, t)| *t).min() else {
+                // No endpoint answered, not even with a rate limit: the chain is out of reach.
+                if !faults.iter().any(ChainError::is_rate_limited) {
+                    self.report_reach(false);
+                }
                 break;
             };
             if until > deadline || round == MAX_RATE_LIMIT_RETRIES {
@@ -345,6 +353,18 @@ impl ChainClient {
             method,
             errors: faults,
         })
+    }
+
+    /// From now on, every call's outcome sets `reach` (`bridge_chain_reachable`, `/readyz`).
+    /// The first registration stays.
+    pub fn report_reach_to(&self, reach: Arc<Reachability>) {
+        let _ = self.inner.reach.set(reach);
+    }
+
+    fn report_reach(&self, reachable: bool) {
+        if let Some(r) = self.inner.reach.get() {
+            r.set(reachable);
+        }
     }
 
     async fn attempt<T, E: ClassifyError>(
@@ -362,6 +382,7 @@ impl ChainClient {
             Ok(Ok(value)) => {
                 ep.record_answer(started.elapsed(), false);
                 limits.record(false, Instant::now());
+                self.report_reach(true);
                 return Attempt::Done(Ok(value));
             }
             Ok(Err(e)) => match e.classify() {
@@ -391,6 +412,7 @@ impl ChainClient {
                     };
                     ep.record_answer(started.elapsed(), true);
                     limits.record(false, Instant::now());
+                    self.report_reach(true);
                     return Attempt::Done(Err(err));
                 }
                 Failure::RateLimited {
@@ -399,6 +421,8 @@ impl ChainClient {
                 } => {
                     let now = Instant::now();
                     limits.record(true, now);
+                    // Refused, but answered: reachable (degraded is reported on its own).
+                    self.report_reach(true);
                     let pause = ep.record_rate_limited(retry_after, &cfg.rate_limit_backoff, now);
                     let err = ChainError::RateLimited {
                         endpoint: ep.label(),

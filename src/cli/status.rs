@@ -26,7 +26,7 @@ const SHOWN: [(&str, &str); 14] = [
     ("bridge_request_nonce", "source requestNonce"),
     ("bridge_lower_handle_nonce", "destination lowerHandleNonce"),
     ("bridge_pending_requests", "pending"),
-    ("bridge_votes_sent_total", "votes sent"),
+    ("bridge_votes_mined_total", "votes mined"),
     ("bridge_votes_failed_total", "votes failed"),
     ("bridge_reorg_halts_total", "reorg halts"),
     ("bridge_operator_balance_wei", "operator balance (wei)"),

@@ -21,7 +21,7 @@
 //! metrics.register_signer(Side::Child, { let s = signer.clone(); move || s.health().map(Health::snapshot) });
 //! metrics.register_guard(Side::Child, { let g = guard.clone(); move || GuardStats::from(g.counters()) });
 //! metrics.register_watcher(Direction::ParentToChild, watcher.stats());
-//! metrics.direction(Direction::ParentToChild).votes_sent.inc();
+//! metrics.direction(Direction::ParentToChild).votes_mined.inc();
 //! metrics.set_direction_running(Direction::ParentToChild);
 //! ```
 //!
@@ -104,7 +104,7 @@ pub enum DirectionState {
     Halted(String),
 }
 
-/// One direction's numbers. Fields are public: `metrics.direction(d).votes_sent.inc()`.
+/// One direction's numbers. Fields are public: `metrics.direction(d).votes_mined.inc()`.
 #[derive(Debug, Default)]
 pub struct DirectionMetrics {
     /// Source bridge `requestNonce` (the next request's nonce).
@@ -115,9 +115,10 @@ pub struct DirectionMetrics {
     pub upper_handle_nonce: Gauge,
     /// Requests seen but not yet executed on the destination.
     pub pending_requests: Gauge,
-    /// Vote transactions submitted.
-    pub votes_sent: Counter,
-    /// Votes that could not be sent or reverted unexpectedly.
+    /// This operator's votes mined successfully (a plan that ended `Voted`).
+    pub votes_mined: Counter,
+    /// Plans that ended in an error: the vote could not be sent, reverted for a reason other
+    /// than lateness, or a read it needed failed (recovery retries it).
     pub votes_failed: Counter,
     /// Requests decoded from source logs (added to a registered [`WatcherStats`]).
     pub requests_seen: Counter,
@@ -186,12 +187,34 @@ impl DirectionMetrics {
     }
 }
 
-/// Whether a chain answers; `Unknown` until the first call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reach {
-    Unknown = 0,
-    Reachable = 1,
-    Unreachable = 2,
+/// Whether a chain answers; unknown until the first call. The chain client sets it on every
+/// call (`ChainClient::report_reach_to`): answered by any endpoint (an error answer or a rate
+/// limit included) → reachable; failed on every endpoint without an answer → unreachable.
+#[derive(Debug, Default)]
+pub struct Reachability(AtomicU8);
+
+impl Reachability {
+    // 0 (the default): unknown.
+    const REACHABLE: u8 = 1;
+    const UNREACHABLE: u8 = 2;
+
+    pub fn set(&self, reachable: bool) {
+        let v = if reachable {
+            Self::REACHABLE
+        } else {
+            Self::UNREACHABLE
+        };
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// `None` until the first call ended.
+    pub fn get(&self) -> Option<bool> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::REACHABLE => Some(true),
+            Self::UNREACHABLE => Some(false),
+            _ => None,
+        }
+    }
 }
 
 /// One chain's numbers (as the destination of votes and the holder of the operator's balance).
@@ -200,8 +223,10 @@ pub struct ChainMetrics {
     /// Operator balance in wei (a float: precise enough for alarms and graphs).
     pub balance_wei: FloatGauge,
     low_balance: AtomicBool,
-    reach: AtomicU8,
-    /// Vote transactions broadcast (resends and replacements included).
+    /// Shared with the chain client that sets it.
+    reach: Arc<Reachability>,
+    /// Transactions broadcast, one per submission (its first send; a submission whose nonce
+    /// was taken starts over and counts again); replacements are `txs_replaced`.
     pub txs_sent: Counter,
     /// Transactions mined successfully.
     pub txs_mined: Counter,
@@ -227,7 +252,7 @@ impl Default for ChainMetrics {
         Self {
             balance_wei: FloatGauge::default(),
             low_balance: AtomicBool::new(false),
-            reach: AtomicU8::new(Reach::Unknown as u8),
+            reach: Arc::default(),
             txs_sent: Counter::default(),
             txs_mined: Counter::default(),
             txs_reverted: Counter::default(),
@@ -244,12 +269,9 @@ impl Default for ChainMetrics {
 }
 
 impl ChainMetrics {
-    fn reach(&self) -> Reach {
-        match self.reach.load(Ordering::Relaxed) {
-            1 => Reach::Reachable,
-            2 => Reach::Unreachable,
-            _ => Reach::Unknown,
-        }
+    /// The value the chain client keeps current (see [`Reachability`]).
+    pub fn reachability(&self) -> Arc<Reachability> {
+        Arc::clone(&self.reach)
     }
 }
 
@@ -289,7 +311,9 @@ struct Sources {
 #[derive(Default)]
 pub struct AgentMetrics {
     directions: [DirectionMetrics; 2],
-    chains: [ChainMetrics; 2],
+    /// Shared (`chain_handle`) with the tx managers and planners that count into them, so
+    /// counts outlive a tx manager replaced by a key switch.
+    chains: [Arc<ChainMetrics>; 2],
     sources: RwLock<Sources>,
     /// What the last bridge check found per chain (`bridge_check::watch`).
     bridges: [Mutex<BridgeState>; 2],
@@ -336,6 +360,12 @@ impl AgentMetrics {
         &self.chains[side_index(side)]
     }
 
+    /// The chain's handles, for a component that counts into them (the tx manager, the
+    /// planner's revert classification).
+    pub fn chain_handle(&self, side: Side) -> Arc<ChainMetrics> {
+        Arc::clone(&self.chains[side_index(side)])
+    }
+
     // ---- state the readiness check reads ----
 
     /// The direction's loop is past start-up and working.
@@ -378,14 +408,10 @@ impl AgentMetrics {
         self.chain(side).low_balance.load(Ordering::Relaxed)
     }
 
-    /// Whether the last attempt to reach the chain (any endpoint) succeeded.
+    /// Whether the last attempt to reach the chain (any endpoint) succeeded: what the chain
+    /// client reporting to [`ChainMetrics::reachability`] does on each call.
     pub fn set_chain_reachable(&self, side: Side, reachable: bool) {
-        let v = if reachable {
-            Reach::Reachable
-        } else {
-            Reach::Unreachable
-        };
-        self.chain(side).reach.store(v as u8, Ordering::Relaxed);
+        self.chain(side).reach.set(reachable);
     }
 
     /// What the last bridge check found on `side` (served on `/readyz` and `/metrics`).
@@ -478,10 +504,10 @@ impl AgentMetrics {
                 out.push(NotReady::ChainDegraded(side));
             }
             let c = self.chain(side);
-            match c.reach() {
-                Reach::Reachable => {}
-                Reach::Unknown => out.push(NotReady::ChainNotYetReached(side)),
-                Reach::Unreachable => out.push(NotReady::ChainUnreachable(side)),
+            match c.reach.get() {
+                Some(true) => {}
+                None => out.push(NotReady::ChainNotYetReached(side)),
+                Some(false) => out.push(NotReady::ChainUnreachable(side)),
             }
             match self.bridge(side) {
                 BridgeState::Refused(reason) => {
@@ -577,14 +603,14 @@ impl AgentMetrics {
                 &|_, m| m.pending_requests.get().into(),
             ),
             (
-                "bridge_votes_sent_total",
-                "Vote transactions submitted.",
+                "bridge_votes_mined_total",
+                "This operator's votes mined successfully.",
                 Kind::Counter,
-                &|_, m| m.votes_sent.get().into(),
+                &|_, m| m.votes_mined.get().into(),
             ),
             (
                 "bridge_votes_failed_total",
-                "Votes that could not be sent or reverted unexpectedly.",
+                "Plans that ended in an error (not sent, reverted unexpectedly, or a read failed); recovery retries them.",
                 Kind::Counter,
                 &|_, m| m.votes_failed.get().into(),
             ),
@@ -701,14 +727,16 @@ impl AgentMetrics {
         per_chain(
             e,
             "bridge_chain_reachable",
-            "1 when the last attempt to reach the chain succeeded.",
+            "1 when the last call to the chain got an answer from an endpoint; 0 when it failed on \
+             every endpoint (or before the first call).",
             Kind::Gauge,
-            &|c| (c.reach() == Reach::Reachable).into(),
+            &|c| (c.reach.get() == Some(true)).into(),
         );
         per_chain(
             e,
             "bridge_txs_sent_total",
-            "Vote transactions broadcast, resends and replacements included.",
+            "Transactions broadcast, one per submission (its first send); fee-bump replacements \
+             are bridge_txs_replaced_total, identical re-sends are not counted.",
             Kind::Counter,
             &|c| c.txs_sent.get().into(),
         );

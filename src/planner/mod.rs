@@ -492,7 +492,24 @@ impl Planner {
             TxOutcome::Reverted { tx_hash, revert } => (Some(tx_hash), revert),
             TxOutcome::WouldRevert { revert } => (None, Some(revert)),
         };
-        match reverts::classify(revert.as_deref().map(|b| b.as_ref())) {
+        let mut kind = reverts::classify(revert.as_deref().map(|b| b.as_ref()));
+        if tx_hash.is_some() {
+            // A mined revert the node gave no data for is late if the request executed (the
+            // executing vote landed first); anything else that is not late is an alarm.
+            if revert.is_none()
+                && matches!(kind, RevertKind::Other(_))
+                && self.executed(req.nonce).await.unwrap_or(false)
+            {
+                kind = RevertKind::Late;
+            }
+            let m = txm.metrics();
+            if kind == RevertKind::Late {
+                m.txs_reverted_already_executed.inc();
+            } else {
+                m.txs_reverted.inc();
+            }
+        }
+        match kind {
             RevertKind::Late => {
                 tracing::debug!(direction = %dir, nonce = req.nonce, "vote arrived after execution");
                 self.found_executed(req, key).await.map(|p| match p {

@@ -46,6 +46,8 @@ pub struct RecoveryConfig {
 pub struct RecoveryReport {
     pub request_nonce: u64,
     pub lower_handle_nonce: u64,
+    /// Destination `upperHandleNonce` (the highest executed nonce): `bridge_upper_handle_nonce`.
+    pub upper_handle_nonce: u64,
     /// Whether it rescanned (handle progress had stalled, or it was the first check).
     pub rescanned: bool,
     /// Requests handed back to the planner.
@@ -101,9 +103,16 @@ impl Recovery {
             })
             .await?;
         let lower = self.planner.lower_handle_nonce().await?;
+        let upper = self
+            .dest
+            .run("Bridge.upperHandleNonce", move |p| async move {
+                Bridge::new(dst, p).upperHandleNonce().call().await
+            })
+            .await?;
         let mut report = RecoveryReport {
             request_nonce,
             lower_handle_nonce: lower,
+            upper_handle_nonce: upper,
             ..Default::default()
         };
         let verdict = {

@@ -25,8 +25,8 @@
 //! a vote is recovery's call (it re-feeds unexecuted requests); here the account only gets its
 //! nonces back in line, and new or re-sent transactions go at the chain's nonce.
 
+use super::Inner;
 use super::error::SendRejection;
-use super::{Inner, inc};
 use crate::chain::BlockTag;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -217,7 +217,7 @@ async fn repair(inner: &Inner, pending: u64, sent: u64) {
                 let Some(here) = at(n) else { continue };
                 match inner.client.send_raw_transaction(&here.last.raw).await {
                     Ok(_) => {
-                        inc(&inner.counters.repair_resent);
+                        inner.cfg.metrics.nonce_repairs_resend.inc();
                         info!(chain = %inner.cfg.chain, label = %here.job.label, nonce = n, tx = %here.last.hash, "re-sent a transaction the node lost");
                     }
                     Err(e) => {
@@ -226,7 +226,7 @@ async fn repair(inner: &Inner, pending: u64, sent: u64) {
                 }
             }
             Step::Rebase(n) => {
-                inc(&inner.counters.rebases);
+                inner.cfg.metrics.nonce_repairs_rebase.inc();
                 warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = n, was = sent,
                     "nothing of this manager's is pending from here on; new transactions start at the chain's nonce");
                 inner.seq.rebase(n);
@@ -260,7 +260,7 @@ async fn fill(inner: &Inner, nonce: u64, job: &super::Job) -> bool {
     };
     match inner.client.send_raw_transaction(&filler.raw).await {
         Ok(_) => {
-            inc(&inner.counters.gap_fills);
+            inner.cfg.metrics.nonce_repairs_gap_fill.inc();
             warn!(chain = %inner.cfg.chain, label = %job.label, nonce, tx = %filler.hash,
                 "filled a nonce gap below queued transactions with a copy of the next vote");
             true
@@ -280,7 +280,7 @@ async fn fill(inner: &Inner, nonce: u64, job: &super::Job) -> bool {
 /// reorg). Every reader publishes what it read in `Inner::mined`, so one dip counts once.
 pub(crate) fn went_down(inner: &Inner, prev: u64, latest: u64) {
     if latest < prev {
-        inc(&inner.counters.nonce_went_down);
+        inner.cfg.metrics.nonce_went_down.inc();
         warn!(chain = %inner.cfg.chain, address = %inner.address, from = prev, to = latest,
             "the account's mined nonce went down (the chain reorganised); re-aligning nonces");
     }

@@ -46,6 +46,7 @@ pub use fees::Fees;
 
 use crate::chain::{BlockTag, ChainClient, ChainError};
 use crate::config::FeePolicy;
+use crate::metrics::ChainMetrics;
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::TransactionBuilder;
@@ -102,6 +103,10 @@ pub struct TxManagerConfig {
     pub max_in_flight: usize,
     /// The chain's next nonce unmined this long while blocks are produced: wedged.
     pub wedged_after: Duration,
+    /// The chain's metric handles this manager counts into (sent, mined, replaced, repairs).
+    /// Owned per chain, not per manager: the manager a key switch starts shares them, so no
+    /// count is lost. `Default` gives a manager its own.
+    pub metrics: Arc<ChainMetrics>,
 }
 
 /// How a submission ended.
@@ -113,7 +118,8 @@ pub enum TxOutcome {
         block: u64,
         gas_used: u64,
     },
-    /// Mined and reverted. `revert` is the revert data of the call replayed at the receipt's
+    /// Mined and reverted (counted by the caller, who can tell a late vote from a fault).
+    /// `revert` is the revert data of the call replayed at the receipt's
     /// block, when the node gives it (decode with `Bridge::BridgeErrors`).
     Reverted {
         tx_hash: B256,
@@ -126,7 +132,8 @@ pub enum TxOutcome {
 /// Counters and gauges, for metrics and `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxStats {
-    /// Submissions broadcast (first send of each nonce).
+    /// Submissions broadcast (first send of each; the side's count, see
+    /// [`TxManagerConfig::metrics`], as are `mined`, `replaced` and the repairs).
     pub sent: u64,
     pub mined: u64,
     pub reverted: u64,
@@ -203,19 +210,12 @@ pub(crate) struct Inner {
 
 #[derive(Default)]
 struct Counters {
-    sent: AtomicU64,
-    mined: AtomicU64,
     reverted: AtomicU64,
-    replaced: AtomicU64,
     resent: AtomicU64,
     failed: AtomicU64,
     would_revert: AtomicU64,
     pending: AtomicU64,
     resyncs: AtomicU64,
-    nonce_went_down: AtomicU64,
-    repair_resent: AtomicU64,
-    gap_fills: AtomicU64,
-    rebases: AtomicU64,
     leftovers: AtomicU64,
 }
 
@@ -329,6 +329,11 @@ impl TxManager {
         self.inner.address
     }
 
+    /// The chain's metric handles this manager counts into ([`TxManagerConfig::metrics`]).
+    pub fn metrics(&self) -> &Arc<ChainMetrics> {
+        &self.inner.cfg.metrics
+    }
+
     /// Brings the numbering back to the chain before a vote that replaces one a reorg orphaned.
     /// When the node's pending count is below what this manager broadcast and nothing it tracks
     /// sits at or above that count, numbering restarts there, as the poller's convergence check
@@ -354,7 +359,7 @@ impl TxManager {
             .await
             .map_err(inner.chain_err("re-reading the nonce"))?;
         if pending < sent && inner.in_flight_from(pending).is_empty() {
-            inc(&inner.counters.rebases);
+            inner.cfg.metrics.nonce_repairs_rebase.inc();
             warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = pending, was = sent,
                 "transactions of this manager were reorganised away; new transactions start at the chain's nonce");
             inner.seq.rebase(pending);
@@ -386,21 +391,22 @@ impl TxManager {
 
     pub fn stats(&self) -> TxStats {
         let c = &self.inner.counters;
+        let m = &self.inner.cfg.metrics;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         TxStats {
-            sent: get(&c.sent),
-            mined: get(&c.mined),
+            sent: m.txs_sent.get(),
+            mined: m.txs_mined.get(),
             reverted: get(&c.reverted),
-            replaced: get(&c.replaced),
+            replaced: m.txs_replaced.get(),
             resent: get(&c.resent),
             failed: get(&c.failed),
             would_revert: get(&c.would_revert),
             pending: get(&c.pending),
             resyncs: get(&c.resyncs),
-            nonce_went_down: get(&c.nonce_went_down),
-            repair_resent: get(&c.repair_resent),
-            gap_fills: get(&c.gap_fills),
-            rebases: get(&c.rebases),
+            nonce_went_down: m.nonce_went_down.get(),
+            repair_resent: m.nonce_repairs_resend.get(),
+            gap_fills: m.nonce_repairs_gap_fill.get(),
+            rebases: m.nonce_repairs_rebase.get(),
             leftovers: get(&c.leftovers),
             wedged: self.inner.wedged(),
             last_balance: *self.inner.balance.lock().unwrap_or_else(|e| e.into_inner()),
@@ -508,7 +514,7 @@ impl Inner {
                 gas,
             };
             let (nonce, first) = self.broadcast(&job, fees).await?;
-            inc(&self.counters.sent);
+            self.cfg.metrics.txs_sent.inc();
             inc(&self.counters.pending);
             self.pending_now.notify_one();
             let tracked = tracker::track(self, &job, nonce, first).await;

@@ -132,7 +132,7 @@ pub(crate) async fn track(
         let replacement = inner.sign(job, nonce, fees).await?;
         match inner.client.send_raw_transaction(&replacement.raw).await {
             Ok(_) => {
-                inc(&inner.counters.replaced);
+                inner.cfg.metrics.txs_replaced.inc();
                 info!(chain = %inner.cfg.chain, label = %job.label, nonce, bump = bumps,
                     old = %last.hash, new = %replacement.hash, max_fee_per_gas = fees.max_per_gas(),
                     "not mined in time; replaced with higher fees");
@@ -184,7 +184,7 @@ async fn outcome(inner: &Inner, job: &Job, receipt: TransactionReceipt) -> TxOut
     let tx_hash = receipt.transaction_hash;
     let block = receipt.block_number.unwrap_or_default();
     if receipt.status() {
-        inc(&inner.counters.mined);
+        inner.cfg.metrics.txs_mined.inc();
         info!(chain = %inner.cfg.chain, label = %job.label, tx = %tx_hash, block, gas_used = receipt.gas_used, "mined");
         return TxOutcome::Mined {
             tx_hash,
