@@ -252,6 +252,14 @@ async fn alerts_stay_silent_in_a_normal_run_and_fire_on_conflicting_vote_revert_
         || cluster.log_tails(),
     )
     .await;
+    // The standby seat votes in its place; the nonce executes with t honest votes.
+    wait_until(
+        "the refused nonce executed by the others",
+        Duration::from_secs(30),
+        || async { lower_handle_nonce(&d.child).await > n },
+        || cluster.log_tails(),
+    )
+    .await;
 
     // Unexpected revert: the votes for a child → parent request wait in the parent's pool
     // (mining paused); the parent bridge's liquidity is taken before they are mined, so the
