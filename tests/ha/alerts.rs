@@ -11,7 +11,7 @@
 //!   a vote that executes and reverts (unexpected revert), and op4 away while parent → child
 //!   goes on (silent seat).
 //! - op1's parent link cut (chain unreachable), op2's `min_balance` above its balance (low
-//!   balance), op4's KMS key gone (signer unusable), op1's stolen key voting a forged handle
+//!   balance) and its parent seat deregistered (key not seated), op4's KMS key gone (signer unusable), op1's stolen key voting a forged handle
 //!   (forged vote), the parent reorganised under a processed request (reorg halt), child →
 //!   parent below threshold (stalled direction), op3 killed (agent down), op2 halted (not
 //!   ready), op1's child provider refusing every call (RPC degraded).
@@ -365,8 +365,28 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
 
     // op3 dies (kill -9).
     cluster.kill_agent(2);
-    // op2: a `min_balance` on the child above anything its account holds.
+    // op2: a `min_balance` on the child above anything its account holds, and (the owner
+    // deregistered it) no seat on the parent when it starts again.
     cluster.stop_agent(1).await;
+    // The parent drops the executed request's block (confirmations 0: deeper than the depth);
+    // before the deregistration below, which it would undo.
+    let head = d.parent.reader().get_block_number().await.unwrap();
+    d.parent
+        .reader()
+        .anvil_reorg(ReorgOptions {
+            depth: head - request_block + 1,
+            tx_block_pairs: vec![],
+        })
+        .await
+        .unwrap();
+    Bridge::new(d.parent.bridge, d.parent.provider_with(d.owner()))
+        .deregisterOperator(cluster.nodes[1].address)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     let port = cluster.nodes[1].metrics_port;
     let config = std::fs::read_to_string(&cluster.nodes[1].config).unwrap();
     let (parent_part, child_part) = config.split_once("[child]\n").unwrap();
@@ -412,17 +432,8 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
         .await
         .unwrap();
     assert!(receipt.status());
-    // The parent drops the executed request's block (confirmations 0: deeper than the depth).
-    let head = d.parent.reader().get_block_number().await.unwrap();
-    d.parent
-        .reader()
-        .anvil_reorg(ReorgOptions {
-            depth: head - request_block + 1,
-            tx_block_pairs: vec![],
-        })
-        .await
-        .unwrap();
-    // Child → parent: op1 cannot reach the parent, op3 is dead, op4 cannot sign: 1 of t = 3.
+    // Child → parent: op1 cannot reach the parent, op2 has no seat there, op3 is dead, op4
+    // cannot sign: none of t = 3.
     native(&d, &d.child, "stalled", 1_000).await;
 
     let alerts: Vec<(&str, Vec<(&str, String)>)> = vec![
@@ -445,7 +456,7 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
         ),
         (
             "BridgeReorgHalt",
-            vec![("op", op(1)), ("direction", "parent_to_child".into())],
+            vec![("op", op(3)), ("direction", "parent_to_child".into())],
         ),
         (
             "BridgeRpcDegraded",
@@ -454,8 +465,12 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
         // Halted: /readyz has been failing since.
         ("BridgeAgentNotReady", vec![("op", op(1))]),
         (
+            "BridgeKeyNotSeated",
+            vec![("op", op(1)), ("chain", "parent".into())],
+        ),
+        (
             "BridgeDirectionStalled",
-            vec![("op", op(1)), ("direction", "child_to_parent".into())],
+            vec![("direction", "child_to_parent".into())],
         ),
     ];
     wait_all_firing(&prom, &alerts, Duration::from_secs(90), || {
