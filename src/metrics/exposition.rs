@@ -1,13 +1,15 @@
-//! The Prometheus text exposition format (version 0.0.4), written by hand: one `# HELP` and one
-//! `# TYPE` line per family, then its samples, label values escaped.
-//!
-//! Every family is written whole before the next begins, which the format requires; the
-//! [`Encoder`] enforces it by taking a family's samples in one call.
+//! Families read at scrape time (from sources other components keep), encoded through
+//! `prometheus-client`'s Prometheus text encoder (version 0.0.4) like the registry's own: the
+//! [`Encoder`] collects them, and [`Encoder::finish`] hands them to the crate as a collector,
+//! which writes `# HELP`, `# TYPE` and the samples, label values and help escaped.
 
-use std::fmt::Write as _;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
-/// The `Content-Type` of [`Encoder::finish`]'s output.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The `Content-Type` of the exposition (the crate's Prometheus text format, 0.0.4).
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// A family's type, as written on its `# TYPE` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +19,12 @@ pub enum Kind {
     Histogram,
 }
 
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
+impl From<Kind> for MetricType {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Counter => MetricType::Counter,
+            Kind::Gauge => MetricType::Gauge,
+            Kind::Histogram => MetricType::Histogram,
         }
     }
 }
@@ -65,10 +67,37 @@ pub struct HistogramSample<'a> {
     pub sum: f64,
 }
 
-/// Builds one exposition document.
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug)]
+enum Owned {
+    Plain(Labels, Value),
+    /// Buckets as the crate takes them: (upper bound, count in that bucket alone).
+    Histogram {
+        labels: Labels,
+        buckets: Vec<(f64, u64)>,
+        count: u64,
+        sum: f64,
+    },
+}
+
+#[derive(Debug)]
+struct Family {
+    /// Without a counter's `_total` (the encoder appends it).
+    name: String,
+    help: String,
+    kind: Kind,
+    samples: Vec<Owned>,
+}
+
+/// Collects families, then encodes them ([`Encoder::finish`]).
 #[derive(Debug, Default)]
 pub struct Encoder {
-    out: String,
+    families: Vec<Family>,
+}
+
+fn owned(labels: &[(&'static str, &str)]) -> Labels {
+    labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
 }
 
 impl Encoder {
@@ -76,127 +105,113 @@ impl Encoder {
         Self::default()
     }
 
-    /// A counter or gauge family with its samples. A family with no samples is still described,
-    /// so dashboards can tell "not yet" from "not exported".
+    /// A counter or gauge family with its samples (a counter's name ends in `_total`, as it is
+    /// scraped). A family with no samples is still described, so dashboards can tell "not yet"
+    /// from "not exported".
     pub fn family(&mut self, name: &str, help: &str, kind: Kind, samples: &[Sample<'_>]) {
-        self.header(name, help, kind);
-        for (labels, value) in samples {
-            self.sample(name, labels, None, *value);
-        }
+        let name = match kind {
+            Kind::Counter => {
+                debug_assert!(name.ends_with("_total"), "counter {name} without _total");
+                name.strip_suffix("_total").unwrap_or(name)
+            }
+            Kind::Gauge | Kind::Histogram => name,
+        };
+        self.families.push(Family {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind,
+            samples: samples
+                .iter()
+                .map(|(labels, v)| Owned::Plain(owned(labels), *v))
+                .collect(),
+        });
     }
 
-    /// A histogram family: `_bucket` (with `le`), `_sum` and `_count` per label set.
+    /// A histogram family: `_bucket` (with `le`, `+Inf` last), `_sum` and `_count` per label set.
     pub fn histogram(&mut self, name: &str, help: &str, samples: &[HistogramSample<'_>]) {
-        self.header(name, help, Kind::Histogram);
-        let bucket = format!("{name}_bucket");
-        for s in samples {
-            for (bound, count) in s.bounds.iter().zip(s.buckets) {
-                let le = format_float(*bound);
-                self.sample(&bucket, &s.labels, Some(&le), Value::Int(*count));
-            }
-            self.sample(&bucket, &s.labels, Some("+Inf"), Value::Int(s.count));
-            self.sample(&format!("{name}_sum"), &s.labels, None, Value::Float(s.sum));
-            self.sample(
-                &format!("{name}_count"),
-                &s.labels,
-                None,
-                Value::Int(s.count),
-            );
-        }
+        self.families.push(Family {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind: Kind::Histogram,
+            samples: samples
+                .iter()
+                .map(|s| {
+                    let mut below = 0;
+                    let buckets = s
+                        .bounds
+                        .iter()
+                        .zip(s.buckets)
+                        .map(|(bound, cumulative)| {
+                            let alone = cumulative.saturating_sub(below);
+                            below = *cumulative;
+                            (*bound, alone)
+                        })
+                        .collect();
+                    Owned::Histogram {
+                        labels: owned(&s.labels),
+                        buckets,
+                        count: s.count,
+                        sum: s.sum,
+                    }
+                })
+                .collect(),
+        });
     }
 
     /// The document.
     pub fn finish(self) -> String {
-        self.out
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Collected(self.families)));
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+        out
     }
+}
 
-    fn header(&mut self, name: &str, help: &str, kind: Kind) {
-        debug_assert!(valid_name(name), "bad metric name {name:?}");
-        let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.out, "# TYPE {name} {}", kind.as_str());
-    }
+/// The collected families, as the crate's registry encodes them.
+#[derive(Debug)]
+struct Collected(Vec<Family>);
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], le: Option<&str>, value: Value) {
-        self.out.push_str(name);
-        if !labels.is_empty() || le.is_some() {
-            self.out.push('{');
-            let mut first = true;
-            for (k, v) in labels.iter().copied().chain(le.map(|le| ("le", le))) {
-                debug_assert!(valid_name(k), "bad label name {k:?}");
-                if !first {
-                    self.out.push(',');
+impl Collector for Collected {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for f in &self.0 {
+            let mut family = encoder.encode_descriptor(&f.name, &f.help, None, f.kind.into())?;
+            for sample in &f.samples {
+                match sample {
+                    Owned::Plain(labels, value) => {
+                        let mut m = family.encode_family(labels)?;
+                        match (f.kind, value) {
+                            (Kind::Counter, Value::Int(v)) => {
+                                m.encode_counter::<NoLabelSet, _, u64>(v, None)?
+                            }
+                            (Kind::Counter, Value::Float(v)) => {
+                                m.encode_counter::<NoLabelSet, _, f64>(v, None)?
+                            }
+                            (_, Value::Int(v)) => m.encode_gauge(v)?,
+                            (_, Value::Float(v)) => m.encode_gauge(v)?,
+                        }
+                    }
+                    Owned::Histogram {
+                        labels,
+                        buckets,
+                        count,
+                        sum,
+                    } => {
+                        family
+                            .encode_family(labels)?
+                            .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+                    }
                 }
-                first = false;
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label_value(v));
             }
-            self.out.push('}');
         }
-        self.out.push(' ');
-        match value {
-            Value::Int(v) => {
-                let _ = write!(self.out, "{v}");
-            }
-            Value::Float(v) => self.out.push_str(&format_float(v)),
-        }
-        self.out.push('\n');
-    }
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// Label values escape `\`, `"` and newline.
-pub fn escape_label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// HELP texts escape `\` and newline.
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// Go-style float spelling the format expects for the special values.
-pub fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_owned()
-    } else if v == f64::INFINITY {
-        "+Inf".to_owned()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_owned()
-    } else {
-        format!("{v}")
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_and_specials() {
-        assert_eq!(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-        assert_eq!(format_float(f64::NAN), "NaN");
-        assert_eq!(format_float(f64::INFINITY), "+Inf");
-        assert_eq!(format_float(0.25), "0.25");
-        assert_eq!(format_float(1e21), "1000000000000000000000");
-        assert!(valid_name("bridge_x:y_1"));
-        assert!(!valid_name("1x") && !valid_name("a-b") && !valid_name(""));
-    }
 
     #[test]
     fn family_and_histogram_layout() {
@@ -207,6 +222,7 @@ mod tests {
             Kind::Counter,
             &[(vec![("chain", "pa\"rent")], Value::Int(3))],
         );
+        e.family("bridge_empty", "None yet.", Kind::Gauge, &[]);
         e.histogram(
             "bridge_h_seconds",
             "H.",
@@ -223,6 +239,8 @@ mod tests {
             "# HELP bridge_x_total An x.\\nSecond line.\n\
              # TYPE bridge_x_total counter\n\
              bridge_x_total{chain=\"pa\\\"rent\"} 3\n\
+             # HELP bridge_empty None yet.\n\
+             # TYPE bridge_empty gauge\n\
              # HELP bridge_h_seconds H.\n\
              # TYPE bridge_h_seconds histogram\n\
              bridge_h_seconds_bucket{chain=\"child\",le=\"0.5\"} 1\n\

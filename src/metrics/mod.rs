@@ -1,26 +1,27 @@
-//! The agent's metrics registry, rendered as Prometheus text at `/metrics`, and the readiness
-//! rules `/readyz` applies to the same numbers.
+//! The agent's metrics: a `prometheus-client` registry rendered as Prometheus text at
+//! `/metrics`, and the readiness rules `/readyz` applies to the same numbers.
 //!
 //! ```text
-//!  watcher / planner / tx manager / recovery ── inc(), set() (relaxed atomics) ──┐
-//!                                                                                ▼
-//!  ChainClient::stats, Signer health, Guard counters, WatcherStats ──► sources ─► AgentMetrics
-//!       (pulled only at scrape time, through registered closures)                 │
-//!                                                              render() ◄─────────┤
-//!                                                          not_ready() ◄──────────┘
+//!  tx manager, planner, watcher loop, recovery, auditor, chain client (reachability)
+//!      └─ handles (Counter / Gauge: one sample each of a registered family) ── inc(), set()
+//!                                                                              │
+//!  ChainClient::stats, signer health, guard counters, WatcherStats,            ▼
+//!  bridge checks ── read at scrape time ──► Encoder ──────────────► render() (registry first)
+//!                                                                   not_ready() ◄── same values
 //! ```
 //!
-//! Tasks hold an `Arc<AgentMetrics>` and update it with plain atomics: no lock on any hot path.
-//! What other components already count (per-endpoint RPC stats, signer health, guard decisions,
-//! the watcher's counters) is not copied: the run loop registers a closure once and the registry
-//! pulls a snapshot when scraped.
+//! Components hold handles and count where the event happens: no copy loop. A family whose
+//! labels are known (direction, chain, reason) has every sample created at registration, so it
+//! is described and at 0 before its first event. What other crates or components keep in their
+//! own state (per-endpoint RPC stats, signer health, guard decisions, the watcher's counters,
+//! the bridge check's verdict) is read when scraped, through sources registered once.
 //!
 //! ```ignore
 //! let metrics = Arc::new(AgentMetrics::new());
+//! client.report_reach_to(metrics.chain(Side::Parent).reachability());
+//! let txm_config = TxManagerConfig { metrics: metrics.chain_handle(Side::Child), .. };
 //! metrics.register_chain_client(Side::Parent, parent.clone());
 //! metrics.register_signer(Side::Child, { let s = signer.clone(); move || s.health().map(Health::snapshot) });
-//! metrics.register_guard(Side::Child, { let g = guard.clone(); move || GuardStats::from(g.counters()) });
-//! metrics.register_watcher(Direction::ParentToChild, watcher.stats());
 //! metrics.direction(Direction::ParentToChild).votes_mined.inc();
 //! metrics.set_direction_running(Direction::ParentToChild);
 //! ```
@@ -30,67 +31,29 @@
 
 mod bridges;
 pub mod exposition;
+mod families;
+mod handles;
 mod readiness;
 
 pub use bridges::BridgeState;
 pub use exposition::CONTENT_TYPE;
+pub use families::{ChainMetrics, DirectionMetrics, Reachability, SkipReason};
+pub use handles::{Counter, FloatGauge, Gauge};
 pub use readiness::{NotReady, Readiness};
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use alloy::primitives::U256;
 use bridge_signer::guard::GuardCounters;
 use bridge_signer::health::{HealthSnapshot, HealthState, LATENCY_BUCKETS_SECONDS};
+use prometheus_client::registry::Registry;
 
 use crate::chain::{ChainClient, ChainStats, SensitiveUrl};
 use crate::config::Side;
 use crate::direction::Direction;
-use crate::store::UnexecutableReason;
 use crate::watcher::WatcherStats;
 use exposition::{Encoder, HistogramSample, Kind, Sample, Value};
-
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// An integer that goes up and down (a nonce, a queue length).
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicU64);
-
-impl Gauge {
-    pub fn set(&self, v: u64) {
-        self.0.store(v, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A float gauge (stored as its bit pattern).
-#[derive(Debug, Default)]
-pub struct FloatGauge(AtomicU64);
-
-impl FloatGauge {
-    pub fn set(&self, v: f64) {
-        self.0.store(v.to_bits(), Ordering::Relaxed);
-    }
-    pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
-    }
-}
 
 /// Where a direction's loop is; only `Running` is ready.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -102,177 +65,6 @@ pub enum DirectionState {
     /// Stopped until an operator acts; the reason is shown on `/readyz`, so it must hold no
     /// secret (write it as you would a log line).
     Halted(String),
-}
-
-/// One direction's numbers. Fields are public: `metrics.direction(d).votes_mined.inc()`.
-#[derive(Debug, Default)]
-pub struct DirectionMetrics {
-    /// Source bridge `requestNonce` (the next request's nonce).
-    pub request_nonce: Gauge,
-    /// Destination bridge `lowerHandleNonce` (every nonce below it executed).
-    pub lower_handle_nonce: Gauge,
-    /// Destination bridge `upperHandleNonce` (highest executed).
-    pub upper_handle_nonce: Gauge,
-    /// Requests seen but not yet executed on the destination.
-    pub pending_requests: Gauge,
-    /// This operator's votes mined successfully (a plan that ended `Voted`).
-    pub votes_mined: Counter,
-    /// Plans that ended in an error: the vote could not be sent, reverted for a reason other
-    /// than lateness, or a read it needed failed (recovery retries it).
-    pub votes_failed: Counter,
-    /// Requests decoded from source logs (added to a registered [`WatcherStats`]).
-    pub requests_seen: Counter,
-    /// Request logs that did not decode (added to a registered [`WatcherStats`]).
-    pub malformed_logs: Counter,
-    /// Halts on a reorg deeper than the confirmation depth.
-    pub reorg_halts: Counter,
-    /// Recovery checks run.
-    pub recoveries: Counter,
-    /// Recovery checks that found a stall and rescanned.
-    pub recovery_rescans: Counter,
-    /// Votes on the destination by an operator for calldata no honest agent would build.
-    pub forged_votes_seen: Counter,
-    /// Plans that sent nothing, by why (see [`SkipReason`]).
-    pub votes_skipped: [Counter; SkipReason::ALL.len()],
-    /// Requests recorded in the store as never executable, by [`UnexecutableReason`] (set from
-    /// the store, so it survives restarts).
-    pub unexecutable_requests: [Gauge; UnexecutableReason::ALL.len()],
-    /// Destination seats that voted none of the last many executed nonces (the auditor's).
-    pub silent_seats: Gauge,
-    state: Mutex<DirectionState>,
-}
-
-/// Why a plan sent no vote: the `reason` label of `bridge_votes_skipped_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    /// The destination had executed the request.
-    Executed,
-    /// This operator's vote stands on chain (`voteOf`, or the recorded mined vote).
-    AlreadyVoted,
-    /// The vote was refused or reverted because the request had just executed.
-    Late,
-    /// The request can never execute.
-    Unexecutable,
-}
-
-impl SkipReason {
-    pub const ALL: [SkipReason; 4] = [
-        SkipReason::Executed,
-        SkipReason::AlreadyVoted,
-        SkipReason::Late,
-        SkipReason::Unexecutable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::Executed => "executed",
-            SkipReason::AlreadyVoted => "already_voted",
-            SkipReason::Late => "late",
-            SkipReason::Unexecutable => "unexecutable",
-        }
-    }
-}
-
-impl DirectionMetrics {
-    pub fn skipped(&self, reason: SkipReason) -> &Counter {
-        &self.votes_skipped[reason as usize]
-    }
-
-    pub fn unexecutable(&self, reason: UnexecutableReason) -> &Gauge {
-        let i = UnexecutableReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        &self.unexecutable_requests[i]
-    }
-}
-
-/// Whether a chain answers; unknown until the first call. The chain client sets it on every
-/// call (`ChainClient::report_reach_to`): answered by any endpoint (an error answer or a rate
-/// limit included) → reachable; failed on every endpoint without an answer → unreachable.
-#[derive(Debug, Default)]
-pub struct Reachability(AtomicU8);
-
-impl Reachability {
-    // 0 (the default): unknown.
-    const REACHABLE: u8 = 1;
-    const UNREACHABLE: u8 = 2;
-
-    pub fn set(&self, reachable: bool) {
-        let v = if reachable {
-            Self::REACHABLE
-        } else {
-            Self::UNREACHABLE
-        };
-        self.0.store(v, Ordering::Relaxed);
-    }
-
-    /// `None` until the first call ended.
-    pub fn get(&self) -> Option<bool> {
-        match self.0.load(Ordering::Relaxed) {
-            Self::REACHABLE => Some(true),
-            Self::UNREACHABLE => Some(false),
-            _ => None,
-        }
-    }
-}
-
-/// One chain's numbers (as the destination of votes and the holder of the operator's balance).
-#[derive(Debug)]
-pub struct ChainMetrics {
-    /// Operator balance in wei (a float: precise enough for alarms and graphs).
-    pub balance_wei: FloatGauge,
-    low_balance: AtomicBool,
-    /// Shared with the chain client that sets it.
-    reach: Arc<Reachability>,
-    /// Transactions broadcast, one per submission (its first send; a submission whose nonce
-    /// was taken starts over and counts again); replacements are `txs_replaced`.
-    pub txs_sent: Counter,
-    /// Transactions mined successfully.
-    pub txs_mined: Counter,
-    /// Transactions mined reverted, for a reason other than "executed already" (an alarm).
-    pub txs_reverted: Counter,
-    /// Transactions mined reverted because the transfer had executed already (harmless).
-    pub txs_reverted_already_executed: Counter,
-    /// Fee-bump replacements of stuck transactions.
-    pub txs_replaced: Counter,
-    /// The tx manager's convergence repairs (see `txmgr/converge.rs`), by kind.
-    pub nonce_repairs_resend: Counter,
-    pub nonce_repairs_gap_fill: Counter,
-    pub nonce_repairs_rebase: Counter,
-    /// Times the operator's mined nonce went down (a reorg of this chain orphaned its txs).
-    pub nonce_went_down: Counter,
-    /// While wedged: the nonce not being mined and since when (Unix seconds); 0 otherwise.
-    wedged_nonce: AtomicU64,
-    wedged_since: AtomicU64,
-}
-
-impl Default for ChainMetrics {
-    fn default() -> Self {
-        Self {
-            balance_wei: FloatGauge::default(),
-            low_balance: AtomicBool::new(false),
-            reach: Arc::default(),
-            txs_sent: Counter::default(),
-            txs_mined: Counter::default(),
-            txs_reverted: Counter::default(),
-            txs_reverted_already_executed: Counter::default(),
-            txs_replaced: Counter::default(),
-            nonce_repairs_resend: Counter::default(),
-            nonce_repairs_gap_fill: Counter::default(),
-            nonce_repairs_rebase: Counter::default(),
-            nonce_went_down: Counter::default(),
-            wedged_nonce: AtomicU64::new(0),
-            wedged_since: AtomicU64::new(0),
-        }
-    }
-}
-
-impl ChainMetrics {
-    /// The value the chain client keeps current (see [`Reachability`]).
-    pub fn reachability(&self) -> Arc<Reachability> {
-        Arc::clone(&self.reach)
-    }
 }
 
 /// A copy of a guard's [`GuardCounters`].
@@ -308,15 +100,24 @@ struct Sources {
 }
 
 /// The registry: create one per process, share it as `Arc<AgentMetrics>`.
-#[derive(Default)]
 pub struct AgentMetrics {
+    /// The families behind every handle below.
+    registry: Registry,
     directions: [DirectionMetrics; 2],
     /// Shared (`chain_handle`) with the tx managers and planners that count into them, so
     /// counts outlive a tx manager replaced by a key switch.
     chains: [Arc<ChainMetrics>; 2],
+    /// Each direction's loop state (its `bridge_direction_halted` handle follows it).
+    states: [Mutex<DirectionState>; 2],
     sources: RwLock<Sources>,
     /// What the last bridge check found per chain (`bridge_check::watch`).
     bridges: [Mutex<BridgeState>; 2],
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl std::fmt::Debug for AgentMetrics {
@@ -347,9 +148,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl AgentMetrics {
-    /// Every direction `Starting`, every chain's reachability unknown: not ready until told.
+    /// Every family registered, every direction `Starting`, every chain's reachability
+    /// unknown: not ready until told.
     pub fn new() -> Self {
-        Self::default()
+        let mut registry = Registry::default();
+        let mut r = handles::Registrar(&mut registry);
+        r.gauge("bridge_agent_info", "Agent build information (always 1).")
+            .handle(vec![("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        let directions = families::DirectionFamilies::register(&mut r);
+        let chains = families::ChainFamilies::register(&mut r);
+        Self {
+            directions: Direction::ALL.map(|d| directions.handles(d)),
+            chains: Side::ALL.map(|s| Arc::new(chains.handles(s))),
+            registry,
+            states: Default::default(),
+            sources: RwLock::default(),
+            bridges: Default::default(),
+        }
     }
 
     pub fn direction(&self, d: Direction) -> &DirectionMetrics {
@@ -370,23 +186,25 @@ impl AgentMetrics {
 
     /// The direction's loop is past start-up and working.
     pub fn set_direction_running(&self, d: Direction) {
-        *lock(&self.direction(d).state) = DirectionState::Running;
+        *lock(&self.states[dir_index(d)]) = DirectionState::Running;
+        self.direction(d).halted.set(0);
     }
 
     /// The direction stopped until an operator acts. `reason` is served on `/readyz`.
     pub fn halt_direction(&self, d: Direction, reason: impl Into<String>) {
-        *lock(&self.direction(d).state) = DirectionState::Halted(reason.into());
+        *lock(&self.states[dir_index(d)]) = DirectionState::Halted(reason.into());
+        self.direction(d).halted.set(1);
     }
 
     pub fn direction_state(&self, d: Direction) -> DirectionState {
-        lock(&self.direction(d).state).clone()
+        lock(&self.states[dir_index(d)]).clone()
     }
 
     /// The operator's balance on `side`, and whether it is below the configured alarm level.
     pub fn set_balance(&self, side: Side, wei: U256, low: bool) {
         let c = self.chain(side);
         c.balance_wei.set(f64::from(wei));
-        c.low_balance.store(low, Ordering::Relaxed);
+        c.low_balance.set(u64::from(low));
     }
 
     /// The sender on `side` is wedged at `nonce` since `since_unix` (seconds), or not (`None`).
@@ -394,24 +212,25 @@ impl AgentMetrics {
         let c = self.chain(side);
         let (nonce, since) = wedged.map_or((0, 0), |(n, s)| (n, s.max(1)));
         c.wedged_nonce.store(nonce, Ordering::Relaxed);
-        c.wedged_since.store(since, Ordering::Relaxed);
+        c.wedged_since.set(since);
+        c.wedged.set(u64::from(since != 0));
     }
 
     /// The nonce and since-when of a wedged sender on `side`.
     pub fn wedged(&self, side: Side) -> Option<(u64, u64)> {
         let c = self.chain(side);
-        let since = c.wedged_since.load(Ordering::Relaxed);
+        let since = c.wedged_since.get();
         (since != 0).then(|| (c.wedged_nonce.load(Ordering::Relaxed), since))
     }
 
     pub fn low_balance(&self, side: Side) -> bool {
-        self.chain(side).low_balance.load(Ordering::Relaxed)
+        self.chain(side).low_balance.get() != 0
     }
 
     /// Whether the last attempt to reach the chain (any endpoint) succeeded: what the chain
     /// client reporting to [`ChainMetrics::reachability`] does on each call.
     pub fn set_chain_reachable(&self, side: Side, reachable: bool) {
-        self.chain(side).reach.set(reachable);
+        self.chain(side).reachability().set(reachable);
     }
 
     /// What the last bridge check found on `side` (served on `/readyz` and `/metrics`).
@@ -423,7 +242,7 @@ impl AgentMetrics {
         lock(&self.bridges[side_index(side)]).clone()
     }
 
-    // ---- sources pulled at scrape time ----
+    // ---- sources read at scrape time ----
     //
     // A source runs on the scraping task under the registry's read lock: it must be quick and
     // must not call back into the registry.
@@ -503,8 +322,7 @@ impl AgentMetrics {
             if degraded[side_index(side)] {
                 out.push(NotReady::ChainDegraded(side));
             }
-            let c = self.chain(side);
-            match c.reach.get() {
+            match self.chain(side).reachability().get() {
                 Some(true) => {}
                 None => out.push(NotReady::ChainNotYetReached(side)),
                 Some(false) => out.push(NotReady::ChainUnreachable(side)),
@@ -521,7 +339,7 @@ impl AgentMetrics {
                 }
                 BridgeState::Unchecked | BridgeState::Verified(_) => {}
             }
-            if c.low_balance.load(Ordering::Relaxed) {
+            if self.low_balance(side) {
                 out.push(NotReady::LowBalance(side));
             }
             if let Some((nonce, since_unix)) = self.wedged(side) {
@@ -541,30 +359,29 @@ impl AgentMetrics {
         out
     }
 
-    /// The Prometheus text exposition of every metric ([`CONTENT_TYPE`]).
+    /// The Prometheus text exposition of every metric ([`CONTENT_TYPE`]): the registry's
+    /// families, then those read from their sources now.
     pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         let mut e = Encoder::new();
-        let version = env!("CARGO_PKG_VERSION");
-        e.family(
-            "bridge_agent_info",
-            "Agent build information (always 1).",
-            Kind::Gauge,
-            &[(vec![("version", version)], Value::Int(1))],
-        );
         e.family(
             "bridge_ready",
             "1 when /readyz answers 200.",
             Kind::Gauge,
             &[(vec![], self.not_ready().is_empty().into())],
         );
-        self.render_directions(&mut e);
-        self.render_chains(&mut e);
+        self.render_watched(&mut e);
+        self.render_rpc(&mut e);
         self.render_signers(&mut e);
         bridges::render(&mut e, &Side::ALL.map(|s| (s, self.bridge(s))));
-        e.finish()
+        out.push_str(&e.finish());
+        out
     }
 
-    fn render_directions(&self, e: &mut Encoder) {
+    /// Requests and malformed logs: the watcher's counts plus the recovery rescans' (handles).
+    fn render_watched(&self, e: &mut Encoder) {
         let watched: [(u64, u64); 2] = {
             let sources = self.sources();
             Direction::ALL.map(|d| {
@@ -576,244 +393,28 @@ impl AgentMetrics {
                 })
             })
         };
-        type Get<'a> = &'a dyn Fn(Direction, &DirectionMetrics) -> Value;
-        let families: [(&str, &str, Kind, Get<'_>); 14] = [
-            (
-                "bridge_request_nonce",
-                "Source bridge requestNonce: the next request's nonce.",
-                Kind::Gauge,
-                &|_, m| m.request_nonce.get().into(),
-            ),
-            (
-                "bridge_lower_handle_nonce",
-                "Destination bridge lowerHandleNonce: every nonce below it has executed.",
-                Kind::Gauge,
-                &|_, m| m.lower_handle_nonce.get().into(),
-            ),
-            (
-                "bridge_upper_handle_nonce",
-                "Destination bridge upperHandleNonce: the highest executed nonce.",
-                Kind::Gauge,
-                &|_, m| m.upper_handle_nonce.get().into(),
-            ),
-            (
-                "bridge_pending_requests",
-                "Requests seen and not yet executed on the destination.",
-                Kind::Gauge,
-                &|_, m| m.pending_requests.get().into(),
-            ),
-            (
-                "bridge_votes_mined_total",
-                "This operator's votes mined successfully.",
-                Kind::Counter,
-                &|_, m| m.votes_mined.get().into(),
-            ),
-            (
-                "bridge_votes_failed_total",
-                "Plans that ended in an error (not sent, reverted unexpectedly, or a read failed); recovery retries them.",
-                Kind::Counter,
-                &|_, m| m.votes_failed.get().into(),
-            ),
-            (
-                "bridge_requests_seen_total",
-                "Transfer requests decoded from source bridge logs.",
-                Kind::Counter,
-                &|d, m| (m.requests_seen.get() + watched[dir_index(d)].0).into(),
-            ),
-            (
-                "bridge_malformed_logs_total",
-                "Request logs that did not decode (skipped), by the watcher and by each recovery rescan that meets one again.",
-                Kind::Counter,
-                &|d, m| (m.malformed_logs.get() + watched[dir_index(d)].1).into(),
-            ),
-            (
-                "bridge_reorg_halts_total",
-                "Halts on a reorg deeper than the confirmation depth.",
-                Kind::Counter,
-                &|_, m| m.reorg_halts.get().into(),
-            ),
-            (
-                "bridge_recoveries_total",
-                "Recovery checks run.",
-                Kind::Counter,
-                &|_, m| m.recoveries.get().into(),
-            ),
-            (
-                "bridge_recovery_rescans_total",
-                "Recovery checks that found a stall and rescanned from recoveryBlockNumber.",
-                Kind::Counter,
-                &|_, m| m.recovery_rescans.get().into(),
-            ),
-            (
-                "bridge_forged_votes_seen_total",
-                "Destination votes whose calldata no honest agent would build.",
-                Kind::Counter,
-                &|_, m| m.forged_votes_seen.get().into(),
-            ),
-            (
-                "bridge_silent_seats",
-                "Destination seats that voted none of the last many executed nonces.",
-                Kind::Gauge,
-                &|_, m| m.silent_seats.get().into(),
-            ),
-            (
-                "bridge_direction_halted",
-                "1 while the direction is halted and needs an operator.",
-                Kind::Gauge,
-                &|d, _| matches!(self.direction_state(d), DirectionState::Halted(_)).into(),
-            ),
-        ];
-        for (name, help, kind, get) in families {
-            let samples: Vec<Sample<'_>> = Direction::ALL
+        let samples = |get: &dyn Fn(Direction) -> u64| -> Vec<Sample<'_>> {
+            Direction::ALL
                 .iter()
-                .map(|&d| (vec![("direction", d.as_str())], get(d, self.direction(d))))
-                .collect();
-            e.family(name, help, kind, &samples);
-        }
-        let mut skipped: Vec<Sample<'_>> = Vec::new();
-        let mut unexecutable: Vec<Sample<'_>> = Vec::new();
-        for d in Direction::ALL {
-            let m = self.direction(d);
-            for r in SkipReason::ALL {
-                skipped.push((
-                    vec![("direction", d.as_str()), ("reason", r.as_str())],
-                    m.skipped(r).get().into(),
-                ));
-            }
-            for r in UnexecutableReason::ALL {
-                unexecutable.push((
-                    vec![("direction", d.as_str()), ("reason", r.as_str())],
-                    m.unexecutable(r).get().into(),
-                ));
-            }
-        }
+                .map(|&d| (vec![("direction", d.as_str())], get(d).into()))
+                .collect()
+        };
         e.family(
-            "bridge_votes_skipped_total",
-            "Plans that sent no vote, by reason (executed, already_voted, late, unexecutable).",
+            "bridge_requests_seen_total",
+            "Transfer requests decoded from source bridge logs.",
             Kind::Counter,
-            &skipped,
+            &samples(&|d| self.direction(d).requests_seen.get() + watched[dir_index(d)].0),
         );
         e.family(
-            "bridge_unexecutable_requests",
-            "Requests that can never execute (recorded in the store), by reason.",
-            Kind::Gauge,
-            &unexecutable,
+            "bridge_malformed_logs_total",
+            "Request logs that did not decode (skipped), by the watcher and by each recovery rescan that meets one again.",
+            Kind::Counter,
+            &samples(&|d| self.direction(d).malformed_logs.get() + watched[dir_index(d)].1),
         );
     }
 
-    fn render_chains(&self, e: &mut Encoder) {
-        let per_chain =
-            |e: &mut Encoder, name, help, kind, get: &dyn Fn(&ChainMetrics) -> Value| {
-                let samples: Vec<Sample<'_>> = Side::ALL
-                    .iter()
-                    .map(|&s| (vec![("chain", s.as_str())], get(self.chain(s))))
-                    .collect();
-                e.family(name, help, kind, &samples);
-            };
-        per_chain(
-            e,
-            "bridge_operator_balance_wei",
-            "The operator's balance on the chain, in wei.",
-            Kind::Gauge,
-            &|c| c.balance_wei.get().into(),
-        );
-        per_chain(
-            e,
-            "bridge_operator_balance_low",
-            "1 while the operator's balance is below the alarm level.",
-            Kind::Gauge,
-            &|c| c.low_balance.load(Ordering::Relaxed).into(),
-        );
-        per_chain(
-            e,
-            "bridge_chain_reachable",
-            "1 when the last call to the chain got an answer from an endpoint; 0 when it failed on \
-             every endpoint (or before the first call).",
-            Kind::Gauge,
-            &|c| (c.reach.get() == Some(true)).into(),
-        );
-        per_chain(
-            e,
-            "bridge_txs_sent_total",
-            "Transactions broadcast, one per submission (its first send); fee-bump replacements \
-             are bridge_txs_replaced_total, identical re-sends are not counted.",
-            Kind::Counter,
-            &|c| c.txs_sent.get().into(),
-        );
-        per_chain(
-            e,
-            "bridge_txs_mined_total",
-            "Transactions mined successfully.",
-            Kind::Counter,
-            &|c| c.txs_mined.get().into(),
-        );
-        per_chain(
-            e,
-            "bridge_txs_replaced_total",
-            "Fee-bump replacements of stuck transactions.",
-            Kind::Counter,
-            &|c| c.txs_replaced.get().into(),
-        );
-        per_chain(
-            e,
-            "bridge_sender_wedged",
-            "1 while the operator's lowest pending transaction is not mined although the chain \
-             produces blocks (for wedged_after_secs).",
-            Kind::Gauge,
-            &|c| (c.wedged_since.load(Ordering::Relaxed) != 0).into(),
-        );
-        per_chain(
-            e,
-            "bridge_sender_wedged_since_seconds",
-            "Unix time since when the wedged sender's lowest pending nonce is unmined; 0 when not wedged.",
-            Kind::Gauge,
-            &|c| c.wedged_since.load(Ordering::Relaxed).into(),
-        );
-        per_chain(
-            e,
-            "bridge_tx_nonce_went_down_total",
-            "Times the operator's mined nonce went down (a reorg orphaned its transactions).",
-            Kind::Counter,
-            &|c| c.nonce_went_down.get().into(),
-        );
-        let mut repairs = Vec::new();
-        for s in Side::ALL {
-            let c = self.chain(s);
-            for (kind, n) in [
-                ("resend", &c.nonce_repairs_resend),
-                ("gap_fill", &c.nonce_repairs_gap_fill),
-                ("rebase", &c.nonce_repairs_rebase),
-            ] {
-                repairs.push((vec![("chain", s.as_str()), ("kind", kind)], n.get().into()));
-            }
-        }
-        e.family(
-            "bridge_tx_nonce_repairs_total",
-            "Tx manager repairs after the node lost its transactions: kind=resend (re-sent), \
-             gap_fill (a hole below queued votes filled), rebase (numbering restarted at the chain's nonce).",
-            Kind::Counter,
-            &repairs,
-        );
-        let mut reverted = Vec::new();
-        for s in Side::ALL {
-            let c = self.chain(s);
-            reverted.push((
-                vec![("chain", s.as_str()), ("reason", "already_executed")],
-                c.txs_reverted_already_executed.get().into(),
-            ));
-            reverted.push((
-                vec![("chain", s.as_str()), ("reason", "unexpected")],
-                c.txs_reverted.get().into(),
-            ));
-        }
-        e.family(
-            "bridge_txs_reverted_total",
-            "Transactions mined reverted; reason=\"unexpected\" is an alarm.",
-            Kind::Counter,
-            &reverted,
-        );
-
-        // RPC endpoints, pulled from the registered chain clients.
+    /// RPC endpoints, read from the registered chain clients.
+    fn render_rpc(&self, e: &mut Encoder) {
         let stats: Vec<(Side, ChainStats)> = {
             let sources = self.sources();
             Side::ALL
