@@ -81,49 +81,6 @@ async fn wait_until<F: std::future::Future<Output = bool>>(
     }
 }
 
-/// Waits until every `(alert, labels)` has been seen firing at least once (alerts on counter
-/// increases fire only while the increase is inside their window, so all are watched at once).
-async fn wait_all_firing(
-    prom: &Prometheus,
-    want: &[(&str, Vec<(&str, String)>)],
-    timeout: Duration,
-    context: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    let mut seen = vec![false; want.len()];
-    loop {
-        let alerts = prom.alerts().await;
-        for (k, (name, labels)) in want.iter().enumerate() {
-            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            if !seen[k]
-                && let Some(a) = alerts
-                    .iter()
-                    .find(|a| &a.name == name && a.state == "firing" && a.has(&labels))
-            {
-                eprintln!("fired: {a}");
-                seen[k] = true;
-            }
-        }
-        if seen.iter().all(|s| *s) {
-            return;
-        }
-        if Instant::now() > deadline {
-            let missing: Vec<String> = want
-                .iter()
-                .zip(&seen)
-                .filter(|(_, s)| !**s)
-                .map(|((n, l), _)| format!("{n} {l:?}"))
-                .collect();
-            let now: Vec<String> = alerts.iter().map(Alert::to_string).collect();
-            panic!(
-                "never fired within {timeout:?}: {missing:#?}\nalerts now: {now:#?}\n{}",
-                context()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// The scaled rules differ from the shipped ones only in durations, each minutes → seconds with
 /// the same number, and promtool accepts them.
 #[test]
@@ -473,8 +430,6 @@ async fn alerts_fire_on_unreachable_chain_low_balance_unusable_signer_forgery_re
             vec![("direction", "child_to_parent".into())],
         ),
     ];
-    wait_all_firing(&prom, &alerts, Duration::from_secs(90), || {
-        cluster.log_tails()
-    })
-    .await;
+    prom.wait_all_firing(&alerts, Duration::from_secs(90), || cluster.log_tails())
+        .await;
 }

@@ -345,6 +345,50 @@ impl Prometheus {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+
+    /// Waits until every `(alert, labels)` has been seen firing at least once (alerts on counter
+    /// increases fire only while the increase is inside their window, so all are watched at once).
+    pub async fn wait_all_firing(
+        &self,
+        want: &[(&str, Vec<(&str, String)>)],
+        timeout: Duration,
+        context: impl Fn() -> String,
+    ) {
+        let deadline = Instant::now() + timeout;
+        let mut seen = vec![false; want.len()];
+        loop {
+            let alerts = self.alerts().await;
+            for (k, (name, labels)) in want.iter().enumerate() {
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                if !seen[k]
+                    && let Some(a) = alerts
+                        .iter()
+                        .find(|a| &a.name == name && a.state == "firing" && a.has(&labels))
+                {
+                    eprintln!("fired: {a}");
+                    seen[k] = true;
+                }
+            }
+            if seen.iter().all(|s| *s) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let missing: Vec<String> = want
+                    .iter()
+                    .zip(&seen)
+                    .filter(|(_, s)| !**s)
+                    .map(|((n, l), _)| format!("{n} {l:?}"))
+                    .collect();
+                let now: Vec<String> = alerts.iter().map(Alert::to_string).collect();
+                panic!(
+                    "never fired within {timeout:?}: {missing:#?}\nalerts now: {now:#?}\n{}",
+                    context()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
 }
 
 impl Drop for Prometheus {
