@@ -12,7 +12,6 @@ use bridge_agent::direction::Direction;
 use bridge_agent::http::{HttpError, HttpServer};
 use bridge_agent::metrics::exposition::{Encoder, Kind, Value};
 use bridge_agent::metrics::{AgentMetrics, GuardStats, NotReady};
-use bridge_agent::watcher::WatcherStats;
 use bridge_signer::health::Health;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -130,15 +129,9 @@ async fn metrics_serves_exact_values() {
         .add(2);
     m.halt_direction(Direction::ChildToParent, "reorg deeper than 12 blocks");
 
-    // Watcher counters are pulled and added to the registry's own.
-    let watcher = Arc::new(WatcherStats::default());
-    watcher
-        .requests
-        .store(10, std::sync::atomic::Ordering::Relaxed);
-    watcher
-        .malformed_logs
-        .store(1, std::sync::atomic::Ordering::Relaxed);
-    m.register_watcher(Direction::ParentToChild, watcher);
+    // The watcher and recovery rescans count into the same handles.
+    p2c.requests_seen.add(10);
+    p2c.malformed_logs.inc();
 
     m.set_balance(
         Side::Parent,

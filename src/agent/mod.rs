@@ -300,7 +300,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             },
             source.client.clone(),
             Arc::clone(&store),
-        );
+        )
+        .count_into(metrics.direction(direction));
         let planner = Planner::new(
             PlannerConfig {
                 direction,
@@ -350,14 +351,9 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             planner.active_key(),
         )
         .report_silent_to(planner.silent_seats())
-        .sync_own_votes_to(planner.own_votes_synced());
-        tasks.spawn(audit_loop(
-            direction,
-            auditor,
-            Arc::clone(&metrics),
-            shutdown.clone(),
-        ));
-        metrics.register_watcher(direction, watcher.stats());
+        .sync_own_votes_to(planner.own_votes_synced())
+        .count_into(metrics.direction(direction));
+        tasks.spawn(audit_loop(direction, auditor, shutdown.clone()));
         metrics.set_direction_running(direction);
         let heads = source.client.new_heads(&shutdown);
         tasks.spawn(direction_loop(
@@ -444,26 +440,16 @@ async fn balance_loop(
     }
 }
 
-/// Audits other operators' votes on the destination every [`AUDIT_EVERY`], until shutdown.
-async fn audit_loop(
-    direction: Direction,
-    mut auditor: Auditor,
-    metrics: Arc<AgentMetrics>,
-    shutdown: CancellationToken,
-) {
+/// Audits other operators' votes on the destination every [`AUDIT_EVERY`], until shutdown
+/// (the auditor counts into the direction's handles itself).
+async fn audit_loop(direction: Direction, mut auditor: Auditor, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(AUDIT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stats = auditor.stats();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => match auditor.check().await {
-                Ok(n) => {
-                    let m = metrics.direction(direction);
-                    m.forged_votes_seen.add(n);
-                    m.silent_seats.set(stats.silent_seats.load(std::sync::atomic::Ordering::Relaxed));
-                }
-                Err(e) => tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying"),
+            _ = tick.tick() => if let Err(e) = auditor.check().await {
+                tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying");
             },
         }
     }

@@ -38,6 +38,7 @@ use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
 use crate::dialect::Dialect;
 use crate::direction::Direction;
+use crate::metrics::{Counter, DirectionMetrics, Gauge};
 use crate::planner::{OwnVotesSynced, SilentSeats};
 use crate::rotation::ActiveKey;
 use crate::store::{Store, StoreError};
@@ -46,7 +47,6 @@ use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Votes waiting for this agent's own key at most; beyond it the oldest are dropped (logged).
 const MAX_PENDING: usize = 10_000;
@@ -74,17 +74,6 @@ pub enum AuditError {
     Store(#[from] StoreError),
 }
 
-/// Counters for metrics.
-#[derive(Debug, Default)]
-pub struct AuditStats {
-    /// Votes that match no request as this agent sees it.
-    pub forged: AtomicU64,
-    /// Votes checked and found honest.
-    pub matched: AtomicU64,
-    /// Seats silent now (see `silence.rs`).
-    pub silent_seats: AtomicU64,
-}
-
 /// One operator's vote as read from the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vote {
@@ -103,7 +92,9 @@ pub struct Auditor {
     store: Arc<Store>,
     /// The key that holds this operator's seat.
     own: ActiveKey,
-    stats: Arc<AuditStats>,
+    /// `bridge_forged_votes_seen_total` and `bridge_silent_seats` of the direction.
+    forged_votes_seen: Counter,
+    silent_seats: Gauge,
     /// The next destination block to read; `None` until the first check reads the head.
     next_block: Option<u64>,
     /// Votes (request nonce, operator, vote key) waiting for this agent's own key. Keyed by
@@ -134,7 +125,8 @@ impl Auditor {
             dest,
             store,
             own,
-            stats: Arc::default(),
+            forged_votes_seen: Counter::default(),
+            silent_seats: Gauge::default(),
             next_block: None,
             pending: BTreeSet::new(),
             silence: silence::Silence::default(),
@@ -159,8 +151,11 @@ impl Auditor {
         self
     }
 
-    pub fn stats(&self) -> Arc<AuditStats> {
-        Arc::clone(&self.stats)
+    /// Counts forged votes and publishes silent seats into the direction's handles.
+    pub fn count_into(mut self, m: &DirectionMetrics) -> Self {
+        self.forged_votes_seen = m.forged_votes_seen.clone();
+        self.silent_seats = m.silent_seats.clone();
+        self
     }
 
     /// Reads the votes mined since the last check (at most one window) and judges every vote
@@ -224,7 +219,7 @@ impl Auditor {
         }
         let forged = self.judge().await? + extra_forged;
         if extra_forged > 0 {
-            self.stats.forged.fetch_add(extra_forged, Ordering::Relaxed);
+            self.forged_votes_seen.add(extra_forged);
         }
         if caught_up {
             self.judge_silence(lower).await?;
@@ -323,7 +318,7 @@ impl Auditor {
                  forgotten seat (Kaia's constructor seats the deployer), deregister it; if it \
                  is an operator, its agent is down or not seated with this key");
         }
-        self.stats.silent_seats.store(silent, Ordering::Relaxed);
+        self.silent_seats.set(silent);
         if let Some(out) = &self.silent_out {
             out.set(self.silence.silent());
         }
@@ -362,7 +357,6 @@ impl Auditor {
             let ours = self.store.request(dir, nonce)?.and_then(|r| r.vote_hash);
             let expected = match ours {
                 Some(k) if k == seen => {
-                    self.stats.matched.fetch_add(1, Ordering::Relaxed);
                     judged.push((nonce, operator, seen));
                     continue;
                 }
@@ -393,7 +387,7 @@ impl Auditor {
                 tracing::debug!(direction = %dir, nonce, %operator, "vote dropped unaudited: too many waiting");
             }
         }
-        self.stats.forged.fetch_add(forged, Ordering::Relaxed);
+        self.forged_votes_seen.add(forged);
         Ok(forged)
     }
 }

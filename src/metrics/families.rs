@@ -60,9 +60,9 @@ pub struct DirectionMetrics {
     /// Plans that ended in an error: the vote could not be sent, reverted for a reason other
     /// than lateness, or a read it needed failed (recovery retries it).
     pub votes_failed: Counter,
-    /// Requests decoded outside the registered watcher (added to its count when scraped).
+    /// Requests decoded from source logs (the watcher's, `Watcher::count_into`).
     pub requests_seen: Counter,
-    /// Request logs that did not decode in recovery rescans (added to the watcher's count).
+    /// Request logs that did not decode, by the watcher and by recovery rescans.
     pub malformed_logs: Counter,
     /// Halts on a reorg deeper than the confirmation depth.
     pub reorg_halts: Counter,
@@ -189,6 +189,8 @@ pub(super) struct DirectionFamilies {
     pending_requests: GaugeFamily,
     votes_mined: CounterFamily,
     votes_failed: CounterFamily,
+    requests_seen: CounterFamily,
+    malformed_logs: CounterFamily,
     reorg_halts: CounterFamily,
     recoveries: CounterFamily,
     recovery_rescans: CounterFamily,
@@ -225,6 +227,14 @@ impl DirectionFamilies {
             votes_failed: r.counter(
                 "bridge_votes_failed_total",
                 "Plans that ended in an error (not sent, reverted unexpectedly, or a read failed); recovery retries them.",
+            ),
+            requests_seen: r.counter(
+                "bridge_requests_seen_total",
+                "Transfer requests decoded from source bridge logs.",
+            ),
+            malformed_logs: r.counter(
+                "bridge_malformed_logs_total",
+                "Request logs that did not decode (skipped), by the watcher and by each recovery rescan that meets one again.",
             ),
             reorg_halts: r.counter(
                 "bridge_reorg_halts_total",
@@ -266,8 +276,8 @@ impl DirectionFamilies {
             pending_requests: self.pending_requests.handle(dir(d)),
             votes_mined: self.votes_mined.handle(dir(d)),
             votes_failed: self.votes_failed.handle(dir(d)),
-            requests_seen: Counter::default(),
-            malformed_logs: Counter::default(),
+            requests_seen: self.requests_seen.handle(dir(d)),
+            malformed_logs: self.malformed_logs.handle(dir(d)),
             reorg_halts: self.reorg_halts.handle(dir(d)),
             recoveries: self.recoveries.handle(dir(d)),
             recovery_rescans: self.recovery_rescans.handle(dir(d)),

@@ -5,7 +5,7 @@
 //!  tx manager, planner, watcher loop, recovery, auditor, chain client (reachability)
 //!      └─ handles (Counter / Gauge: one sample each of a registered family) ── inc(), set()
 //!                                                                              │
-//!  ChainClient::stats, signer health, guard counters, WatcherStats,            ▼
+//!  ChainClient::stats, signer health, guard counters,                          ▼
 //!  bridge checks ── read at scrape time ──► Encoder ──────────────► render() (registry first)
 //!                                                                   not_ready() ◄── same values
 //! ```
@@ -13,8 +13,8 @@
 //! Components hold handles and count where the event happens: no copy loop. A family whose
 //! labels are known (direction, chain, reason) has every sample created at registration, so it
 //! is described and at 0 before its first event. What other crates or components keep in their
-//! own state (per-endpoint RPC stats, signer health, guard decisions, the watcher's counters,
-//! the bridge check's verdict) is read when scraped, through sources registered once.
+//! own state (per-endpoint RPC stats, signer health, guard decisions, the bridge check's
+//! verdict) is read when scraped, through sources registered once.
 //!
 //! ```ignore
 //! let metrics = Arc::new(AgentMetrics::new());
@@ -52,7 +52,6 @@ use prometheus_client::registry::Registry;
 use crate::chain::{ChainClient, ChainStats, SensitiveUrl};
 use crate::config::Side;
 use crate::direction::Direction;
-use crate::watcher::WatcherStats;
 use exposition::{Encoder, HistogramSample, Kind, Sample, Value};
 
 /// Where a direction's loop is; only `Running` is ready.
@@ -96,7 +95,6 @@ struct Sources {
     chains: [Option<ChainSource>; 2],
     signers: [Option<SignerSource>; 2],
     guards: [Option<GuardSource>; 2],
-    watchers: [Option<Arc<WatcherStats>>; 2],
 }
 
 /// The registry: create one per process, share it as `Arc<AgentMetrics>`.
@@ -272,12 +270,6 @@ impl AgentMetrics {
         self.sources_mut().guards[side_index(side)] = Some(Box::new(f));
     }
 
-    /// The watcher's counters for `d`; added to [`DirectionMetrics::requests_seen`] and
-    /// [`DirectionMetrics::malformed_logs`].
-    pub fn register_watcher(&self, d: Direction, stats: Arc<WatcherStats>) {
-        self.sources_mut().watchers[dir_index(d)] = Some(stats);
-    }
-
     fn sources_mut(&self) -> std::sync::RwLockWriteGuard<'_, Sources> {
         self.sources.write().unwrap_or_else(PoisonError::into_inner)
     }
@@ -372,45 +364,11 @@ impl AgentMetrics {
             Kind::Gauge,
             &[(vec![], self.not_ready().is_empty().into())],
         );
-        self.render_watched(&mut e);
         self.render_rpc(&mut e);
         self.render_signers(&mut e);
         bridges::render(&mut e, &Side::ALL.map(|s| (s, self.bridge(s))));
         out.push_str(&e.finish());
         out
-    }
-
-    /// Requests and malformed logs: the watcher's counts plus the recovery rescans' (handles).
-    fn render_watched(&self, e: &mut Encoder) {
-        let watched: [(u64, u64); 2] = {
-            let sources = self.sources();
-            Direction::ALL.map(|d| {
-                sources.watchers[dir_index(d)].as_ref().map_or((0, 0), |w| {
-                    (
-                        w.requests.load(Ordering::Relaxed),
-                        w.malformed_logs.load(Ordering::Relaxed),
-                    )
-                })
-            })
-        };
-        let samples = |get: &dyn Fn(Direction) -> u64| -> Vec<Sample<'_>> {
-            Direction::ALL
-                .iter()
-                .map(|&d| (vec![("direction", d.as_str())], get(d).into()))
-                .collect()
-        };
-        e.family(
-            "bridge_requests_seen_total",
-            "Transfer requests decoded from source bridge logs.",
-            Kind::Counter,
-            &samples(&|d| self.direction(d).requests_seen.get() + watched[dir_index(d)].0),
-        );
-        e.family(
-            "bridge_malformed_logs_total",
-            "Request logs that did not decode (skipped), by the watcher and by each recovery rescan that meets one again.",
-            Kind::Counter,
-            &samples(&|d| self.direction(d).malformed_logs.get() + watched[dir_index(d)].1),
-        );
     }
 
     /// RPC endpoints, read from the registered chain clients.

@@ -27,7 +27,6 @@ use crate::votes::decode_request;
 use alloy::primitives::Address;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
 
 #[derive(Debug, Clone)]
@@ -57,13 +56,6 @@ pub struct RecoveryReport {
     pub malformed: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct RecoveryStats {
-    pub checks: AtomicU64,
-    pub rescans: AtomicU64,
-    pub refed: AtomicU64,
-}
-
 pub struct Recovery {
     cfg: RecoveryConfig,
     source: ChainClient,
@@ -71,7 +63,6 @@ pub struct Recovery {
     planner: Planner,
     /// `(requestNonce, lowerHandleNonce)` at the previous check.
     last: Mutex<Option<(u64, u64)>>,
-    pub stats: RecoveryStats,
 }
 
 impl Recovery {
@@ -87,14 +78,12 @@ impl Recovery {
             dest,
             planner,
             last: Mutex::new(None),
-            stats: RecoveryStats::default(),
         }
     }
 
     /// One check; returns the stalled requests to hand back to the planner (which votes only
     /// if needed). The caller plans them, so a long list does not hold up its loop.
     pub async fn check(&self) -> Result<(RecoveryReport, Vec<Request>), PlanError> {
-        self.stats.checks.fetch_add(1, Ordering::Relaxed);
         let (src, dst) = (self.cfg.source_bridge, self.cfg.dest_bridge);
         let request_nonce = self
             .source
@@ -126,7 +115,6 @@ impl Recovery {
             Verdict::Stalled => false,
         };
         report.rescanned = true;
-        self.stats.rescans.fetch_add(1, Ordering::Relaxed);
         let from = self
             .dest
             .run("Bridge.recoveryBlockNumber", move |p| async move {
@@ -184,7 +172,6 @@ impl Recovery {
                 }
                 // The planner checks execution itself; asking here too cost one RPC per request.
                 report.refed.push(req.nonce);
-                self.stats.refed.fetch_add(1, Ordering::Relaxed);
                 refeed.push(req);
             }
             start = end + 1;

@@ -165,12 +165,12 @@ async fn switch_side(
     }
     {
         let chain = cfg.chain(s.side);
-        let guard = Arc::new(Guard::with_journal(
-            signer,
-            chain.chain_id,
-            chain.bridge,
-            Arc::clone(&s.journal),
-        ));
+        // The old guard's counters go on (bridge_guard_*_total never drop at a switch).
+        let counters = s.key.current().guard().shared_counters();
+        let guard = Arc::new(
+            Guard::with_journal(signer, chain.chain_id, chain.bridge, Arc::clone(&s.journal))
+                .sharing_counters(counters),
+        );
         let txm = TxManager::start(
             s.txm_config.clone(),
             s.client.clone(),

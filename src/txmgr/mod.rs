@@ -329,6 +329,11 @@ impl TxManager {
         self.inner.address
     }
 
+    /// The guard this manager signs with.
+    pub fn guard(&self) -> &Arc<GuardedSigner> {
+        &self.inner.guard
+    }
+
     /// The chain's metric handles this manager counts into ([`TxManagerConfig::metrics`]).
     pub fn metrics(&self) -> &Arc<ChainMetrics> {
         &self.inner.cfg.metrics

@@ -17,6 +17,7 @@
 use crate::chain::{ChainClient, ChainError};
 use crate::contracts::Bridge;
 use crate::direction::Direction;
+use crate::metrics::{Counter, DirectionMetrics};
 use crate::store::{Cursor, Store, StoreError};
 use crate::votes::{Request, decode_request};
 use alloy::primitives::{Address, B256};
@@ -73,11 +74,10 @@ impl WatchError {
     }
 }
 
-/// Counters for metrics.
+/// Diagnostics of the scan itself (not exported; the metrics are handles, see
+/// [`Watcher::count_into`]).
 #[derive(Debug, Default)]
 pub struct WatcherStats {
-    pub requests: AtomicU64,
-    pub malformed_logs: AtomicU64,
     pub windows: AtomicU64,
     /// Steps skipped because the source head was below the last scanned block.
     pub behind: AtomicU64,
@@ -88,6 +88,9 @@ pub struct Watcher {
     source: ChainClient,
     store: Arc<Store>,
     stats: Arc<WatcherStats>,
+    /// `bridge_requests_seen_total` and `bridge_malformed_logs_total` of the direction.
+    requests_seen: Counter,
+    malformed_logs: Counter,
 }
 
 impl Watcher {
@@ -97,7 +100,16 @@ impl Watcher {
             source,
             store,
             stats: Arc::default(),
+            requests_seen: Counter::default(),
+            malformed_logs: Counter::default(),
         }
+    }
+
+    /// Counts decoded requests and malformed logs into the direction's handles.
+    pub fn count_into(mut self, m: &DirectionMetrics) -> Self {
+        self.requests_seen = m.requests_seen.clone();
+        self.malformed_logs = m.malformed_logs.clone();
+        self
     }
 
     pub fn stats(&self) -> Arc<WatcherStats> {
@@ -169,7 +181,7 @@ impl Watcher {
             let req = match decode_request(log) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.stats.malformed_logs.fetch_add(1, Ordering::Relaxed);
+                    self.malformed_logs.inc();
                     tracing::warn!(direction = %dir, error = %e, "skipping a malformed request log");
                     continue;
                 }
@@ -195,9 +207,7 @@ impl Watcher {
         };
         self.store.record_window(dir, &rows, next)?;
         self.stats.windows.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .requests
-            .fetch_add(found.len() as u64, Ordering::Relaxed);
+        self.requests_seen.add(found.len() as u64);
         if !found.is_empty() {
             tracing::info!(direction = %dir, from, to, requests = found.len(), "requests confirmed");
         }

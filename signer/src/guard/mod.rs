@@ -182,7 +182,8 @@ pub struct Guard<S> {
     chain_id: u64,
     bridge: Address,
     journal: Arc<Journal>,
-    counters: GuardCounters,
+    /// Shareable with the guard of a new key (`sharing_counters`), so counts survive a switch.
+    counters: Arc<GuardCounters>,
     rotation: Option<RotationPermit>,
 }
 
@@ -210,7 +211,7 @@ impl<S: Signer> Guard<S> {
             chain_id,
             bridge,
             journal,
-            counters: GuardCounters::default(),
+            counters: Arc::default(),
             rotation: None,
         }
     }
@@ -225,6 +226,18 @@ impl<S: Signer> Guard<S> {
     /// The journal, shareable with the guard of a new key.
     pub fn shared_journal(&self) -> Arc<Journal> {
         Arc::clone(&self.journal)
+    }
+
+    /// Counts into `counters` (another guard's, [`Guard::shared_counters`]) instead of its
+    /// own: a key switch keeps one set of counters per chain, so no count is lost.
+    pub fn sharing_counters(mut self, counters: Arc<GuardCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// The counters, shareable with the guard of a new key.
+    pub fn shared_counters(&self) -> Arc<GuardCounters> {
+        Arc::clone(&self.counters)
     }
 
     /// The wrapped signer.
