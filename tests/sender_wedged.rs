@@ -1,7 +1,9 @@
 //! A wedged sender through the real binary (issue 12): the operator's fee cap is below the
 //! child's base fee, so its vote waits in the pool while blocks go by. `/readyz` turns 503 and
 //! names the chain, the nonce and since when, `bridge_sender_wedged{chain="child"}` is 1; once
-//! the base fee falls under the cap the vote is mined and both clear by themselves.
+//! the base fee falls under the cap the vote is mined and both clear by themselves. A real
+//! Prometheus with the shipped rules (support/prometheus.rs) fires `BridgeSenderWedged`
+//! meanwhile and resolves it after.
 
 mod support;
 
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::agent::{self, Agent, Endpoints};
+use support::prometheus::Prometheus;
 
 async fn get(url: &str) -> (u16, String) {
     match reqwest::get(url).await {
@@ -75,6 +78,7 @@ async fn a_sender_capped_below_the_base_fee_turns_readyz_503_and_back() {
         })
     };
     wait_for("ready", &agent, async || get(&readyz).await.0 == 200).await;
+    let prom = Prometheus::start(&[("op1".into(), port.parse().unwrap())]).await;
 
     // A parent → child request; its vote waits in the child's pool (no block for now).
     mining.store(false, Ordering::Relaxed);
@@ -127,6 +131,13 @@ async fn a_sender_capped_below_the_base_fee_turns_readyz_503_and_back() {
         0,
         "not mined"
     );
+    prom.wait_firing(
+        "BridgeSenderWedged",
+        &[("chain", "child")],
+        Duration::from_secs(20),
+        || agent.log(),
+    )
+    .await;
 
     // Lifted: the base fee falls under the cap, the vote is mined, readiness comes back.
     child
@@ -148,6 +159,10 @@ async fn a_sender_capped_below_the_base_fee_turns_readyz_503_and_back() {
         "{body}"
     );
     assert_eq!(child.get_balance(to).await.unwrap(), U256::from(777));
+    wait_for("BridgeSenderWedged resolved", &agent, async || {
+        prom.alerts().await.is_empty()
+    })
+    .await;
     miner.abort();
     assert!(agent.stop().success());
 }

@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alerts;
 mod dest_reorg;
 mod forged_votes;
 mod gas_table;

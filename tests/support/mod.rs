@@ -5,5 +5,6 @@ pub mod agent;
 pub mod burst;
 pub mod chain_votes;
 pub mod cluster;
+pub mod prometheus;
 pub mod proxy;
 pub mod rate_limit;
