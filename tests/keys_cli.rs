@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use alloy::primitives::{Address, keccak256};
-use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
+use bridge_devkit::softhsm::{MODULE, SoftHsmDir};
 use serde_json::Value;
 
 const PIN: &str = "cli-pin-6407381";
@@ -44,9 +44,12 @@ fn hsm() -> &'static Hsm {
             .expect("temp dir")
             .keep();
         let hsm = SoftHsmDir::create(&dir).unwrap();
-        for label in [TOKEN, WRONG_PIN_TOKEN] {
-            hsm.init_token(label, PIN, SO_PIN).unwrap();
-        }
+        // The tokens are made in this process through PKCS#11 (no PIN on a command line), and
+        // SoftHSM finds its folder through this variable. SAFETY: set once, in this one-time
+        // initialiser, before this process loads SoftHSM; the binaries get it explicitly.
+        unsafe { std::env::set_var("SOFTHSM2_CONF", &hsm.conf) };
+        hsm.init_tokens(&[TOKEN, WRONG_PIN_TOKEN], PIN, SO_PIN)
+            .unwrap();
         let conf = hsm.conf;
         Hsm { dir, conf }
     })

@@ -9,7 +9,7 @@ mod support;
 
 use alloy::primitives::Address;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 use support::*;
 
 const STEPS: [&str; 10] = [

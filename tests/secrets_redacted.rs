@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bridge_agent::config::{self, ConfigError};
-use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 use bridge_signer::aws_kms::{AwsKmsClient, AwsKmsConfig, AwsKmsSigner};
 use bridge_signer::pkcs11::{Pkcs11Config, Pkcs11Signer, Pkcs11Token};
 use bridge_signer::{Pin, PinSource, Signer};
@@ -495,7 +495,7 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
     })
     .await
     .unwrap();
-    let chain = |name: &str, s: &bridge_agent::devnet::Side| {
+    let chain = |name: &str, s: &bridge_devkit::devnet::Side| {
         format!(
             "[{name}]\nchain_id = {}\nrpc = [\"{url}/?apikey={RPC_QUERY_KEY}\"]\n\
              ws = \"{ws}/?apikey={WS_QUERY_KEY}\"\nbridge = \"{}\"\n\

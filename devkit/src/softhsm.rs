@@ -1,12 +1,48 @@
 //! SoftHSM2 for development, CI and the demo: a token folder with its own config file, and
-//! tokens initialised through `softhsm2-util`. SoftHSM keeps its keys in files on this host and
-//! runs inside the process that loads it: it is not a place for production keys.
+//! tokens initialised through PKCS#11 itself (`C_InitToken`, `C_InitPIN`), so neither PIN is
+//! ever put on a command line (`softhsm2-util --pin` would show it to every user of the host in
+//! `ps`). SoftHSM keeps its keys in files on this host and runs inside the process that loads
+//! it: it is not a place for production keys.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::sync::{Mutex, PoisonError};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
 
 /// Where Debian's `softhsm2` package installs the module.
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// Why a token could not be made; each names the step and the token.
+#[derive(Debug, thiserror::Error)]
+pub enum SoftHsmError {
+    #[error(
+        "SoftHSM module {MODULE} cannot be loaded: {0} (install it with ./scripts/setup or \
+         apt-get install softhsm2)"
+    )]
+    Module(CkError),
+    #[error(
+        "SOFTHSM2_CONF is {found:?} in this process, not {expected}: SoftHSM reads its token \
+         folder from it when it starts, so set it before creating tokens"
+    )]
+    WrongConf {
+        expected: PathBuf,
+        found: Option<PathBuf>,
+    },
+    #[error(
+        "SoftHSM is already started in this process (a token was opened): create the tokens \
+         before anything opens one"
+    )]
+    AlreadyStarted,
+    #[error("token {label}: {step}: {source}")]
+    Step {
+        label: String,
+        step: &'static str,
+        source: CkError,
+    },
+}
 
 /// A SoftHSM token folder and the config file naming it. Processes find it through the
 /// `SOFTHSM2_CONF` environment variable, set to [`SoftHsmDir::conf`].
@@ -34,24 +70,119 @@ impl SoftHsmDir {
         Ok(Self { conf })
     }
 
-    /// Initialises a token labelled `label` in the first free slot; the error carries
-    /// `softhsm2-util`'s own message.
-    pub fn init_token(&self, label: &str, pin: &str, so_pin: &str) -> Result<(), String> {
-        let out = Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", &self.conf)
-            .args(["--init-token", "--free", "--label", label])
-            .args(["--pin", pin, "--so-pin", so_pin])
-            .output()
-            .map_err(|e| {
-                format!("softhsm2-util: {e} (install it with ./scripts/setup or apt-get install softhsm2)")
-            })?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "softhsm2-util --init-token --label {label}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+    /// Initialises one token per label, each in a free slot, with the same user and SO PINs.
+    ///
+    /// SoftHSM runs in this process and reads `SOFTHSM2_CONF` when it starts, so the process
+    /// environment must already name [`SoftHsmDir::conf`], and nothing in this process may
+    /// have SoftHSM open (the signer keeps it started once it opened a token). SoftHSM is
+    /// stopped again before this returns, so the signer starts it afresh and sees the tokens.
+    pub fn init_tokens(
+        &self,
+        labels: &[&str],
+        pin: &str,
+        so_pin: &str,
+    ) -> Result<(), SoftHsmError> {
+        // One set-up at a time: two would share SoftHSM's one process-wide state.
+        static ONE: Mutex<()> = Mutex::new(());
+        let _one = ONE.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from);
+        if found.as_deref() != Some(self.conf.as_path()) {
+            return Err(SoftHsmError::WrongConf {
+                expected: self.conf.clone(),
+                found,
+            });
         }
+        let ctx = module()?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) => {}
+            Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+                return Err(SoftHsmError::AlreadyStarted);
+            }
+            Err(e) => return Err(SoftHsmError::Module(e)),
+        }
+        let made = labels
+            .iter()
+            .try_for_each(|label| init_one(&ctx, label, pin, so_pin));
+        // Finalize even after a failure, so a later attempt (or the signer) can start SoftHSM.
+        let stopped = ctx.clone().finalize().map_err(SoftHsmError::Module);
+        made.and(stopped)
+    }
+
+    /// [`SoftHsmDir::init_tokens`] for one token.
+    pub fn init_token(&self, label: &str, pin: &str, so_pin: &str) -> Result<(), SoftHsmError> {
+        self.init_tokens(&[label], pin, so_pin)
+    }
+}
+
+/// The module, loaded once per process and never unloaded: unloading SoftHSM (and the OpenSSL
+/// it links) while another handle to it is open is asking for a crash at exit.
+fn module() -> Result<Pkcs11, SoftHsmError> {
+    static LOADED: Mutex<Option<Pkcs11>> = Mutex::new(None);
+    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(ctx) = loaded.as_ref() {
+        return Ok(ctx.clone());
+    }
+    let ctx = Pkcs11::new(MODULE).map_err(SoftHsmError::Module)?;
+    *loaded = Some(ctx.clone());
+    Ok(ctx)
+}
+
+/// `C_InitToken` in the first uninitialised slot (SoftHSM always keeps one), then `C_InitPIN`
+/// as the security officer.
+fn init_one(ctx: &Pkcs11, label: &str, pin: &str, so_pin: &str) -> Result<(), SoftHsmError> {
+    let step = |step: &'static str| {
+        move |source| SoftHsmError::Step {
+            label: label.to_string(),
+            step,
+            source,
+        }
+    };
+    let slots = ctx.get_slots_with_token().map_err(step("list slots"))?;
+    let mut free = None;
+    for slot in slots {
+        let info = ctx
+            .get_token_info(slot)
+            .map_err(step("read a slot's token"))?;
+        if !info.token_initialized() {
+            free = Some(slot);
+            break;
+        }
+    }
+    let slot = free.ok_or_else(|| SoftHsmError::Step {
+        label: label.to_string(),
+        step: "find a free slot",
+        source: CkError::Pkcs11(
+            RvError::SlotIdInvalid,
+            cryptoki::context::Function::InitToken,
+        ),
+    })?;
+    let so_pin = AuthPin::from(so_pin);
+    ctx.init_token(slot, &so_pin, label)
+        .map_err(step("initialise the token"))?;
+    // The token now has its own slot; SoftHSM opened a new free one for the next label.
+    let session = ctx.open_rw_session(slot).map_err(step("open a session"))?;
+    session
+        .login(UserType::So, Some(&so_pin))
+        .map_err(step("log in as security officer"))?;
+    session
+        .init_pin(&AuthPin::from(pin))
+        .map_err(step("set the user PIN"))?;
+    session.logout().map_err(step("log out"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_process_whose_softhsm2_conf_names_another_folder() {
+        let dir = std::env::temp_dir().join(format!("devkit-softhsm-{}", std::process::id()));
+        let hsm = SoftHsmDir::create(&dir).unwrap();
+        // This test binary never sets SOFTHSM2_CONF to that file.
+        let e = hsm.init_token("t", "user-pin", "so-pin").unwrap_err();
+        assert!(matches!(e, SoftHsmError::WrongConf { .. }), "{e}");
+        assert!(e.to_string().contains("softhsm2.conf"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,7 +7,7 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, Side};
+use bridge_devkit::devnet::{Devnet, Side};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
