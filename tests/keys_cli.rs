@@ -44,10 +44,6 @@ fn hsm() -> &'static Hsm {
             .expect("temp dir")
             .keep();
         let hsm = SoftHsmDir::create(&dir).unwrap();
-        // The tokens are made in this process through PKCS#11 (no PIN on a command line), and
-        // SoftHSM finds its folder through this variable. SAFETY: set once, in this one-time
-        // initialiser, before this process loads SoftHSM; the binaries get it explicitly.
-        unsafe { std::env::set_var("SOFTHSM2_CONF", &hsm.conf) };
         hsm.init_tokens(&[TOKEN, WRONG_PIN_TOKEN], PIN, SO_PIN)
             .unwrap();
         let conf = hsm.conf;

@@ -24,14 +24,6 @@ pub enum SoftHsmError {
     )]
     Module(CkError),
     #[error(
-        "SOFTHSM2_CONF is {found:?} in this process, not {expected}: SoftHSM reads its token \
-         folder from it when it starts, so set it before creating tokens"
-    )]
-    WrongConf {
-        expected: PathBuf,
-        found: Option<PathBuf>,
-    },
-    #[error(
         "SoftHSM is already started in this process (a token was opened): create the tokens \
          before anything opens one"
     )]
@@ -72,10 +64,11 @@ impl SoftHsmDir {
 
     /// Initialises one token per label, each in a free slot, with the same user and SO PINs.
     ///
-    /// SoftHSM runs in this process and reads `SOFTHSM2_CONF` when it starts, so the process
-    /// environment must already name [`SoftHsmDir::conf`], and nothing in this process may
-    /// have SoftHSM open (the signer keeps it started once it opened a token). SoftHSM is
-    /// stopped again before this returns, so the signer starts it afresh and sees the tokens.
+    /// SoftHSM runs in this process and reads its folder from `SOFTHSM2_CONF` when it starts,
+    /// so the variable names [`SoftHsmDir::conf`] meanwhile (the earlier value is put back).
+    /// Nothing in this process may have SoftHSM open (the signer keeps it started once it
+    /// opened a token): make tokens first. SoftHSM is stopped again before this returns, so the
+    /// signer starts it afresh and sees the tokens.
     pub fn init_tokens(
         &self,
         labels: &[&str],
@@ -85,32 +78,48 @@ impl SoftHsmDir {
         // One set-up at a time: two would share SoftHSM's one process-wide state.
         static ONE: Mutex<()> = Mutex::new(());
         let _one = ONE.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from);
-        if found.as_deref() != Some(self.conf.as_path()) {
-            return Err(SoftHsmError::WrongConf {
-                expected: self.conf.clone(),
-                found,
-            });
-        }
-        let ctx = module()?;
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) => {}
-            Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
-                return Err(SoftHsmError::AlreadyStarted);
-            }
-            Err(e) => return Err(SoftHsmError::Module(e)),
-        }
-        let made = labels
-            .iter()
-            .try_for_each(|label| init_one(&ctx, label, pin, so_pin));
-        // Finalize even after a failure, so a later attempt (or the signer) can start SoftHSM.
-        let stopped = ctx.clone().finalize().map_err(SoftHsmError::Module);
-        made.and(stopped)
+        let before = std::env::var_os(CONF_ENV);
+        set_conf(Some(self.conf.as_os_str()));
+        let made = init_started(labels, pin, so_pin);
+        set_conf(before.as_deref());
+        made
     }
 
     /// [`SoftHsmDir::init_tokens`] for one token.
     pub fn init_token(&self, label: &str, pin: &str, so_pin: &str) -> Result<(), SoftHsmError> {
         self.init_tokens(&[label], pin, so_pin)
+    }
+}
+
+/// Starts SoftHSM (with `SOFTHSM2_CONF` set), makes the tokens, stops it.
+fn init_started(labels: &[&str], pin: &str, so_pin: &str) -> Result<(), SoftHsmError> {
+    let ctx = module()?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) => {}
+        Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+            return Err(SoftHsmError::AlreadyStarted);
+        }
+        Err(e) => return Err(SoftHsmError::Module(e)),
+    }
+    let made = labels
+        .iter()
+        .try_for_each(|label| init_one(&ctx, label, pin, so_pin));
+    // Finalize even after a failure, so a later attempt (or the signer) can start SoftHSM.
+    let stopped = ctx.clone().finalize().map_err(SoftHsmError::Module);
+    made.and(stopped)
+}
+
+const CONF_ENV: &str = "SOFTHSM2_CONF";
+
+fn set_conf(value: Option<&std::ffi::OsStr>) {
+    // SAFETY: std serialises its own environment reads and writes (Command::spawn included);
+    // the C code that reads it here is SoftHSM's start-up, which runs under the same mutex.
+    // Tests call this before their threads load SoftHSM, as the signer tests always have.
+    unsafe {
+        match value {
+            Some(v) => std::env::set_var(CONF_ENV, v),
+            None => std::env::remove_var(CONF_ENV),
+        }
     }
 }
 
@@ -174,15 +183,33 @@ fn init_one(ctx: &Pkcs11, label: &str, pin: &str, so_pin: &str) -> Result<(), So
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
+    /// The tokens are really there, initialised, with a user PIN: softhsm2-util lists them (no
+    /// PIN needed to list). The demo and the key tests log in with the PIN.
     #[test]
-    fn refuses_a_process_whose_softhsm2_conf_names_another_folder() {
+    fn makes_initialised_tokens_with_a_user_pin() {
+        if !Path::new(MODULE).is_file() {
+            panic!("{MODULE} missing: run ./scripts/setup");
+        }
         let dir = std::env::temp_dir().join(format!("devkit-softhsm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let hsm = SoftHsmDir::create(&dir).unwrap();
-        // This test binary never sets SOFTHSM2_CONF to that file.
-        let e = hsm.init_token("t", "user-pin", "so-pin").unwrap_err();
-        assert!(matches!(e, SoftHsmError::WrongConf { .. }), "{e}");
-        assert!(e.to_string().contains("softhsm2.conf"), "{e}");
+        hsm.init_tokens(&["devkit-a", "devkit-b"], "user-pin-1", "so-pin-1")
+            .unwrap();
+        let out = Command::new("softhsm2-util")
+            .env(CONF_ENV, &hsm.conf)
+            .arg("--show-slots")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        for label in ["devkit-a", "devkit-b"] {
+            assert!(
+                text.contains(&format!("Label:            {label}")),
+                "{text}"
+            );
+        }
+        assert_eq!(text.matches("User PIN init.:   yes").count(), 2, "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //!  bridge-dev ─┬─ devnet up ──> devnet.rs ──> bridge_devkit::devnet
-//!              └─ demo ───────> bridge_devkit::demo (starts `bridge-agent run` ×4)
+//!              ├─ demo ───────> bridge_devkit::demo (starts `bridge-agent run` ×4)
+//!              └─ rotate-crash (hidden) ──> rotate_crash.rs ──> bridge_agent::rotation
 //! ```
 
 mod devnet;
+mod rotate_crash;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,16 +53,9 @@ enum Command {
         #[arg(long)]
         one_at_a_time: bool,
     },
-}
-
-impl Cli {
-    /// The SoftHSM config this process will use, if the command makes tokens in-process.
-    pub fn softhsm_conf(&self) -> Option<PathBuf> {
-        match &self.command {
-            Command::Demo { dir, .. } => Some(demo::agents::softhsm_conf(dir)),
-            Command::Devnet(_) => None,
-        }
-    }
+    /// For tests: `keys rotate` that aborts after one step took effect, before it is recorded.
+    #[command(hide = true)]
+    RotateCrash(rotate_crash::RotateCrashArgs),
 }
 
 /// Runs the parsed command line and returns the process's exit status.
@@ -90,6 +85,10 @@ pub async fn run(cli: Cli) -> ExitCode {
                 },
             };
             demo::run(opts).await.context("demo failed")
+        }
+        Command::RotateCrash(args) => {
+            init_logging("warn,bridge_signer::retry=off");
+            rotate_crash::run(args).await
         }
     };
     match result {

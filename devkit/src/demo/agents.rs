@@ -81,9 +81,8 @@ impl Keystore {
     }
 }
 
-/// The SoftHSM config of the demo in `dir`; `bridge-dev` names it in `SOFTHSM2_CONF` at start,
-/// since the demo makes its token in its own process.
-pub fn softhsm_conf(dir: &Path) -> PathBuf {
+/// The SoftHSM config of the demo in `dir`.
+fn softhsm_conf(dir: &Path) -> PathBuf {
     dir.join("softhsm").join("softhsm2.conf")
 }
 
