@@ -6,6 +6,8 @@
 //!
 //! The operator's `bridge-agent` does not depend on this crate (tests/operator_binary.rs checks
 //! its dependency graph); the root package uses it as a dev-dependency only.
+// Denied, not forbidden: `softhsm::set_conf` alone sets SoftHSM's environment variable.
+#![deny(unsafe_code)]
 
 pub mod bins;
 pub mod demo;

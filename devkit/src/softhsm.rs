@@ -111,6 +111,7 @@ fn init_started(labels: &[&str], pin: &str, so_pin: &str) -> Result<(), SoftHsmE
 
 const CONF_ENV: &str = "SOFTHSM2_CONF";
 
+#[allow(unsafe_code)]
 fn set_conf(value: Option<&std::ffi::OsStr>) {
     // SAFETY: std serialises its own environment reads and writes (Command::spawn included);
     // the C code that reads it here is SoftHSM's start-up, which runs under the same mutex.
