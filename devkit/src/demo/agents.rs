@@ -282,7 +282,7 @@ pub fn start(
             .map_err(|e| step("pick a metrics port", e))?
             .port();
         let config = format!(
-            "# Demo operator {i}: written by `bridge-agent demo`.\n[agent]\ndata_dir = \"{}\"\nname = \"demo-op{i}\"\n\n\
+            "# Demo operator {i}: written by `bridge-dev demo`.\n[agent]\ndata_dir = \"{}\"\nname = \"demo-op{i}\"\n\n\
              [http]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = 5\n\n\
              {}\n{}\n{}",
             agents_dir.join(format!("op{i}")).display(),
