@@ -50,7 +50,7 @@
 mod support;
 
 use alloy::providers::Provider;
-use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::burst::{Burst, Executed, RawVoters, kicks, set_interval_mining};

@@ -3,8 +3,8 @@
 //!
 //! Per direction: [`watcher`] → [`planner`] → [`txmgr`] (→ the guarded signer), with [`recovery`]
 //! re-feeding what was missed and [`auditor`] watching the other operators' votes; [`agent`]
-//! wires them, [`store`] persists them, [`metrics`] and [`http`] expose them. [`devnet`] and
-//! [`demo`] run all of it locally; ARCHITECTURE.md has the map.
+//! wires them, [`store`] persists them, [`metrics`] and [`http`] expose them. The devnet and the
+//! demo that run all of it locally are in `devkit/` (`bridge-dev`); ARCHITECTURE.md has the map.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -15,8 +15,6 @@ pub mod bridge_check;
 pub mod chain;
 pub mod config;
 pub mod contracts;
-pub mod demo;
-pub mod devnet;
 pub mod dialect;
 pub mod direction;
 pub mod http;

@@ -10,7 +10,7 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side, seed};
+use bridge_devkit::devnet::{Devnet, DevnetOptions, Side, seed};
 use std::path::Path;
 use support::*;
 

@@ -4,7 +4,7 @@
 
 use alloy::primitives::{Address, Bytes, U256, keccak256};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, Side};
+use bridge_devkit::devnet::{Devnet, Side};
 
 mod support;
 use support::agent::{Agent, Endpoints, enc, executed, one_operator_devnet, send, write_config};

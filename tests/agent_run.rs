@@ -6,7 +6,7 @@ use alloy::primitives::{Address, Bytes, U256, keccak256};
 use bridge_agent::contracts::{
     Bridge, ServiceChainNFT, ServiceChainToken, VOTE_TYPE_VALUE_TRANSFER,
 };
-use bridge_agent::devnet::seed;
+use bridge_devkit::devnet::seed;
 use std::process::Command;
 
 mod support;

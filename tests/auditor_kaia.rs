@@ -9,8 +9,8 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::DevnetOptions;
 use bridge_agent::dialect::Dialect;
+use bridge_devkit::devnet::DevnetOptions;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, Bytes, U256, keccak256};
 use alloy::providers::Provider;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 
 mod support;
 use support::agent::{Agent, Endpoints, PIN, enc, executed, provision_key, send, write_config};
@@ -409,7 +409,7 @@ async fn wrong_bridges_and_an_unseated_key_vote_nothing_until_fixed() {
 /// re-runs the check, which refuses, and nothing is sent there.
 async fn failover_to_another_deployment_is_refused(d: &Devnet, operator: Address, dir: &Path) {
     use alloy::network::TransactionBuilder;
-    use bridge_agent::devnet::{Anvil, AnvilOptions, locate_anvil};
+    use bridge_devkit::devnet::{Anvil, AnvilOptions, locate_anvil};
     use support::proxy::{FaultProxy, Mode};
 
     std::fs::create_dir_all(dir).unwrap();
@@ -433,7 +433,7 @@ async fn failover_to_another_deployment_is_refused(d: &Devnet, operator: Address
         .send_transaction(
             alloy::rpc::types::TransactionRequest::default()
                 .with_to(operator)
-                .with_value(bridge_agent::devnet::seed::coins(10)),
+                .with_value(bridge_devkit::devnet::seed::coins(10)),
         )
         .await
         .unwrap()

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use alloy::primitives::{Address, keccak256};
 use alloy::providers::Provider;
-use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 
 mod support;
 use support::agent::{Agent, Endpoints, PIN, provision_key, write_config};

@@ -11,7 +11,7 @@ use alloy::rpc::types::{Filter, TransactionRequest};
 use bridge_agent::chain::{
     Backoff, ChainAccessConfig, ChainClient, ChainError, HeadSource, HeadStream, SensitiveUrl,
 };
-use bridge_agent::devnet::{Anvil, AnvilOptions, locate_anvil};
+use bridge_devkit::devnet::{Anvil, AnvilOptions, locate_anvil};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

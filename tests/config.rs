@@ -63,7 +63,7 @@ fn aws_kms_example_loads() {
 #[test]
 fn devnet_operator_template_loads_and_matches_the_devnet_defaults() {
     let c = load_example("devnet-operator.toml");
-    let defaults = bridge_agent::devnet::DevnetOptions::default();
+    let defaults = bridge_devkit::devnet::DevnetOptions::default();
     assert_eq!(c.parent.chain_id, defaults.parent_chain_id);
     assert_eq!(c.child.chain_id, defaults.child_chain_id);
     assert_eq!(c.store_path(), Path::new(".devnet/agents/op1/store.sqlite"));

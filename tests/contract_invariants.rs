@@ -36,7 +36,7 @@ use alloy::rpc::types::{Filter, TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use bridge_agent::contracts::{Bridge, ServiceChainNFT, VOTE_TYPE_VALUE_TRANSFER};
-use bridge_agent::devnet::{Side, seed};
+use bridge_devkit::devnet::{Side, seed};
 use support::*;
 
 // ---------------------------------------------------------------- a small seeded generator

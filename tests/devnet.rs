@@ -1,11 +1,14 @@
-//! The devnet as a library and through the `bridge-agent` binary: it starts, describes itself,
+//! The devnet as a library and through the development binary `bridge-dev` (`devnet up`, and
+//! the demo, which runs the operator's `bridge-agent`): it starts, describes itself,
 //! stops its chains, and reports bad input (a missing anvil, a busy port, equal chain ids)
 //! clearly.
 
-use bridge_agent::devnet::{Devnet, DevnetDescription, DevnetError, DevnetOptions};
+use bridge_devkit::bins::{OPERATOR_BIN_ENV, dev_binary};
+use bridge_devkit::devnet::{Devnet, DevnetDescription, DevnetError, DevnetOptions};
+use bridge_devkit::wait::wait_until_blocking;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn opts(dir: &tempfile::TempDir) -> DevnetOptions {
     DevnetOptions {
@@ -103,7 +106,7 @@ async fn equal_chain_ids_and_impossible_thresholds_are_refused() {
 #[test]
 fn devnet_up_binary_runs_until_sigterm_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+    let mut child = Command::new(dev_binary())
         .args(["devnet", "up", "--dir"])
         .arg(dir.path())
         .stdout(Stdio::null())
@@ -111,15 +114,14 @@ fn devnet_up_binary_runs_until_sigterm_and_leaves_nothing_behind() {
         .spawn()
         .unwrap();
     let desc_path = dir.path().join("devnet.json");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !desc_path.exists() {
-        assert!(Instant::now() < deadline, "devnet.json never appeared");
+    wait_until_blocking(Duration::from_secs(60), "devnet.json", || {
         assert!(
             child.try_wait().unwrap().is_none(),
             "devnet up exited early"
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        desc_path.exists().then_some(())
+    })
+    .unwrap();
     let pids: Vec<u32> = ["parent", "child"]
         .iter()
         .map(|n| {
@@ -135,14 +137,12 @@ fn devnet_up_binary_runs_until_sigterm_and_leaves_nothing_behind() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "devnet up ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_until_blocking(
+        Duration::from_secs(20),
+        "devnet up to exit on SIGTERM",
+        || child.try_wait().unwrap(),
+    )
+    .unwrap();
     assert!(status.success(), "{status}");
     assert!(
         pids.iter().all(|p| !alive(*p)),
@@ -153,7 +153,8 @@ fn devnet_up_binary_runs_until_sigterm_and_leaves_nothing_behind() {
 #[test]
 fn demo_binary_runs_four_agents_and_reconciles() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+    let out = Command::new(dev_binary())
+        .env(OPERATOR_BIN_ENV, env!("CARGO_BIN_EXE_bridge-agent"))
         .args(["demo", "--transfers", "6", "--dir"])
         .arg(dir.path().join("demo"))
         .output()
@@ -189,7 +190,8 @@ fn demo_binary_runs_four_agents_and_reconciles() {
 #[test]
 fn demo_binary_runs_on_hsm_sim_through_the_aws_kms_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+    let out = Command::new(dev_binary())
+        .env(OPERATOR_BIN_ENV, env!("CARGO_BIN_EXE_bridge-agent"))
         .args(["demo", "--transfers", "4", "--keystore", "hsm-sim", "--dir"])
         .arg(dir.path().join("demo"))
         .output()

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use alloy::primitives::{Address, keccak256};
-use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
+use bridge_devkit::softhsm::{MODULE, SoftHsmDir};
 use serde_json::Value;
 
 const PIN: &str = "cli-pin-6407381";
@@ -44,9 +44,8 @@ fn hsm() -> &'static Hsm {
             .expect("temp dir")
             .keep();
         let hsm = SoftHsmDir::create(&dir).unwrap();
-        for label in [TOKEN, WRONG_PIN_TOKEN] {
-            hsm.init_token(label, PIN, SO_PIN).unwrap();
-        }
+        hsm.init_tokens(&[TOKEN, WRONG_PIN_TOKEN], PIN, SO_PIN)
+            .unwrap();
         let conf = hsm.conf;
         Hsm { dir, conf }
     })

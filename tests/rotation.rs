@@ -11,7 +11,7 @@ use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::{SolCall, SolEvent, SolInterface};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
+use bridge_devkit::devnet::{Devnet, DevnetOptions, Side};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

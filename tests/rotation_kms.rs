@@ -10,7 +10,7 @@ mod support;
 use alloy::primitives::{Address, U256, keccak256};
 use alloy::providers::Provider;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
+use bridge_devkit::devnet::{Devnet, DevnetOptions, Side};
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};

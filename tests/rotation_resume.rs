@@ -1,4 +1,4 @@
-//! `keys rotate` killed at each step in turn (the test hook aborts right after a step took
+//! `keys rotate` killed at each step in turn (`bridge-dev rotate-crash` aborts right after a step took
 //! effect on chain, before it is recorded: the worst moment), then re-run: it completes, and on
 //! each chain the old or the new address holds the seat at every moment. Also: `--dry-run`
 //! sends nothing (the chain nonce is unchanged), bad input is refused before anything happens,
@@ -9,7 +9,7 @@ mod support;
 
 use alloy::primitives::Address;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 use support::*;
 
 const STEPS: [&str; 10] = [
@@ -126,10 +126,11 @@ async fn rotation_killed_at_every_step_resumes_and_never_loses_the_seat() {
     // Killed after each step in turn; the seat is held by old or new throughout.
     let mut new = None;
     for step in STEPS {
-        let out = cli(
+        // The operator's binary has no crash hook; the development binary's hidden command
+        // runs the same rotation and aborts after `step` took effect, before it is recorded.
+        let out = dev_cli(
             &keys,
-            &["keys", "rotate", "--config", config],
-            &[("BRIDGE_AGENT_ROTATE_CRASH_AFTER", step)],
+            &["rotate-crash", "--config", config, "--after", step],
         );
         assert!(
             !out.status.success(),

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bridge_agent::config::{self, ConfigError};
-use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 use bridge_signer::aws_kms::{AwsKmsClient, AwsKmsConfig, AwsKmsSigner};
 use bridge_signer::pkcs11::{Pkcs11Config, Pkcs11Signer, Pkcs11Token};
 use bridge_signer::{Pin, PinSource, Signer};
@@ -411,37 +411,12 @@ async fn pkcs11_signer_and_agent_binary_print_no_secret() {
         "{MODULE} missing: run ./scripts/setup"
     );
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::create_dir_all(dir.path().join("tokens")).unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.path().join("tokens").display()
-        ),
-    )
-    .unwrap();
+    // The token is made through PKCS#11 (devkit): neither PIN on a command line.
+    let hsm = bridge_devkit::softhsm::SoftHsmDir::create(dir.path()).unwrap();
+    hsm.init_token(TOKEN, PIN, SO_PIN).unwrap();
     // SAFETY: the only test in this binary that loads SoftHSM, and it sets this first; the
     // variable is read by SoftHSM when the module is initialised, below.
-    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--pin",
-            PIN,
-            "--so-pin",
-            SO_PIN,
-        ])
-        .output()
-        .expect("softhsm2-util");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &hsm.conf) };
 
     // Wrong PIN: a clear error, without either PIN.
     // (Opening does not log in; the first use does.)
@@ -495,7 +470,7 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
     })
     .await
     .unwrap();
-    let chain = |name: &str, s: &bridge_agent::devnet::Side| {
+    let chain = |name: &str, s: &bridge_devkit::devnet::Side| {
         format!(
             "[{name}]\nchain_id = {}\nrpc = [\"{url}/?apikey={RPC_QUERY_KEY}\"]\n\
              ws = \"{ws}/?apikey={WS_QUERY_KEY}\"\nbridge = \"{}\"\n\

@@ -12,8 +12,8 @@
 use alloy::primitives::{Address, keccak256};
 use alloy::providers::Provider;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::kaia::RefusingReceiver;
 use bridge_agent::dialect::Dialect;
+use bridge_devkit::devnet::kaia::RefusingReceiver;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

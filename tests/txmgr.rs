@@ -20,9 +20,9 @@ use alloy::sol_types::{SolCall, SolInterface};
 use bridge_agent::chain::{ChainAccessConfig, ChainClient, SensitiveUrl};
 use bridge_agent::config::{FeeMode, FeePolicy, GWEI};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::stand_in::{self, Request};
-use bridge_agent::devnet::{Devnet, DevnetOptions, seed};
 use bridge_agent::txmgr::{TxError, TxManager, TxManagerConfig, TxOutcome};
+use bridge_devkit::devnet::stand_in::{self, Request};
+use bridge_devkit::devnet::{Devnet, DevnetOptions, seed};
 use bridge_signer::aws_kms::{AwsKmsClient, AwsKmsSigner};
 use bridge_signer::guard::Journal;
 use bridge_signer::{Guard, Refused, Signer};
@@ -1003,7 +1003,7 @@ impl ForkedNode {
             .unwrap()
             .port();
         let log = std::fs::File::create(dir.path().join("anvil.log")).unwrap();
-        let child = std::process::Command::new(bridge_agent::devnet::locate_anvil().unwrap())
+        let child = std::process::Command::new(bridge_devkit::devnet::locate_anvil().unwrap())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--chain-id", &chain_id.to_string(), "--fork-url", of])
             .args(["--prune-history", "--cache-path"])

@@ -7,10 +7,10 @@ use alloy::providers::ext::AnvilApi;
 use alloy::rpc::types::anvil::ReorgOptions;
 use bridge_agent::chain::{ChainAccessConfig, ChainClient};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
 use bridge_agent::direction::Direction;
 use bridge_agent::store::{RequestState, Store};
 use bridge_agent::watcher::{WatchError, Watcher, WatcherConfig};
+use bridge_devkit::devnet::{Devnet, DevnetOptions, Side};
 use std::sync::Arc;
 
 const P2C: Direction = Direction::ParentToChild;

@@ -2,9 +2,7 @@
 //! becomes a message and an exit status.
 //!
 //! ```text
-//!  bridge-agent ─┬─ devnet up ──> devnet.rs ──> bridge_agent::devnet
-//!                ├─ demo ───────> bridge_agent::demo
-//!                ├─ run ──────────> run.rs ──> bridge_agent::agent
+//!  bridge-agent ─┬─ run ──────────> run.rs ──> bridge_agent::agent
 //!                ├─ status ───────> status.rs (the agent's /readyz + /metrics, or the chains)
 //!                ├─ config check ──> config.rs ──> bridge_agent::config
 //!                ├─ admin … ──────> admin/ (owner calls, configuration votes)
@@ -15,7 +13,6 @@
 
 mod admin;
 mod config;
-mod devnet;
 mod error;
 mod keys;
 mod keys_aws_kms;
@@ -26,18 +23,16 @@ mod run;
 mod signer_args;
 mod status;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// High-availability value-transfer bridge agent for Kaia-compatible service-chain bridges.
 ///
 /// Each operator runs one agent; a transfer executes once t of N operators voted the same
 /// handle transaction. The agent holds no private key: it signs through a PKCS#11 HSM or
-/// AWS KMS (`bridge-agent keys --help`). Start with `bridge-agent devnet up` for a local
-/// two-chain bridge, or `bridge-agent demo` to watch one transfer each way.
+/// AWS KMS (`bridge-agent keys --help`). A local two-chain bridge and the demo are in the
+/// development binary, `bridge-dev` (`./scripts/demo`).
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
@@ -56,31 +51,6 @@ enum Command {
     /// /metrics, or the bridges' progress read from the chains when it is not running.
     /// Exit status 0 ready, 3 not ready or not running, 1 error.
     Status(status::StatusArgs),
-    /// Local two-chain devnet (anvil) with the bridge pair and test tokens deployed.
-    #[command(subcommand)]
-    Devnet(devnet::DevnetCommand),
-    /// The demo: a local bridge run by 4 agents (threshold 3) signing with SoftHSM keys;
-    /// sends transfers both ways, waits for them, prints latency and reconciled balances, and
-    /// stops everything it started.
-    Demo {
-        /// Folder for chains, keys, agent configs and logs (wiped at start).
-        #[arg(long, default_value = ".devnet/demo")]
-        dir: PathBuf,
-        /// Transfers to send (native, ERC-20, ERC-721, alternating directions).
-        #[arg(long, default_value_t = 30)]
-        transfers: usize,
-        /// Leave the network and the agents up after the summary, until Ctrl-C.
-        #[arg(long)]
-        keep: bool,
-        /// Where the 4 operator keys live: SoftHSM (PKCS#11) when installed, else hsm-sim
-        /// (the AWS KMS protocol, in this process).
-        #[arg(long, value_enum, default_value = "auto")]
-        keystore: bridge_agent::demo::agents::KeystoreChoice,
-        /// Send each transfer only after the previous one executed, to measure the latency of
-        /// one transfer with nothing else in flight (benchmark P3; see BENCHMARKS.md).
-        #[arg(long)]
-        one_at_a_time: bool,
-    },
     /// Operator signing keys in an HSM (PKCS#11) or AWS KMS: generate, list, show, rotate.
     Keys(keys::KeysArgs),
     /// Bridge administration: owner calls (operators, thresholds, tokens, pause/resume, fee
@@ -98,31 +68,6 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => {
             init_logging("warn");
             status::run(args).await
-        }
-        Command::Devnet(cmd) => {
-            init_logging("info");
-            report_anyhow(devnet::run(cmd).await)
-        }
-        Command::Demo {
-            dir,
-            transfers,
-            keep,
-            keystore,
-            one_at_a_time,
-        } => {
-            init_logging("warn");
-            let opts = bridge_agent::demo::DemoOptions {
-                dir,
-                transfers,
-                keep,
-                keystore,
-                pace: if one_at_a_time {
-                    bridge_agent::demo::Pace::OneAtATime
-                } else {
-                    bridge_agent::demo::Pace::Burst
-                },
-            };
-            report_anyhow(bridge_agent::demo::run(opts).await.context("demo failed"))
         }
         Command::Admin(args) => {
             init_logging("warn,bridge_signer::retry=off");
@@ -172,14 +117,4 @@ fn init_logging(default: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(bridge_agent::logging::ansi_on_stderr())
         .init();
-}
-
-fn report_anyhow(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }

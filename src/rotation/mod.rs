@@ -22,9 +22,9 @@
 //! The guard signs these calls only with a [`bridge_signer::guard::RotationPermit`] naming
 //! exactly this old and new address; the agent's own guards have none.
 //!
-//! Test hook: with `BRIDGE_AGENT_ROTATE_CRASH_AFTER=<step>` (e.g. `propose:child`) the command
-//! aborts right after that step took effect on chain and before it is recorded: the worst
-//! moment for a crash, used by the tests to kill the rotation at each step.
+//! Crash test: [`Ui::took_effect`] is called right after each step took effect and before it is
+//! recorded, the worst moment for a crash. The operator's `bridge-agent` does nothing there;
+//! `bridge-dev rotate-crash --after <step>` (hidden, for tests) aborts there.
 
 pub mod keys;
 pub mod run;

@@ -16,9 +16,6 @@ use bridge_signer::{Guard, Signer, SignerConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Environment variable of the crash test hook (see the module docs).
-pub const CRASH_AFTER_ENV: &str = "BRIDGE_AGENT_ROTATE_CRASH_AFTER";
-
 /// What `keys rotate` was asked to do.
 #[derive(Debug, Clone)]
 pub struct RotateOptions {
@@ -42,6 +39,10 @@ pub trait Ui {
     fn say(&self, line: &str);
     /// A yes/no question; `false` when it cannot be asked.
     fn confirm(&self, question: &str) -> bool;
+    /// A step (`Step::name`, e.g. `propose:child`) took effect and is not recorded yet: the
+    /// worst moment for a crash. Nothing happens here in `bridge-agent`; the development
+    /// binary's crash test (`bridge-dev`) aborts here to prove that a re-run resumes.
+    fn took_effect(&self, _step: &str) {}
 }
 
 /// How the rotation ended.
@@ -60,13 +61,6 @@ struct Chain {
     fees: crate::config::FeePolicy,
     /// `None` in a dry run, which signs nothing.
     journal: Option<Arc<Journal>>,
-}
-
-fn crash_point(step: Step) {
-    if std::env::var(CRASH_AFTER_ENV).is_ok_and(|v| v == step.name()) {
-        eprintln!("{CRASH_AFTER_ENV}={step}: aborting (test hook)");
-        std::process::abort();
-    }
 }
 
 fn coins(wei: U256) -> String {
@@ -244,7 +238,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
         None => {
             let create = opts.new_key.is_none();
             let new = keys::ensure_key(&base, &rotation.new_key, create).await?;
-            crash_point(Step::Key);
+            ui.took_effect(&Step::Key.name());
             store.set_new_address(id, new)?;
             new
         }
@@ -303,7 +297,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
         }
         let what = format!("gas {} coins {old} → {new}", coins(amount - have));
         let tx = transfer_tx(new, amount - have, what);
-        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step).await?;
+        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step, ui).await?;
         ui.say(&format!(
             "[2/7] fund     {}: sent {} coins to {new} (tx {}, block {})",
             c.side,
@@ -326,7 +320,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             continue;
         }
         let tx = propose_tx(c, new);
-        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step).await?;
+        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step, ui).await?;
         ui.say(&format!(
             "[3/7] propose  {}: proposeOperatorKey({new}) by {old} (tx {})",
             c.side, mined.tx_hash
@@ -349,7 +343,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             continue;
         }
         let tx = accept_tx(c, old);
-        let mined = send_step(c, &guard(&new_signer, c), &tx, &store, id, step).await?;
+        let mined = send_step(c, &guard(&new_signer, c), &tx, &store, id, step, ui).await?;
         ui.say(&format!(
             "[4/7] accept   {}: acceptOperatorKey({old}) by {new} (tx {}): the seat is {new}'s",
             c.side, mined.tx_hash
@@ -378,7 +372,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
         }
         let what = format!("sweep {} coins {old} → {new}", coins(balance - cost));
         let tx = transfer_tx(new, balance - cost, what);
-        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step).await?;
+        let mined = send_step(c, &guard(&old_signer, c), &tx, &store, id, step, ui).await?;
         ui.say(&format!(
             "[6/7] sweep    {}: {} coins back to {new} (tx {})",
             c.side,
@@ -389,7 +383,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
 
     // 7. Retire (and maybe destroy) the old key.
     if !done(Step::Retire)? {
-        crash_point(Step::Retire);
+        ui.took_effect(&Step::Retire.name());
         store.record(id, Step::Retire, &keys::describe(&old_cfg))?;
     }
     ui.say(&format!(
@@ -444,7 +438,7 @@ fn transfer_tx(to: Address, value: U256, what: String) -> AdminTx {
     }
 }
 
-/// Sends one step's transaction and records the step with its hash. The crash hook sits
+/// Sends one step's transaction and records the step with its hash. [`Ui::took_effect`] sits
 /// between the two: the effect is on chain, the record not yet written, which is the case a
 /// re-run must recognise from the chain.
 async fn send_step(
@@ -454,11 +448,12 @@ async fn send_step(
     store: &RotationStore,
     id: i64,
     step: Step,
+    ui: &dyn Ui,
 ) -> Result<admin_tx::Mined, RotationError> {
     let mined = admin_tx::send(&c.client, &c.fees, &TxSigner::Guarded(guard), tx)
         .await
         .map_err(tx_err(c.side))?;
-    crash_point(step);
+    ui.took_effect(&step.name());
     store.record(id, step, &mined.tx_hash.to_string())?;
     Ok(mined)
 }

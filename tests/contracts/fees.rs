@@ -4,7 +4,7 @@
 use crate::support::*;
 use alloy::primitives::{Address, U256};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::Side;
+use bridge_devkit::devnet::Side;
 
 /// Three operators vote `data` as a configuration change; the third vote applies it.
 async fn config_vote(n: &Net, side: &Side, data: alloy::primitives::Bytes) {

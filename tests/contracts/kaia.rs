@@ -10,11 +10,11 @@ use alloy::providers::Provider;
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::sol_types::SolValue;
 use bridge_agent::contracts::{Bridge, ServiceChainNFT, ServiceChainToken};
-use bridge_agent::devnet::kaia::{
+use bridge_agent::dialect::Dialect;
+use bridge_devkit::devnet::kaia::{
     KaiaStyleBridge, KaiaStyleNFT, KaiaStyleToken, RefusingReceiver, UriTestNFT,
 };
-use bridge_agent::devnet::{DevnetOptions, Side};
-use bridge_agent::dialect::Dialect;
+use bridge_devkit::devnet::{DevnetOptions, Side};
 use serde_json::Value;
 use std::collections::BTreeMap;
 

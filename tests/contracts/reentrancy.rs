@@ -8,7 +8,7 @@ use alloy::providers::DynProvider;
 use alloy::sol;
 use alloy::sol_types::{SolError, SolEvent};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::Side;
+use bridge_devkit::devnet::Side;
 
 sol!(
     #[sol(rpc)]

@@ -6,10 +6,10 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use bridge_agent::contracts::{Bridge, ServiceChainNFT, ServiceChainToken};
-use bridge_agent::devnet::stand_in::{self, Request};
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
+use bridge_devkit::devnet::stand_in::{self, Request};
+use bridge_devkit::devnet::{Devnet, DevnetOptions, Side};
 
-pub use bridge_agent::devnet::seed;
+pub use bridge_devkit::devnet::seed;
 
 /// A devnet plus the keys a test needs. The temp dir (chain logs) lives as long as it.
 pub struct Net {

@@ -6,8 +6,8 @@ use crate::support::*;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolValue;
 use bridge_agent::contracts::TokenType;
-use bridge_agent::devnet::Side;
-use bridge_agent::devnet::stand_in::Request;
+use bridge_devkit::devnet::Side;
+use bridge_devkit::devnet::stand_in::Request;
 
 #[derive(Clone, Copy, Debug)]
 enum Dir {

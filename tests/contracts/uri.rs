@@ -8,10 +8,10 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::DynProvider;
 use alloy::sol_types::{SolCall, SolValue};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::Side;
-use bridge_agent::devnet::kaia::UriTestNFT;
-use bridge_agent::devnet::stand_in::Request;
 use bridge_agent::votes::UriForm;
+use bridge_devkit::devnet::Side;
+use bridge_devkit::devnet::kaia::UriTestNFT;
+use bridge_devkit::devnet::stand_in::Request;
 
 /// `mintWithTokenURI(to, id, uri)` with the URI as raw bytes (the generated binding takes a
 /// Rust `String`, which cannot hold a URI that is not UTF-8; the encoding is the same).

@@ -9,9 +9,9 @@
 
 use crate::support::chain_votes::{HandleTx, handle_txs, ok_by_nonce};
 use crate::support::cluster::{Cluster, ClusterOptions, spawn_load};
-use bridge_agent::demo::traffic::Kind;
-use bridge_agent::devnet::Side;
 use bridge_agent::dialect::Dialect;
+use bridge_devkit::demo::traffic::Kind;
+use bridge_devkit::devnet::Side;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

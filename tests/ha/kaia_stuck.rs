@@ -8,9 +8,9 @@ use crate::support::chain_votes::{HandleTx, handle_txs};
 use crate::support::cluster::{Cluster, ClusterOptions, handled_nonces, lower_handle_nonce};
 use alloy::primitives::{Address, Bytes};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::demo::traffic::{Traffic, request_nonce as nonce_of_receipt, send};
-use bridge_agent::devnet::kaia::RefusingReceiver;
 use bridge_agent::dialect::Dialect;
+use bridge_devkit::demo::traffic::{Traffic, request_nonce as nonce_of_receipt, send};
+use bridge_devkit::devnet::kaia::RefusingReceiver;
 use std::time::{Duration, Instant};
 
 const RECOVERY_SECS: u64 = 2;

@@ -11,9 +11,9 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::{SolCall, SolValue};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::demo::traffic::send;
-use bridge_agent::devnet::kaia::{UriTestNFT, kaia_node_uri};
 use bridge_agent::dialect::Dialect;
+use bridge_devkit::demo::traffic::send;
+use bridge_devkit::devnet::kaia::{UriTestNFT, kaia_node_uri};
 use std::time::{Duration, Instant};
 
 /// (label, URI bytes, tokenURI fails).

@@ -12,8 +12,8 @@ use alloy::rpc::types::Filter;
 use alloy::rpc::types::anvil::ReorgOptions;
 use alloy::sol_types::{SolCall, SolEvent};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::demo::traffic::send;
-use bridge_agent::devnet::{Devnet, Side};
+use bridge_devkit::demo::traffic::send;
+use bridge_devkit::devnet::{Devnet, Side};
 use std::time::{Duration, Instant};
 
 const CONFIRMATIONS: u64 = 3;

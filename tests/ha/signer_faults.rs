@@ -8,7 +8,7 @@ use alloy::consensus::Transaction;
 use alloy::primitives::Address;
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use bridge_agent::devnet::Side;
+use bridge_devkit::devnet::Side;
 use hsm_sim::{FaultConfig, WrongSignature};
 use std::collections::HashSet;
 use std::time::Duration;

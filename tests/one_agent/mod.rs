@@ -8,8 +8,8 @@ use crate::support::agent::{Agent, Endpoints, enc, send, write_config};
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions};
 use bridge_agent::dialect::Dialect;
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -3,10 +3,10 @@
 
 use alloy::primitives::{Address, Bytes, U256};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
+use bridge_devkit::devnet::{Devnet, DevnetOptions, Side};
+pub use bridge_devkit::softhsm::{MODULE, SoftHsmDir};
 use bridge_signer::Pin;
 use bridge_signer::pkcs11::Pkcs11Token;
-pub use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -9,8 +9,8 @@ use alloy::primitives::{Address, B256, keccak256};
 use alloy::providers::Provider;
 use alloy::sol_types::{SolCall, SolEvent};
 use bridge_agent::contracts::Bridge;
-use bridge_agent::demo::traffic::Kind;
-use bridge_agent::devnet::Side;
+use bridge_devkit::demo::traffic::Kind;
+use bridge_devkit::devnet::Side;
 use std::collections::BTreeMap;
 
 /// One handle transaction mined on the destination.

@@ -15,12 +15,12 @@ use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
 use bridge_agent::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
-use bridge_agent::demo::traffic::Traffic;
-use bridge_agent::devnet::{Devnet, DevnetOptions, Side};
 use bridge_agent::dialect::Dialect;
+use bridge_devkit::demo::traffic::Traffic;
+use bridge_devkit::devnet::{Devnet, DevnetOptions, Side};
+pub use bridge_devkit::softhsm::{MODULE, SoftHsmDir};
 use bridge_signer::Pin;
 use bridge_signer::pkcs11::Pkcs11Token;
-pub use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -76,10 +76,9 @@ async fn softhsm() -> &'static SoftHsm {
             let hsm = SoftHsmDir::create(&dir).unwrap();
             // SAFETY: set once, under the scenario lock, before this process loads SoftHSM.
             unsafe { std::env::set_var("SOFTHSM2_CONF", &hsm.conf) };
-            for i in 0..SOFTHSM_KEYS {
-                hsm.init_token(&SoftHsm::token_label(i), PIN, "ha-so-pin")
-                    .unwrap();
-            }
+            let labels: Vec<String> = (0..SOFTHSM_KEYS).map(SoftHsm::token_label).collect();
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            hsm.init_tokens(&labels, PIN, "ha-so-pin").unwrap();
             let mut keys = Vec::new();
             for i in 0..SOFTHSM_KEYS {
                 let token = SoftHsm::token(i).await;

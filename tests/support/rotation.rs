@@ -7,12 +7,12 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolCall;
 use bridge_agent::contracts::Bridge;
-use bridge_agent::devnet::{Devnet, Side};
+use bridge_devkit::devnet::{Devnet, Side};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub use bridge_devkit::softhsm::MODULE;
 pub const TOKEN: &str = "rotation-test";
 pub const PIN: &str = "rotation-test-pin-5813";
 pub const BIN: &str = env!("CARGO_BIN_EXE_bridge-agent");
@@ -31,35 +31,10 @@ impl Keys {
             Path::new(MODULE).is_file(),
             "{MODULE} missing: run ./scripts/setup"
         );
-        std::fs::create_dir_all(dir.join("tokens")).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                dir.join("tokens").display()
-            ),
-        )
-        .unwrap();
-        let out = Command::new("softhsm2-util")
-            .env("SOFTHSM2_CONF", &conf)
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                TOKEN,
-                "--pin",
-                PIN,
-                "--so-pin",
-                "so-5813",
-            ])
-            .output()
-            .expect("softhsm2-util (run ./scripts/setup)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Initialised through PKCS#11 in this process: no PIN on a command line.
+        let hsm = bridge_devkit::softhsm::SoftHsmDir::create(dir).unwrap();
+        hsm.init_token(TOKEN, PIN, "so-5813").unwrap();
+        let conf = hsm.conf;
         Keys::SoftHsm { conf }
     }
 
@@ -241,6 +216,13 @@ pub fn cli(keys: &Keys, args: &[&str], extra: &[(&str, &str)]) -> Output {
     for (k, v) in extra {
         cmd.env(k, v);
     }
+    cmd.args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+/// Runs the development binary `bridge-dev <args>` with the keys' environment.
+pub fn dev_cli(keys: &Keys, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bridge_devkit::bins::dev_binary());
+    keys.env(&mut cmd);
     cmd.args(args).stdin(Stdio::null()).output().unwrap()
 }
 

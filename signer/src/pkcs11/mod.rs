@@ -3,7 +3,6 @@
 //! * [`Pkcs11Config`] — module path, token label, key label/id, PIN source.
 //! * [`Pkcs11Token`] — an opened token: list keys, show their attributes, generate keys.
 //! * [`Pkcs11Signer`] — a [`crate::Signer`] over one key, with a small session pool.
-//! * [`softhsm`] — SoftHSM2 token folders for development, CI and the demo.
 //!
 //! All PKCS#11 calls run in `tokio::task::spawn_blocking`. A session whose handle or login was
 //! lost (e.g. `C_CloseAllSessions`, token re-inserted) is replaced transparently.
@@ -13,7 +12,6 @@ mod error;
 mod keygen;
 mod keys;
 mod session_pool;
-pub mod softhsm;
 mod token;
 
 use std::fmt;

@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 
 use alloy_primitives::{Address, B256, Signature};
 use async_trait::async_trait;
-use bridge_signer::pkcs11::softhsm::SoftHsmDir;
+use bridge_devkit::softhsm::SoftHsmDir;
 use bridge_signer::pkcs11::{Pkcs11Config, Pkcs11Signer, Pkcs11Token};
 use bridge_signer::{Pin, PinSource, Signer, SignerError, signature};
 use k256::ecdsa::SigningKey;
 
-pub use bridge_signer::pkcs11::softhsm::MODULE;
+pub use bridge_devkit::softhsm::MODULE;
 pub const USER_PIN: &str = "user-pin-4711";
 pub const SO_PIN: &str = "so-pin-0815";
 /// Token most tests share (each test generates its own key on it).
@@ -51,9 +51,12 @@ pub fn softhsm() -> &'static Path {
             std::env::set_var("SOFTHSM2_CONF", &conf);
             std::env::set_var(PIN_ENV, USER_PIN);
         }
-        for label in [MAIN_TOKEN, WRONG_PIN_TOKEN, REOPEN_TOKEN] {
-            hsm.init_token(label, USER_PIN, SO_PIN).unwrap();
-        }
+        hsm.init_tokens(
+            &[MAIN_TOKEN, WRONG_PIN_TOKEN, REOPEN_TOKEN],
+            USER_PIN,
+            SO_PIN,
+        )
+        .unwrap();
         dir
     })
 }

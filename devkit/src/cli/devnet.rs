@@ -1,10 +1,10 @@
-//! `bridge-agent devnet …`: a local two-chain bridge on anvil.
+//! `bridge-dev devnet …`: a local two-chain bridge on anvil.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use bridge_agent::devnet::{Devnet, DevnetOptions};
+use bridge_devkit::devnet::{Devnet, DevnetOptions};
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -12,7 +12,7 @@ pub enum DevnetCommand {
     /// Start two anvil chains, deploy and wire the bridges, write the description JSON, and
     /// stay up until Ctrl-C (or SIGTERM), then stop the chains.
     ///
-    /// Example: bridge-agent devnet up --operator 0xA… --operator 0xB… --operator 0xC… --threshold 2
+    /// Example: bridge-dev devnet up --operator 0xA… --operator 0xB… --operator 0xC… --threshold 2
     Up {
         /// Folder for chain logs and `devnet.json` (chain ids, URLs, addresses).
         #[arg(long, default_value = ".devnet")]

@@ -3,8 +3,8 @@
 
 use super::{DemoError, step};
 use crate::devnet::{Devnet, Side};
+use crate::softhsm::{MODULE, SoftHsmDir};
 use alloy::primitives::Address;
-use bridge_signer::pkcs11::softhsm::{MODULE, SoftHsmDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ impl Keystore {
     fn env(&self, dir: &Path, cmd: &mut Command) {
         match self {
             Keystore::SoftHsm => {
-                cmd.env("SOFTHSM2_CONF", dir.join("softhsm").join("softhsm2.conf"))
+                cmd.env("SOFTHSM2_CONF", softhsm_conf(dir))
                     .env("BRIDGE_PKCS11_PIN", DEMO_PIN);
             }
             Keystore::HsmSim(..) => {
@@ -79,6 +79,11 @@ impl Keystore {
             ),
         }
     }
+}
+
+/// The SoftHSM config of the demo in `dir`.
+fn softhsm_conf(dir: &Path) -> PathBuf {
+    dir.join("softhsm").join("softhsm2.conf")
 }
 
 /// Creates the demo's key store and four keys in it; returns it and their addresses.
@@ -124,7 +129,7 @@ fn softhsm_keys(dir: &Path, store: &Keystore) -> Result<Vec<Address>, DemoError>
     let hsm = SoftHsmDir::create(&dir.join("softhsm"))
         .map_err(|e| step("create the SoftHSM token folder", e))?;
     hsm.init_token(TOKEN, DEMO_PIN, "demo-so-pin")
-        .map_err(DemoError::Keys)?;
+        .map_err(|e| DemoError::Keys(e.to_string()))?;
     generate_keys(
         dir,
         store,
@@ -145,7 +150,7 @@ fn generate_keys(
     store: &Keystore,
     backend: &[&str],
 ) -> Result<Vec<Address>, DemoError> {
-    let exe = std::env::current_exe().map_err(|e| step("find the bridge-agent binary", e))?;
+    let exe = crate::bins::operator_binary().map_err(|e| step("find the operator binary", e))?;
     let mut keys = Vec::new();
     for i in 1..=OPERATORS {
         let mut generate = Command::new(&exe);
@@ -266,7 +271,7 @@ pub fn start(
 ) -> Result<Running, DemoError> {
     let agents_dir = dir.join("agents");
     std::fs::create_dir_all(&agents_dir).map_err(|e| step("create the agents folder", e))?;
-    let exe = std::env::current_exe().map_err(|e| step("find the bridge-agent binary", e))?;
+    let exe = crate::bins::operator_binary().map_err(|e| step("find the operator binary", e))?;
     let mut running = Running {
         agents: Vec::new(),
         metrics: Vec::new(),
@@ -277,7 +282,7 @@ pub fn start(
             .map_err(|e| step("pick a metrics port", e))?
             .port();
         let config = format!(
-            "# Demo operator {i}: written by `bridge-agent demo`.\n[agent]\ndata_dir = \"{}\"\nname = \"demo-op{i}\"\n\n\
+            "# Demo operator {i}: written by `bridge-dev demo`.\n[agent]\ndata_dir = \"{}\"\nname = \"demo-op{i}\"\n\n\
              [http]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = 5\n\n\
              {}\n{}\n{}",
             agents_dir.join(format!("op{i}")).display(),

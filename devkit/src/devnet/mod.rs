@@ -24,10 +24,10 @@ pub(crate) use anvil::tail;
 pub use anvil::{Anvil, AnvilOptions, locate_anvil};
 pub use description::{ChainInfo, DevnetDescription};
 
-use crate::dialect::Dialect;
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
+use bridge_agent::dialect::Dialect;
 use std::path::PathBuf;
 
 /// Errors of the devnet, each naming what failed and where to look.

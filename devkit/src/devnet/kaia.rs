@@ -1,7 +1,7 @@
 //! Bindings of the test-only contracts that stand in for Kaia's deployed service-chain bridge
 //! (`contracts/src/test/kaia/`, written from `shared/KAIA-FACTS.md`) and the NFT with arbitrary
 //! token URIs (`contracts/src/test/UriTestNFT.sol`). The devnet deploys `KaiaStyleBridge` for
-//! [`crate::dialect::Dialect::Kaia`]; tests drive it through [`crate::contracts::Bridge`]
+//! [`bridge_agent::dialect::Dialect::Kaia`]; tests drive it through [`bridge_agent::contracts::Bridge`]
 //! (the agent-facing ABI is the same) or these bindings for what only it has.
 
 // Generated code: the contracts' own functions and events set the argument counts.
@@ -13,35 +13,35 @@ sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     KaiaStyleBridge,
-    "contracts/artifacts/test/KaiaStyleBridge.json"
+    "../contracts/artifacts/test/KaiaStyleBridge.json"
 );
 
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     KaiaStyleToken,
-    "contracts/artifacts/test/KaiaStyleToken.json"
+    "../contracts/artifacts/test/KaiaStyleToken.json"
 );
 
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     KaiaStyleNFT,
-    "contracts/artifacts/test/KaiaStyleNFT.json"
+    "../contracts/artifacts/test/KaiaStyleNFT.json"
 );
 
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     RefusingReceiver,
-    "contracts/artifacts/test/RefusingReceiver.json"
+    "../contracts/artifacts/test/RefusingReceiver.json"
 );
 
 sol!(
     #[sol(rpc)]
     #[derive(Debug, PartialEq, Eq)]
     UriTestNFT,
-    "contracts/artifacts/test/UriTestNFT.json"
+    "../contracts/artifacts/test/UriTestNFT.json"
 );
 
 /// The token URI Kaia's sub-bridge node votes for an ERC-721 request whose `encodedData` is

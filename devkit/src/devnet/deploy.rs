@@ -2,14 +2,14 @@
 
 use super::kaia::KaiaStyleBridge;
 use super::{Anvil, DevnetError, Side, seed};
-use crate::contracts::{
-    Bridge, ServiceChainNFT, ServiceChainToken, VOTE_TYPE_CONFIGURATION, VOTE_TYPE_VALUE_TRANSFER,
-};
-use crate::dialect::Dialect;
 use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use bridge_agent::contracts::{
+    Bridge, ServiceChainNFT, ServiceChainToken, VOTE_TYPE_CONFIGURATION, VOTE_TYPE_VALUE_TRANSFER,
+};
+use bridge_agent::dialect::Dialect;
 use std::ops::Range;
 
 pub(super) struct Plan {

@@ -3,7 +3,6 @@
 //! holding, and the reconciliation of both chains once everything executed.
 
 use super::{DemoError, step};
-use crate::contracts::{Bridge, ServiceChainNFT, ServiceChainToken};
 use crate::devnet::{Devnet, Side, seed};
 use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, Bytes, U256, keccak256};
@@ -11,6 +10,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
+use bridge_agent::contracts::{Bridge, ServiceChainNFT, ServiceChainToken};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -188,7 +188,7 @@ pub fn request_nonce(r: &alloy::rpc::types::TransactionReceipt) -> Result<u64, D
     r.inner
         .logs()
         .iter()
-        .find_map(|l| crate::votes::decode_request(l).ok())
+        .find_map(|l| bridge_agent::votes::decode_request(l).ok())
         .map(|req| req.nonce)
         .ok_or_else(|| {
             step(

@@ -1,13 +1,15 @@
 //! Helpers for tests that vote by hand with throw-away devnet keys (contract tests, tx manager
-//! tests): the vote building blocks of [`crate::votes`], and the counterpart token read from
+//! tests): the vote building blocks of [`bridge_agent::votes`], and the counterpart token read from
 //! the *source* bridge's registry (the agent reads the destination's, see `planner::tokens`).
 //! Never point these at a chain holding real value.
 
 use super::DevnetError;
-use crate::contracts::{Bridge, TokenType};
-pub use crate::votes::{Request, TokenUri, decode_request, handle_calldata, handle_calldata_for};
 use alloy::primitives::Address;
 use alloy::providers::DynProvider;
+use bridge_agent::contracts::{Bridge, TokenType};
+pub use bridge_agent::votes::{
+    Request, TokenUri, decode_request, handle_calldata, handle_calldata_for,
+};
 
 fn bad(what: &str, reason: impl ToString) -> DevnetError {
     DevnetError::Chain {

@@ -30,7 +30,10 @@ pub fn locate_anvil() -> Result<PathBuf, DevnetError> {
     let rel = Path::new("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
     for base in [
         std::env::current_dir().ok(),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+        // The workspace root: this crate sits in devkit/.
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(Path::to_path_buf),
     ]
     .into_iter()
     .flatten()
