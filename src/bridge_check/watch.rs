@@ -21,7 +21,7 @@ use crate::chain::ChainClient;
 use crate::config::Side;
 use crate::dialect::Dialect;
 use crate::metrics::{AgentMetrics, BridgeState};
-use crate::rotation::ActiveKey;
+use crate::txmgr::ActiveKey;
 
 /// Re-check period while the check fails (no code, no seat, …).
 const RECHECK_FAILING: Duration = Duration::from_secs(3);

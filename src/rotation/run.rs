@@ -123,7 +123,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
     let store = RotationStore::open(cfg.store_path())?;
     let mut chains = Vec::new();
     for side in Side::ALL {
-        let client = ChainClient::connect(crate::agent::access_config(cfg, side))
+        let client = ChainClient::connect(crate::chain::access_config(cfg, side))
             .await
             .map_err(chain_err(side))?;
         let chain = cfg.chain(side);

@@ -33,6 +33,7 @@
 //! All of them end when the shutdown token fires; the two per-manager tasks also end once every
 //! handle is dropped.
 
+mod active;
 mod converge;
 mod error;
 mod fees;
@@ -40,6 +41,7 @@ mod leftovers;
 mod nonce;
 mod tracker;
 
+pub use active::ActiveKey;
 pub use converge::Wedged;
 pub use error::TxError;
 pub use fees::Fees;
