@@ -47,6 +47,7 @@ pub mod config;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod keys;
 pub mod pin;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
@@ -59,6 +60,7 @@ pub use config::{ConfigError, ConfigProblem, SignerConfig};
 pub use error::{SignatureError, SignerError};
 pub use guard::{Guard, GuardConfig, GuardError, Refused, Safe};
 pub use health::{Health, HealthSnapshot, HealthState};
+pub use keys::{Backend, KeyName, KeyRef, KeyStore, KeyStoreError};
 pub use pin::{Pin, PinError, PinSource};
 pub use retry::RetryPolicy;
 pub use traits::Signer;
