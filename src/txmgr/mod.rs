@@ -34,6 +34,7 @@
 //! handle is dropped.
 
 mod active;
+mod build;
 mod converge;
 mod error;
 mod fees;
@@ -42,19 +43,19 @@ mod nonce;
 mod tracker;
 
 pub use active::ActiveKey;
+pub use build::{TxFields, UnsignedTx};
 pub use converge::Wedged;
 pub use error::TxError;
 pub use fees::Fees;
 
 use crate::chain::{BlockTag, ChainClient, ChainError};
 use crate::config::FeePolicy;
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::rpc::types::TransactionRequest;
 use bridge_signer::{Guard, Signer};
-use error::SendRejection;
+pub use error::SendRejection;
 use nonce::{Sequencer, Turn};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -657,47 +658,22 @@ impl Inner {
         nonce: u64,
         fees: Fees,
     ) -> Result<SignedTx, TxError> {
-        let chain_id = self.client.chain_id();
-        let to = TxKind::Call(self.cfg.bridge);
-        let guard_err = |e| TxError::from_guard(&self.cfg.chain, &job.label, e);
-        let envelope: TxEnvelope = match fees {
-            Fees::Eip1559 { max_fee, priority } => {
-                let mut tx = TxEip1559 {
-                    chain_id,
-                    nonce,
-                    gas_limit: job.gas,
-                    max_fee_per_gas: max_fee,
-                    max_priority_fee_per_gas: priority,
-                    to,
-                    value: U256::ZERO,
-                    access_list: Default::default(),
-                    input: job.calldata.clone(),
-                };
-                let sig = self
-                    .guard
-                    .sign_transaction(&mut tx)
-                    .await
-                    .map_err(guard_err)?;
-                tx.into_signed(sig).into()
-            }
-            Fees::Legacy { gas_price } => {
-                let mut tx = TxLegacy {
-                    chain_id: Some(chain_id),
-                    nonce,
-                    gas_price,
-                    gas_limit: job.gas,
-                    to,
-                    value: U256::ZERO,
-                    input: job.calldata.clone(),
-                };
-                let sig = self
-                    .guard
-                    .sign_transaction(&mut tx)
-                    .await
-                    .map_err(guard_err)?;
-                tx.into_signed(sig).into()
-            }
-        };
+        let mut tx = TxFields {
+            chain_id: self.client.chain_id(),
+            nonce,
+            gas_limit: job.gas,
+            fees,
+            to: self.cfg.bridge,
+            value: U256::ZERO,
+            input: job.calldata.clone(),
+        }
+        .unsigned();
+        let signature = self
+            .guard
+            .sign_transaction(tx.signable())
+            .await
+            .map_err(|e| TxError::from_guard(&self.cfg.chain, &job.label, e))?;
+        let envelope = tx.into_signed(signature);
         Ok(SignedTx {
             hash: *envelope.tx_hash(),
             raw: envelope.encoded_2718().into(),
