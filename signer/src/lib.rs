@@ -29,6 +29,10 @@
 //!                  signature::recoverable (low-s, recovery id, verify) ──> alloy Signature
 //! ```
 //!
+//! Key management (`keys generate|list|show`, a rotation's new key, destroy) sits behind a
+//! second trait, [`KeyStore`], made from a [`SignerConfig`] by [`SignerConfig::key_store`]:
+//! the crate's users never match on a backend.
+//!
 //! [`AlloyAdapter`] plugs any backend into alloy's `Signer`/`TxSigner` *without* the guard (for
 //! tools and tests); [`Guard`] itself implements alloy's `TxSigner`, so
 //! `EthereumWallet::new(guard)` is how the agent sends votes.
