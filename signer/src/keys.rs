@@ -51,6 +51,55 @@ impl Backend {
     }
 }
 
+/// What a [`KeyStore`] call does with the key it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOp {
+    Generate,
+    Show,
+    Destroy,
+}
+
+impl Backend {
+    /// Whether `key` says enough for `op` here: checked before a token is opened or KMS asked,
+    /// so a missing flag is reported before a PIN or credentials are needed.
+    pub fn check(self, op: KeyOp, key: &KeyRef) -> Result<(), KeyStoreError> {
+        let problem = match (self, op) {
+            #[cfg(feature = "pkcs11")]
+            (Self::Pkcs11, KeyOp::Generate) => key.label.is_none().then_some(
+                "keys generate needs --label NAME for the new key (or key_label in the [signer] \
+                 table of --config)",
+            ),
+            #[cfg(feature = "pkcs11")]
+            (Self::Pkcs11, KeyOp::Show | KeyOp::Destroy) => {
+                (key.label.is_none() && key.id.is_none()).then_some(
+                    "keys show needs --label NAME or --id HEX to pick the key (or key_label/key_id \
+                     in the [signer] table of --config); `bridge-agent keys list` shows them",
+                )
+            }
+            #[cfg(feature = "aws-kms")]
+            (Self::AwsKms, KeyOp::Generate) => None,
+            #[cfg(feature = "aws-kms")]
+            (Self::AwsKms, KeyOp::Show | KeyOp::Destroy) => {
+                if key.label.is_some() {
+                    Some(
+                        "--label selects a PKCS#11 key; select a KMS key with --key-id ID (or \
+                         alias/NAME)",
+                    )
+                } else {
+                    key.id.is_none().then_some(
+                        "keys show --backend aws-kms needs --key-id ID (key id, ARN or alias/NAME); \
+                         `bridge-agent keys list --backend aws-kms` shows them",
+                    )
+                }
+            }
+        };
+        match problem {
+            Some(p) => Err(KeyStoreError::Usage(p.into())),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -483,6 +532,33 @@ mod tests {
                 .unwrap_err()
                 .contains("pkcs11, aws-kms")
         );
+    }
+
+    #[test]
+    fn a_key_that_says_too_little_is_refused_before_anything_is_opened() {
+        use Backend::*;
+        use KeyOp::*;
+        let (none, label, id) = (KeyRef::default(), KeyRef::label("k"), KeyRef::id("0a"));
+        // (backend, operation, key, accepted)
+        let cases = [
+            (Pkcs11, Generate, &none, false),
+            (Pkcs11, Generate, &label, true),
+            (Pkcs11, Show, &none, false),
+            (Pkcs11, Show, &id, true),
+            (Pkcs11, Destroy, &label, true),
+            (AwsKms, Generate, &none, true),
+            (AwsKms, Show, &none, false),
+            (AwsKms, Show, &label, false),
+            (AwsKms, Show, &id, true),
+            (AwsKms, Destroy, &none, false),
+        ];
+        for (backend, op, key, ok) in cases {
+            let got = backend.check(op, key);
+            assert_eq!(got.is_ok(), ok, "{backend} {op:?} {key:?}: {got:?}");
+            if let Err(e) = got {
+                assert!(matches!(e, KeyStoreError::Usage(_)), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub use config::{ConfigError, ConfigProblem, SignerConfig};
 pub use error::{SignatureError, SignerError};
 pub use guard::{Guard, GuardConfig, GuardError, Refused, Safe};
 pub use health::{Health, HealthSnapshot, HealthState};
-pub use keys::{Backend, KeyName, KeyRef, KeyStore, KeyStoreError};
+pub use keys::{Backend, KeyName, KeyOp, KeyRef, KeyStore, KeyStoreError};
 pub use pin::{Pin, PinError, PinSource};
 pub use retry::RetryPolicy;
 pub use traits::Signer;

@@ -4,6 +4,7 @@
 
 use std::io::Write as _;
 
+use bridge_signer::KeyOp;
 use clap::{Args, Subcommand};
 
 use super::error::KeysError;
@@ -137,11 +138,11 @@ pub async fn run(args: KeysArgs) -> Result<(), KeysError> {
                 label: a.label.as_deref(),
                 id: a.id.as_deref(),
             };
-            let (store, key) = a.signer.resolve(flags)?.open().await?;
+            let (store, key) = a.signer.resolve(flags)?.open(Some(KeyOp::Generate)).await?;
             Report::Generated(store.generate(&key).await?)
         }
         KeysCommand::List(a) => {
-            let (store, _) = a.signer.resolve(KeyFlags::default())?.open().await?;
+            let (store, _) = a.signer.resolve(KeyFlags::default())?.open(None).await?;
             Report::Listed(KeyList {
                 backend: store.backend().as_str(),
                 location: store.location(),
@@ -154,7 +155,7 @@ pub async fn run(args: KeysArgs) -> Result<(), KeysError> {
                 label: a.label.as_deref(),
                 id: a.id.as_deref(),
             };
-            let (store, key) = a.signer.resolve(flags)?.open().await?;
+            let (store, key) = a.signer.resolve(flags)?.open(Some(KeyOp::Show)).await?;
             Report::Shown(store.show(&key).await?)
         }
     };

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bridge_signer::aws_kms::AwsKmsKeyStore;
 use bridge_signer::pkcs11::Pkcs11Config;
 use bridge_signer::{
-    Backend, ConfigError, ConfigProblem, KeyRef, KeyStore, PinSource, SignerConfig,
+    Backend, ConfigError, ConfigProblem, KeyOp, KeyRef, KeyStore, PinSource, SignerConfig,
 };
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -89,21 +89,28 @@ pub enum Target {
 }
 
 impl Target {
-    /// The key store the target names and the key the command is about; the secrets (PIN,
-    /// AWS credentials) are read here.
-    pub async fn open(self) -> Result<(Box<dyn KeyStore>, KeyRef), KeysError> {
+    /// The key store the target names and the key the command is about, checked to say
+    /// enough for `op` (when given) before the secrets (PIN, AWS credentials) are read.
+    pub async fn open(self, op: Option<KeyOp>) -> Result<(Box<dyn KeyStore>, KeyRef), KeysError> {
+        let check = |backend: Backend, key: &KeyRef| match op {
+            Some(op) => backend.check(op, key),
+            None => Ok(()),
+        };
         match self {
             Target::Pkcs11(config) => {
                 let signer = SignerConfig::Pkcs11(config);
-                Ok((signer.key_store().await?, signer.key_ref()))
+                let key = signer.key_ref();
+                check(signer.backend(), &key)?;
+                Ok((signer.key_store().await?, key))
             }
             Target::AwsKms(t) => {
-                let store =
-                    AwsKmsKeyStore::connect(t.region.as_deref(), t.endpoint.as_deref()).await?;
                 let key = KeyRef {
                     label: t.label,
                     id: t.key_id,
                 };
+                check(Backend::AwsKms, &key)?;
+                let store =
+                    AwsKmsKeyStore::connect(t.region.as_deref(), t.endpoint.as_deref()).await?;
                 Ok((Box::new(store), key))
             }
         }

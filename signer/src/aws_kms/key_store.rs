@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::{AwsKeyInfo, AwsKmsClient, AwsKmsConfig};
 use crate::keys::{
-    AttrValue, Backend, KeyAttribute, KeyDetails, KeyRef, KeyStore, KeyStoreError, KeyView,
+    AttrValue, Backend, KeyAttribute, KeyDetails, KeyOp, KeyRef, KeyStore, KeyStoreError, KeyView,
 };
 
 /// How long a destroyed key waits before KMS deletes it (the shortest KMS allows).
@@ -110,20 +110,11 @@ impl KeyStore for AwsKmsKeyStore {
     }
 
     async fn show(&self, key: &KeyRef) -> Result<KeyDetails, KeyStoreError> {
-        if key.label.is_some() {
-            return Err(KeyStoreError::Usage(
-                "--label selects a PKCS#11 key; select a KMS key with --key-id ID (or alias/NAME)"
-                    .into(),
-            ));
-        }
-        let key_id = key.id.as_deref().ok_or_else(|| {
-            KeyStoreError::Usage(
-                "keys show --backend aws-kms needs --key-id ID (key id, ARN or alias/NAME); \
-                 `bridge-agent keys list --backend aws-kms` shows them"
-                    .into(),
-            )
-        })?;
-        let info = self.client.describe_key(key_id).await?;
+        Backend::AwsKms.check(KeyOp::Show, key)?;
+        let info = self
+            .client
+            .describe_key(key.id.as_deref().unwrap_or_default())
+            .await?;
         Ok(self.details(info))
     }
 
@@ -133,10 +124,8 @@ impl KeyStore for AwsKmsKeyStore {
     }
 
     async fn destroy(&self, key: &KeyRef) -> Result<String, KeyStoreError> {
-        let name = key
-            .id
-            .as_deref()
-            .ok_or_else(|| KeyStoreError::Usage("no KMS key id to destroy".into()))?;
+        Backend::AwsKms.check(KeyOp::Destroy, key)?;
+        let name = key.id.as_deref().unwrap_or_default();
         // ScheduleKeyDeletion takes a key id or ARN, not an alias.
         let id = self.client.describe_key(name).await?.key_id;
         self.client

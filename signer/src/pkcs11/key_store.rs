@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::{KeyAttributes, KeyInfo, KeySelector, Pkcs11Config, Pkcs11Token};
 use crate::keys::{
-    AttrValue, Backend, KeyAttribute, KeyDetails, KeyRef, KeyStore, KeyStoreError, KeyView,
+    AttrValue, Backend, KeyAttribute, KeyDetails, KeyOp, KeyRef, KeyStore, KeyStoreError, KeyView,
 };
 
 /// An opened token and the section that named it.
@@ -110,25 +110,15 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     async fn show(&self, key: &KeyRef) -> Result<KeyDetails, KeyStoreError> {
-        let selector = selector(key).map_err(|_| {
-            KeyStoreError::Usage(
-                "keys show needs --label NAME or --id HEX to pick the key (or key_label/key_id \
-                 in the [signer] table of --config); `bridge-agent keys list` shows them"
-                    .into(),
-            )
-        })?;
+        Backend::Pkcs11.check(KeyOp::Show, key)?;
+        let selector = selector(key).map_err(KeyStoreError::Usage)?;
         let attributes = self.token.key_attributes(&selector).await?;
         Ok(self.details(attributes))
     }
 
     async fn generate(&self, key: &KeyRef) -> Result<KeyDetails, KeyStoreError> {
-        let label = key.label.clone().ok_or_else(|| {
-            KeyStoreError::Usage(
-                "keys generate needs --label NAME for the new key (or key_label in the [signer] \
-                 table of --config)"
-                    .into(),
-            )
-        })?;
+        Backend::Pkcs11.check(KeyOp::Generate, key)?;
+        let label = key.label.clone().unwrap_or_default();
         let id = key.id.as_deref().map(decode_id).transpose()?;
         let info = self.token.generate_key(&label, id).await?;
         let attributes = self.token.key_attributes(&KeySelector::id(info.id)).await?;
@@ -136,6 +126,7 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     async fn destroy(&self, key: &KeyRef) -> Result<String, KeyStoreError> {
+        Backend::Pkcs11.check(KeyOp::Destroy, key)?;
         let selector = selector(key).map_err(KeyStoreError::Usage)?;
         self.token.destroy_key(&selector).await?;
         Ok(format!(
