@@ -122,6 +122,9 @@ async fn chain_parts(
     )
     .await
     .map_err(|source| AgentError::Chain { side, source })?;
+    // Nothing is broadcast on this chain before its bridge check passes, nor after an RPC
+    // failover until it passes again (bridge_check/watch.rs opens the gate).
+    client.hold_sends();
     // The key holding the seat: the config's, or the one a rotation moved the seat to.
     let seated = crate::rotation::keys::seated(cfg, side, rotations)?;
     let signer: Arc<dyn Signer> = connect_signer(&seated, side).await?;

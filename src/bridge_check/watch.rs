@@ -126,6 +126,14 @@ impl BridgeWatch {
             let Some(state) = self.check_once(now_key, why, &mut fixed).await else {
                 continue;
             };
+            // The tx manager's sends obey the same verdict (chain/send_gate.rs): a failover
+            // closed them already; a pass opens them for the endpoint checked (a failover
+            // during the check keeps them closed until the next one).
+            if state.is_bridge() {
+                self.client.open_sends(now_failovers);
+            } else {
+                self.client.hold_sends();
+            }
             let changed = *tx.borrow() != state;
             if state.can_vote() {
                 failing_checks = 0;

@@ -41,6 +41,7 @@ mod error;
 mod heads;
 mod logs;
 mod pacing;
+mod send_gate;
 mod sensitive_url;
 
 pub use access::access_config;

@@ -356,7 +356,8 @@ impl TxManager {
             .transaction_count(inner.address, BlockTag::Pending)
             .await
             .map_err(inner.chain_err("re-reading the nonce"))?;
-        if pending < sent && inner.in_flight_from(pending).is_empty() {
+        // Counts read after a failover may be another deployment's: not a reason to renumber.
+        if pending < sent && inner.client.sends_open() && inner.in_flight_from(pending).is_empty() {
             inc(&inner.counters.rebases);
             warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = pending, was = sent,
                 "transactions of this manager were reorganised away; new transactions start at the chain's nonce");
@@ -572,12 +573,16 @@ impl Inner {
             }
             let mut outbids = 0;
             loop {
+                self.sends_opened().await?;
                 let err = match self.client.send_raw_transaction(&signed.raw).await {
                     Ok(_) => {
                         lease.sent();
                         info!(chain = %self.cfg.chain, label = %job.label, nonce, tx = %signed.hash, "sent");
                         return Ok((nonce, signed));
                     }
+                    // A failover closed the gate (before or within this call): the same bytes
+                    // go once the bridge is verified again; the turn is kept meanwhile.
+                    Err(ChainError::SendsHeld { .. }) => continue,
                     Err(e) => e,
                 };
                 let rejection = SendRejection::of(&err);
@@ -635,6 +640,19 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+
+    /// Waits until the chain's sends are open: after an RPC failover, until the bridge check
+    /// passed on the endpoint now answering (`chain/send_gate.rs`); nothing waits otherwise.
+    async fn sends_opened(&self) -> Result<(), TxError> {
+        if self.client.sends_open() {
+            return Ok(());
+        }
+        info!(chain = %self.cfg.chain, "holding broadcasts until the bridge is verified again (RPC failover)");
+        tokio::select! {
+            _ = self.client.sends_opened() => Ok(()),
+            _ = self.shutdown.cancelled() => Err(self.shutdown_err()),
         }
     }
 
