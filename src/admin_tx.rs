@@ -11,17 +11,19 @@
 //!      account (the running agent votes from it too) ─> rebuilt with the next nonce
 //! ```
 //!
-//! The agent's tx manager is not used: it sends only votes to the bridge, while these are
-//! one-off calls whose sender may be the owner or a key the agent does not hold yet.
+//! The tx manager's queue is not used (it runs for the agent's votes, and these are one-off
+//! calls whose sender may be the owner or a key the agent does not hold yet), but its parts
+//! are: fees ([`Fees`]), the transaction built from them ([`TxFields`]) and what a node's
+//! refusal means ([`SendRejection`]), so a CLI call and a vote are built and judged alike.
 
 use crate::chain::{BlockTag, ChainClient, ChainError};
 use crate::config::FeePolicy;
 use crate::contracts::Bridge;
-use crate::txmgr::{Fees, GuardedSigner};
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
+use crate::txmgr::{Fees, GuardedSigner, SendRejection, TxFields};
+use alloy::consensus::{SignableTransaction, TxEnvelope};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, B256, Bytes, Signature, TxKind, U256};
+use alloy::primitives::{Address, B256, Bytes, Signature, U256};
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolInterface;
 use bridge_signer::Signer;
@@ -190,17 +192,22 @@ pub async fn send(
         let envelope = sign(client.chain_id(), signer, tx, nonce, gas, fee).await?;
         let hash = *envelope.tx_hash();
         if let Err(e) = client.send_raw_transaction(&envelope.encoded_2718()).await {
-            let text = e.to_string().to_ascii_lowercase();
-            if text.contains("nonce too low") || text.contains("underpriced") {
-                tracing::debug!(nonce, error = %e, "nonce taken; rebuilding");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-            if !text.contains("already known") {
-                return Err(AdminTxError::Chain {
-                    what: format!("sending {}", tx.what),
-                    source: e,
-                });
+            match SendRejection::of(&e) {
+                // Another transaction of this account (the agent votes from it too) holds
+                // the nonce, mined or pending: build again with the next one.
+                SendRejection::NonceTooLow | SendRejection::Underpriced => {
+                    tracing::debug!(nonce, error = %e, "nonce taken; rebuilding");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                // A first attempt that timed out reached the node: wait for it.
+                SendRejection::AlreadyKnown => {}
+                SendRejection::NonceTooHigh | SendRejection::Other => {
+                    return Err(AdminTxError::Chain {
+                        what: format!("sending {}", tx.what),
+                        source: e,
+                    });
+                }
             }
         }
         match wait_receipt(client, from, nonce, hash, &tx.what).await? {
@@ -221,37 +228,18 @@ async fn sign(
     gas: u64,
     fees: Fees,
 ) -> Result<TxEnvelope, AdminTxError> {
-    let to = TxKind::Call(tx.to);
-    Ok(match fees {
-        Fees::Eip1559 { max_fee, priority } => {
-            let mut t = TxEip1559 {
-                chain_id,
-                nonce,
-                gas_limit: gas,
-                max_fee_per_gas: max_fee,
-                max_priority_fee_per_gas: priority,
-                to,
-                value: tx.value,
-                access_list: Default::default(),
-                input: tx.input.clone(),
-            };
-            let sig = signer.sign(&mut t).await?;
-            t.into_signed(sig).into()
-        }
-        Fees::Legacy { gas_price } => {
-            let mut t = TxLegacy {
-                chain_id: Some(chain_id),
-                nonce,
-                gas_price,
-                gas_limit: gas,
-                to,
-                value: tx.value,
-                input: tx.input.clone(),
-            };
-            let sig = signer.sign(&mut t).await?;
-            t.into_signed(sig).into()
-        }
-    })
+    let mut unsigned = TxFields {
+        chain_id,
+        nonce,
+        gas_limit: gas,
+        fees,
+        to: tx.to,
+        value: tx.value,
+        input: tx.input.clone(),
+    }
+    .unsigned();
+    let signature = signer.sign(unsigned.signable()).await?;
+    Ok(unsigned.into_signed(signature))
 }
 
 /// `Some` when mined successfully, `None` when the nonce went to another transaction.

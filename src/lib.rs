@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod planner;
 pub mod recovery;
 pub mod rotation;
+pub mod seats;
 pub mod store;
 pub mod txmgr;
 pub mod votes;

@@ -9,7 +9,9 @@
 //! - `config check --online` on the devnet: dialect ours, seated, exit 0; and exit 1 with the
 //!   reason for a wrong bridge.
 //! - an RPC failover to an endpoint of the same chain id but another deployment re-runs the
-//!   check at once: refused, nothing sent there (the operator is funded there);
+//!   check at once: refused, nothing sent there (the operator is funded there), although a
+//!   vote of the agent is unmined at the cut (the tx manager's re-sends and gap fills wait for
+//!   the re-check);
 //!
 //! The Kaia-style bridge's detection is in `bridge_check_kaia.rs` (its own binary: this one
 //! sets SOFTHSM2_CONF for its process).
@@ -456,7 +458,55 @@ async fn failover_to_another_deployment_is_refused(d: &Devnet, operator: Address
     let agent = Agent::start(&config, dir.join("agent.log"));
     let addr = listen(&config);
     readyz(&agent, addr, 200, &["ready"]).await;
+    // A vote of the agent waits unmined in the parent's pool at the cut (the parent stops
+    // mining; the child mines the request at once), so after the failover the impostor
+    // "lacks" a transaction the tx manager broadcast. Its convergence check (re-send, fill the
+    // hole below with copies) and fee bumps must not send it there before the bridge re-check
+    // refuses that chain: they wait for the re-check like the direction loops.
+    let parent = d.parent.reader();
+    let automine = |on: bool| {
+        let parent = parent.clone();
+        async move {
+            parent
+                .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (on,))
+                .await
+                .unwrap();
+        }
+    };
+    automine(false).await;
+    let mined = parent.get_transaction_count(operator).await.unwrap();
+    let user = d.users()[0].clone();
+    send(
+        &d.child,
+        &user,
+        d.child.bridge,
+        enc(Bridge::requestKLAYTransferCall {
+            to: Address::from_word(keccak256("vote pending at the cut")),
+            value: U256::from(5),
+            extraData: Bytes::new(),
+        }),
+        U256::from(5),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while parent
+        .get_transaction_count(operator)
+        .pending()
+        .await
+        .unwrap()
+        == mined
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the agent sent no vote to the parent:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     first.set(Mode::Cut);
+    // The agent reaches the parent through the impostor only now; the parent mines again
+    // (its held vote included) for the requests below.
+    automine(true).await;
     // Well before the periodic re-check of a verified bridge (60 s): the failover triggers it.
     readyz_within(
         &agent,

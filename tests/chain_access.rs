@@ -936,3 +936,65 @@ async fn pacing_holds_the_request_budget() {
     assert!(elapsed >= Duration::from_millis(1850), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
 }
+
+/// A client whose sends are held (the agent's, until its bridge check passes): a send that
+/// fails over goes nowhere after the failover, and waits for the gate to open again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_holds_sends_until_the_bridge_is_verified_again() {
+    use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy::eips::eip2718::Encodable2718;
+    use alloy::primitives::TxKind;
+    use alloy::signers::SignerSync;
+    use bridge_agent::chain::BlockTag;
+    let dir = tempdir();
+    let first = anvil(&dir, "first", 31_011);
+    let second = anvil(&dir, "second", 31_011);
+    let client = ChainClient::connect(config(31_011, &[&first.rpc_url(), &second.rpc_url()]))
+        .await
+        .unwrap();
+    assert!(client.sends_open(), "a client nobody holds sends freely");
+    client.hold_sends();
+    assert!(!client.sends_open(), "held until a check passes");
+    client.open_sends(client.stats().failovers);
+    assert!(client.sends_open());
+
+    let key = second.dev_accounts()[0].clone();
+    let from = key.address();
+    let tx = TxEip1559 {
+        chain_id: 31_011,
+        nonce: 0,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1,
+        to: TxKind::Call(Address::repeat_byte(0x22)),
+        value: U256::from(1),
+        input: Bytes::new(),
+        access_list: Default::default(),
+    };
+    let sig = key.sign_hash_sync(&tx.signature_hash()).unwrap();
+    let raw: Bytes = TxEnvelope::from(tx.into_signed(sig)).encoded_2718().into();
+    let on_second = || client.transaction_count(from, BlockTag::Pending);
+
+    drop(first); // the send's first attempt fails; its failover must not reach the second
+    let held = client.send_raw_transaction(&raw).await;
+    assert!(
+        matches!(held, Err(ChainError::SendsHeld { .. })),
+        "{held:?}"
+    );
+    assert_eq!(client.stats().failovers, 1);
+    assert_eq!(on_second().await.unwrap(), 0, "nothing reached the second");
+    assert!(!client.sends_open(), "still held after the failover");
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move { client.sends_opened().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "opened without a check");
+    // A check that began before the failover does not vouch for the second.
+    client.open_sends(0);
+    assert!(!client.sends_open());
+    client.open_sends(client.stats().failovers);
+    tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap();
+    client.send_raw_transaction(&raw).await.unwrap();
+    assert_eq!(on_second().await.unwrap(), 1, "sent once the check passed");
+}

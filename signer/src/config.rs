@@ -32,7 +32,6 @@ use crate::{Signer, SignerError};
 /// Which backend signs, and its settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "backend", rename_all = "kebab-case", deny_unknown_fields)]
-#[non_exhaustive]
 pub enum SignerConfig {
     /// A PKCS#11 token (`backend = "pkcs11"`).
     #[cfg(feature = "pkcs11")]
@@ -56,6 +55,17 @@ impl SignerConfig {
 
     /// Validates, reads the secrets, connects to the backend and returns it as the one
     /// run-time signer the agent uses.
+    /// Where the section's PIN comes from, if its backend has one (aws-kms has no secret in
+    /// its section: credentials come from the AWS chain).
+    pub fn pin(&self) -> Option<&crate::PinSource> {
+        match self {
+            #[cfg(feature = "pkcs11")]
+            Self::Pkcs11(c) => Some(&c.pin),
+            #[cfg(feature = "aws-kms")]
+            Self::AwsKms(_) => None,
+        }
+    }
+
     pub async fn connect(&self) -> Result<Arc<dyn Signer>, SignerError> {
         self.validate("signer")?;
         match self {

@@ -29,6 +29,10 @@
 //!                  signature::recoverable (low-s, recovery id, verify) ──> alloy Signature
 //! ```
 //!
+//! Key management (`keys generate|list|show`, a rotation's new key, destroy) sits behind a
+//! second trait, [`KeyStore`], made from a [`SignerConfig`] by [`SignerConfig::key_store`]:
+//! the crate's users never match on a backend.
+//!
 //! [`AlloyAdapter`] plugs any backend into alloy's `Signer`/`TxSigner` *without* the guard (for
 //! tools and tests); [`Guard`] itself implements alloy's `TxSigner`, so
 //! `EthereumWallet::new(guard)` is how the agent sends votes.
@@ -47,6 +51,7 @@ pub mod config;
 pub mod error;
 pub mod guard;
 pub mod health;
+pub mod keys;
 pub mod pin;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
@@ -59,6 +64,7 @@ pub use config::{ConfigError, ConfigProblem, SignerConfig};
 pub use error::{SignatureError, SignerError};
 pub use guard::{Guard, GuardConfig, GuardError, Refused, Safe};
 pub use health::{Health, HealthSnapshot, HealthState};
+pub use keys::{Backend, KeyName, KeyOp, KeyRef, KeyStore, KeyStoreError};
 pub use pin::{Pin, PinError, PinSource};
 pub use retry::RetryPolicy;
 pub use traits::Signer;

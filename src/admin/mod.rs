@@ -479,7 +479,7 @@ pub async fn run(opts: AdminOptions, say: &dyn Fn(&str)) -> Result<(), AdminErro
     let cfg = &opts.config;
     let mut clients = Vec::new();
     for &side in &opts.sides {
-        let client = ChainClient::connect(crate::agent::access_config(cfg, side))
+        let client = ChainClient::connect(crate::chain::access_config(cfg, side))
             .await
             .map_err(|source| AdminError::Chain { side, source })?;
         clients.push((side, client));

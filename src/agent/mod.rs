@@ -13,9 +13,11 @@
 //! is started, votes in flight finish or are dropped, and what was recorded stays in the store
 //! and the journals for the next start.
 
+mod key_switch;
+
 use crate::auditor::{Auditor, AuditorConfig};
 use crate::bridge_check::watch::{BridgeWatch, Gate};
-use crate::chain::{ChainAccessConfig, ChainClient, ChainError, SensitiveUrl};
+use crate::chain::{ChainClient, ChainError, access_config};
 use crate::config::{AgentConfig, Side};
 use crate::dialect::Dialect;
 use crate::direction::Direction;
@@ -23,13 +25,13 @@ use crate::http::{HttpError, HttpServer};
 use crate::metrics::{AgentMetrics, GuardStats};
 use crate::planner::{Planner, PlannerConfig, Standby};
 use crate::recovery::{Recovery, RecoveryConfig};
-use crate::rotation::switch::SwitchSide;
-use crate::rotation::{ActiveKey, RotationStore};
+use crate::rotation::RotationStore;
 use crate::store::{Store, StoreError};
-use crate::txmgr::{TxError, TxManager, TxManagerConfig};
+use crate::txmgr::{ActiveKey, TxError, TxManager, TxManagerConfig};
 use crate::votes::Request;
 use crate::watcher::{WatchError, Watcher, WatcherConfig};
 use bridge_signer::{Guard, Signer, SignerError};
+use key_switch::SwitchSide;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -80,26 +82,10 @@ pub fn sides(direction: Direction) -> (Side, Side) {
     }
 }
 
-pub(crate) fn access_config(cfg: &AgentConfig, side: Side) -> ChainAccessConfig {
-    let chain = cfg.chain(side);
-    let url = |e: &crate::config::Endpoint| SensitiveUrl::new(e.expose().clone());
-    let mut access = ChainAccessConfig::new(
-        side.as_str(),
-        chain.chain_id,
-        chain.rpc.iter().map(url).collect(),
-    )
-    .with_ws(chain.ws.as_ref().map(url));
-    access.rpc_timeout = chain.rpc_timeout;
-    access.poll_interval = chain.poll_interval;
-    access.requests_per_second = chain.rpc_requests_per_second;
-    access.log_window = cfg.recovery.window_blocks;
-    access
-}
-
 /// Everything per chain the directions share.
 struct ChainParts {
     client: ChainClient,
-    /// The tx manager of the key holding the seat; a rotation switches it (rotation/switch.rs).
+    /// The tx manager of the key holding the seat; a rotation switches it (agent/key_switch.rs).
     key: ActiveKey,
     guard: Arc<Guard<Arc<dyn Signer>>>,
     operator: alloy::primitives::Address,
@@ -141,6 +127,9 @@ async fn chain_parts(
     .await
     .map_err(|source| AgentError::Chain { side, source })?;
     client.report_reach_to(metrics.chain(side).reachability());
+    // Nothing is broadcast on this chain before its bridge check passes, nor after an RPC
+    // failover until it passes again (bridge_check/watch.rs opens the gate).
+    client.hold_sends();
     // The key holding the seat: the config's, or the one a rotation moved the seat to.
     let seated = crate::rotation::keys::seated(cfg, side, rotations)?;
     let signer: Arc<dyn Signer> = connect_signer(&seated, side).await?;
@@ -327,7 +316,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             },
             source.client.clone(),
             dest.client.clone(),
-            planner.clone(),
+            Arc::clone(&store),
+            planner.seats(),
         );
         switch_sides.push(SwitchSide {
             side: dst,
@@ -371,8 +361,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
             shutdown.clone(),
         ));
     }
-    // Key rotation: switch a chain to the new key once its seat moved (rotation/switch.rs).
-    tokio::spawn(crate::rotation::switch::watch(
+    // Key rotation: switch a chain to the new key once its seat moved (agent/key_switch.rs).
+    tokio::spawn(key_switch::watch(
         cfg.clone(),
         switch_sides,
         shutdown.clone(),

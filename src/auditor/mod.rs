@@ -39,9 +39,10 @@ use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
 use crate::dialect::Dialect;
 use crate::direction::Direction;
 use crate::metrics::{Counter, DirectionMetrics, Gauge};
-use crate::planner::{OwnVotesSynced, SilentSeats};
-use crate::rotation::ActiveKey;
+use crate::seats::SilentSeats;
+use crate::store::OwnVotesSynced;
 use crate::store::{Store, StoreError};
+use crate::txmgr::ActiveKey;
 use alloy::primitives::{Address, B256};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
@@ -138,7 +139,7 @@ impl Auditor {
     }
 
     /// Clears `flag` until the blocks mined since the last run are read (see
-    /// [`crate::planner::Planned::NotYet`]).
+    /// the planner's `Planned::NotYet`).
     pub fn sync_own_votes_to(mut self, flag: OwnVotesSynced) -> Self {
         flag.set(false);
         self.synced_out = Some(flag);

@@ -402,7 +402,7 @@ pub async fn check_side(
     operator: Option<Address>,
 ) -> Result<Report, CheckError> {
     let target = target(cfg, side, operator);
-    let client = ChainClient::connect(crate::agent::access_config(cfg, side))
+    let client = ChainClient::connect(crate::chain::access_config(cfg, side))
         .await
         .map_err(|source| CheckError::Unreachable {
             chain: target.chain.clone(),
@@ -417,7 +417,7 @@ pub async fn check_side(
 pub async fn require_key_rotation(cfg: &AgentConfig, command: &str) -> Result<(), CheckError> {
     for side in Side::ALL {
         let target = target(cfg, side, None);
-        let client = ChainClient::connect(crate::agent::access_config(cfg, side))
+        let client = ChainClient::connect(crate::chain::access_config(cfg, side))
             .await
             .map_err(|source| CheckError::Unreachable {
                 chain: target.chain.clone(),

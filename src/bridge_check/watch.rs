@@ -21,7 +21,7 @@ use crate::chain::ChainClient;
 use crate::config::Side;
 use crate::dialect::Dialect;
 use crate::metrics::{AgentMetrics, BridgeState};
-use crate::rotation::ActiveKey;
+use crate::txmgr::ActiveKey;
 
 /// Re-check period while the check fails (no code, no seat, …).
 const RECHECK_FAILING: Duration = Duration::from_secs(3);
@@ -126,6 +126,14 @@ impl BridgeWatch {
             let Some(state) = self.check_once(now_key, why, &mut fixed).await else {
                 continue;
             };
+            // The tx manager's sends obey the same verdict (chain/send_gate.rs): a failover
+            // closed them already; a pass opens them for the endpoint checked (a failover
+            // during the check keeps them closed until the next one).
+            if state.is_bridge() {
+                self.client.open_sends(now_failovers);
+            } else {
+                self.client.hold_sends();
+            }
             let changed = *tx.borrow() != state;
             if state.can_vote() {
                 failing_checks = 0;

@@ -5,6 +5,7 @@ use super::endpoints::{Endpoint, EndpointStats, FaultKind, attempt_order};
 use super::error::{Answer, ChainError, ClassifyError, Failure};
 use super::heads::{self, HeadStream};
 use super::logs::LogStream;
+use super::send_gate::SendGate;
 use super::{ChainAccessConfig, SensitiveUrl};
 use crate::metrics::Reachability;
 use alloy::eips::BlockId;
@@ -93,6 +94,8 @@ struct Inner {
     limits: LimitWindow,
     /// Where each call's outcome (answered or not) is reported, once the agent asked for it.
     reach: OnceLock<Arc<Reachability>>,
+    /// Whether broadcasts may go out (`send_gate.rs`).
+    sends: tokio::sync::watch::Sender<SendGate>,
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -156,6 +159,7 @@ impl ChainClient {
                 failovers: AtomicU64::new(0),
                 limits: LimitWindow::new(Instant::now()),
                 reach: OnceLock::new(),
+                sends: tokio::sync::watch::Sender::new(SendGate::default()),
             }),
         };
         client.check_chain_ids().await?;
@@ -296,6 +300,22 @@ impl ChainClient {
         Fut: Future<Output = Result<T, E>>,
         E: ClassifyError,
     {
+        self.run_on(method, false, f).await
+    }
+
+    /// [`ChainClient::run`]; `gated`: every attempt first asks the send gate
+    /// ([`ChainClient::sends_open`]), so a call that fails over stops at the new endpoint.
+    async fn run_on<T, E, F, Fut>(
+        &self,
+        method: &'static str,
+        gated: bool,
+        f: F,
+    ) -> Result<T, ChainError>
+    where
+        F: Fn(DynProvider) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: ClassifyError,
+    {
         let deadline = Instant::now() + self.inner.config.rate_limit_wait;
         let mut faults = Vec::new();
         // Endpoints that failed (not rate-limited) in this call: not tried again by it.
@@ -311,6 +331,12 @@ impl ChainClient {
                 .filter(|ep| !refused.iter().any(|(i, t)| *i == ep.index && *t > now))
                 .collect();
             for (i, ep) in order.iter().enumerate() {
+                if gated && !self.sends_open() {
+                    return Err(ChainError::SendsHeld {
+                        chain: self.name().to_owned(),
+                        method,
+                    });
+                }
                 attempts += 1;
                 match self.attempt(ep, method, f(ep.provider.clone())).await {
                     Attempt::Done(result) => {
@@ -478,6 +504,38 @@ impl ChainClient {
             .clone()
     }
 
+    /// Holds every broadcast of this client (and its clones) until a bridge check passes
+    /// ([`ChainClient::open_sends`]); from then on each RPC failover holds them again until
+    /// the next check passes (`send_gate.rs`). A client never held sends freely.
+    pub fn hold_sends(&self) {
+        self.inner.sends.send_replace(SendGate::Closed);
+    }
+
+    /// The bridge check that began when [`ChainStats::failovers`] was `failovers` passed:
+    /// broadcasts may go out until the next failover.
+    pub fn open_sends(&self, failovers: u64) {
+        self.inner
+            .sends
+            .send_replace(SendGate::VerifiedAt(failovers));
+    }
+
+    /// Whether a broadcast may go out now (see [`ChainClient::hold_sends`]).
+    pub fn sends_open(&self) -> bool {
+        let failovers = self.inner.failovers.load(Ordering::Relaxed);
+        self.inner.sends.borrow().open(failovers)
+    }
+
+    /// Resolves once broadcasts may go out (a failover only closes the gate: it opens on
+    /// [`ChainClient::open_sends`], which wakes this).
+    pub async fn sends_opened(&self) {
+        let mut rx = self.inner.sends.subscribe();
+        let failovers = &self.inner.failovers;
+        // The sender lives in `self`: the channel cannot close while this waits.
+        let _ = rx
+            .wait_for(|g| g.open(failovers.load(Ordering::Relaxed)))
+            .await;
+    }
+
     /// Per-endpoint counters and scores.
     pub fn endpoint_stats(&self) -> Vec<EndpointStats> {
         let now = Instant::now();
@@ -601,7 +659,7 @@ impl ChainClient {
     /// success. The caller knows the hash (keccak of the bytes) and checks the receipt.
     pub async fn send_raw_transaction(&self, raw: &[u8]) -> Result<B256, ChainError> {
         let raw = Bytes::copy_from_slice(raw);
-        self.run("eth_sendRawTransaction", |p| {
+        self.run_on("eth_sendRawTransaction", true, |p| {
             let raw = raw.clone();
             async move {
                 p.raw_request::<_, B256>("eth_sendRawTransaction".into(), (raw,))

@@ -112,6 +112,13 @@ pub enum ChainError {
 
     #[error("{chain}: stopped by shutdown")]
     Shutdown { chain: String },
+
+    /// A broadcast held back: the client's sends are held (`ChainClient::hold_sends`) and no
+    /// bridge check has passed since the last RPC failover (the endpoint now answering may
+    /// serve another deployment). Nothing was sent after the failover; wait for
+    /// `ChainClient::sends_opened` and send again.
+    #[error("{chain}: {method} held: the bridge is not verified since the last RPC failover")]
+    SendsHeld { chain: String, method: &'static str },
 }
 
 fn join(errors: &[ChainError]) -> String {

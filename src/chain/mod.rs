@@ -33,6 +33,7 @@
 //! ```
 //! or, without its own cursor logic, [`ChainClient::log_stream`].
 
+mod access;
 mod client;
 mod degraded;
 mod endpoints;
@@ -40,8 +41,10 @@ mod error;
 mod heads;
 mod logs;
 mod pacing;
+mod send_gate;
 mod sensitive_url;
 
+pub use access::access_config;
 pub use client::{BlockRef, BlockTag, ChainClient, ChainStats};
 pub use degraded::{MIN_ATTEMPTS as DEGRADED_MIN_ATTEMPTS, WINDOW as DEGRADED_WINDOW};
 pub use endpoints::{Backoff, EndpointStats, MAX_RATE_LIMIT_PAUSE};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use alloy::primitives::Address;
 use bridge_agent::bridge_check::{self, Seat, Target, implications};
-use bridge_agent::chain::{ChainAccessConfig, ChainClient, SensitiveUrl};
+use bridge_agent::chain::{ChainClient, access_config};
 use bridge_agent::config::{AgentConfig, Side};
 use clap::Subcommand;
 
@@ -90,14 +90,7 @@ async fn check_online(cfg: &AgentConfig) -> usize {
     let mut problems = 0;
     for side in Side::ALL {
         let chain = cfg.chain(side);
-        let rpc = chain
-            .rpc
-            .iter()
-            .map(|e| SensitiveUrl::new(e.expose().clone()))
-            .collect();
-        let mut access = ChainAccessConfig::new(side.as_str(), chain.chain_id, rpc);
-        access.rpc_timeout = chain.rpc_timeout;
-        let client = match ChainClient::connect(access).await {
+        let client = match ChainClient::connect(access_config(cfg, side)).await {
             Ok(c) => c,
             Err(e) => {
                 println!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bridge_signer::aws_kms::AwsKmsError;
 use bridge_signer::pkcs11::Pkcs11Error;
-use bridge_signer::{ConfigError, PinError};
+use bridge_signer::{ConfigError, KeyStoreError, PinError};
 
 use super::signer_args::PIN_ENV;
 
@@ -35,12 +35,27 @@ pub enum KeysError {
     /// KMS (or the KMS-protocol endpoint) failed.
     #[error(transparent)]
     AwsKms(#[from] AwsKmsError),
-    /// The config names a backend the `keys` commands do not handle.
-    #[error("`keys` does not support the backend configured in the [signer] table")]
-    UnsupportedBackend,
+    /// The key cannot serve (another backend's, or not a signing key).
+    #[error("{0}")]
+    Key(String),
     /// Writing the result failed (e.g. stdout closed).
     #[error("cannot write the result: {0}")]
     Output(String),
+}
+
+impl From<KeyStoreError> for KeysError {
+    fn from(e: KeyStoreError) -> Self {
+        match e {
+            KeyStoreError::Usage(problem) => Self::usage(problem),
+            KeyStoreError::Config(e) => Self::Config(e),
+            KeyStoreError::Pin(e) => Self::Pin(e),
+            KeyStoreError::Pkcs11(e) => Self::Pkcs11(e),
+            KeyStoreError::AwsKms(e) => Self::AwsKms(e),
+            e @ (KeyStoreError::BackendMismatch { .. } | KeyStoreError::Unusable(_)) => {
+                Self::Key(e.to_string())
+            }
+        }
+    }
 }
 
 impl KeysError {
@@ -75,8 +90,7 @@ impl KeysError {
             }
             Self::Pkcs11(e) => return pkcs11_hint(e),
             Self::AwsKms(e) => return aws_kms_hint(e),
-            Self::UnsupportedBackend => "give the backend with --backend and its flags instead",
-            Self::Output(_) => return None,
+            Self::Key(_) | Self::Output(_) => return None,
         };
         Some(hint.to_owned())
     }

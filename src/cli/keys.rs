@@ -1,15 +1,15 @@
 //! `bridge-agent keys generate|list|show` (and `rotate`, in `keys_rotate.rs`): the operator's signing keys, which never leave the
-//! HSM or KMS. Each command resolves its [`SignerArgs`] to a backend and calls that backend's
-//! function in `keys_pkcs11` or `keys_aws_kms`; the result is printed by `report`.
+//! HSM or KMS. Each command resolves its [`SignerArgs`] to a backend's
+//! [`bridge_signer::KeyStore`] and a key; the result is printed by `report`.
 
 use std::io::Write as _;
 
+use bridge_signer::KeyOp;
 use clap::{Args, Subcommand};
 
 use super::error::KeysError;
-use super::report::Report;
-use super::signer_args::{KeyFlags, SignerArgs, Target};
-use super::{keys_aws_kms, keys_pkcs11};
+use super::report::{KeyList, Report};
+use super::signer_args::{KeyFlags, SignerArgs};
 
 const KEYS_EXAMPLES: &str = "\
 Examples (SoftHSM2; the PIN is read from BRIDGE_PKCS11_PIN or --pin-file, never from a flag):
@@ -138,25 +138,25 @@ pub async fn run(args: KeysArgs) -> Result<(), KeysError> {
                 label: a.label.as_deref(),
                 id: a.id.as_deref(),
             };
-            Report::Generated(match a.signer.resolve(flags)? {
-                Target::Pkcs11(c) => keys_pkcs11::generate(&c).await?,
-                Target::AwsKms(t) => keys_aws_kms::generate(&t).await?,
+            let (store, key) = a.signer.resolve(flags)?.open(Some(KeyOp::Generate)).await?;
+            Report::Generated(store.generate(&key).await?)
+        }
+        KeysCommand::List(a) => {
+            let (store, _) = a.signer.resolve(KeyFlags::default())?.open(None).await?;
+            Report::Listed(KeyList {
+                backend: store.backend().as_str(),
+                location: store.location(),
+                keys: store.list().await?,
             })
         }
-        KeysCommand::List(a) => Report::Listed(match a.signer.resolve(KeyFlags::default())? {
-            Target::Pkcs11(c) => keys_pkcs11::list(&c).await?,
-            Target::AwsKms(t) => keys_aws_kms::list(&t).await?,
-        }),
         KeysCommand::Rotate(_) => unreachable!("keys rotate is dispatched by cli::run"),
         KeysCommand::Show(a) => {
             let flags = KeyFlags {
                 label: a.label.as_deref(),
                 id: a.id.as_deref(),
             };
-            Report::Shown(match a.signer.resolve(flags)? {
-                Target::Pkcs11(c) => keys_pkcs11::show(&c).await?,
-                Target::AwsKms(t) => keys_aws_kms::show(&t).await?,
-            })
+            let (store, key) = a.signer.resolve(flags)?.open(Some(KeyOp::Show)).await?;
+            Report::Shown(store.show(&key).await?)
         }
     };
     let text = if args.json {

@@ -8,15 +8,13 @@
 //!                ├─ admin … ──────> admin/ (owner calls, configuration votes)
 //!                └─ keys generate|list|show ──> keys.rs · keys rotate ──> keys_rotate.rs
 //!                        signer_args.rs: --config FILE | --backend … ──> Target
-//!                        keys_pkcs11.rs / keys_aws_kms.rs ──> report.rs (text or --json)
+//!                        bridge_signer::KeyStore (one per backend) ──> report.rs (text or --json)
 //! ```
 
 mod admin;
 mod config;
 mod error;
 mod keys;
-mod keys_aws_kms;
-mod keys_pkcs11;
 mod keys_rotate;
 mod report;
 mod run;

@@ -1,78 +1,13 @@
 //! What the key commands print: the same values as aligned text for people or as JSON
-//! (`--json`) for scripts. Backend-neutral, so pkcs11 and aws-kms print alike.
+//! (`--json`) for scripts. The values are the signer crate's (`bridge_signer::keys`), the same
+//! for every backend, so pkcs11 and aws-kms print alike.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 use alloy::primitives::Address;
-use serde::Serialize;
-use serde::ser::SerializeMap;
-
-/// One key: its name(s), address and public key.
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyView {
-    /// pkcs11: `CKA_LABEL`; aws-kms: an alias, if any.
-    pub label: Option<String>,
-    /// pkcs11: `CKA_ID` in hex; aws-kms: the key id.
-    pub id: String,
-    /// Ethereum address (EIP-55 checksummed). None for a KMS key that is not enabled (KMS
-    /// does not hand out its public key then).
-    #[serde(serialize_with = "checksummed")]
-    pub address: Option<Address>,
-    /// Uncompressed SEC1 public key (`04‖X‖Y`) in hex, when known.
-    #[serde(serialize_with = "hex_bytes")]
-    pub public_key: Option<Vec<u8>>,
-}
-
-/// The keys of one token or account.
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyList {
-    pub backend: &'static str,
-    /// Where the keys live, e.g. `token "bridge-op" (slot 3)`.
-    pub location: String,
-    pub keys: Vec<KeyView>,
-}
-
-/// One key with the attributes that say whether it can leave the HSM.
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyDetails {
-    pub backend: &'static str,
-    pub location: String,
-    #[serde(flatten)]
-    pub key: KeyView,
-    /// Backend attributes in a fixed order (JSON: an object keyed by name).
-    #[serde(serialize_with = "attribute_map")]
-    pub attributes: Vec<KeyAttribute>,
-    /// True if the attributes prove the private key never was and never can be exported.
-    pub protected: bool,
-    /// One sentence saying why (or why not).
-    pub protection: String,
-}
-
-/// One attribute, e.g. `CKA_SENSITIVE = true`.
-#[derive(Debug, Clone)]
-pub struct KeyAttribute {
-    pub name: &'static str,
-    pub value: AttrValue,
-    /// What it means for the key, for people.
-    pub meaning: &'static str,
-}
-
-/// An attribute's value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum AttrValue {
-    Bool(bool),
-    Text(String),
-}
-
-impl fmt::Display for AttrValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Bool(b) => write!(f, "{b}"),
-            Self::Text(t) => f.write_str(t),
-        }
-    }
-}
+#[cfg(test)]
+use bridge_signer::keys::{AttrValue, KeyAttribute, KeyView};
+pub use bridge_signer::keys::{KeyDetails, KeyList};
 
 /// The result of one key command.
 #[derive(Debug)]
@@ -188,28 +123,6 @@ fn list(out: &mut String, l: &KeyList) {
 
 fn address_text(address: Option<&Address>) -> String {
     address.map_or_else(|| "-".to_owned(), |a| a.to_checksum(None))
-}
-
-fn checksummed<S: serde::Serializer>(address: &Option<Address>, s: S) -> Result<S::Ok, S::Error> {
-    match address {
-        Some(a) => s.serialize_str(&a.to_checksum(None)),
-        None => s.serialize_none(),
-    }
-}
-
-fn hex_bytes<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-    match bytes {
-        Some(b) => s.serialize_str(&hex::encode(b)),
-        None => s.serialize_none(),
-    }
-}
-
-fn attribute_map<S: serde::Serializer>(attrs: &[KeyAttribute], s: S) -> Result<S::Ok, S::Error> {
-    let mut map = s.serialize_map(Some(attrs.len()))?;
-    for a in attrs {
-        map.serialize_entry(a.name, &a.value)?;
-    }
-    map.end()
 }
 
 #[cfg(test)]

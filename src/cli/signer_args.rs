@@ -7,24 +7,19 @@
 
 use std::path::{Path, PathBuf};
 
+use bridge_signer::aws_kms::AwsKmsKeyStore;
 use bridge_signer::pkcs11::Pkcs11Config;
-use bridge_signer::{ConfigError, ConfigProblem, PinSource, SignerConfig};
-use clap::{Args, ValueEnum};
+use bridge_signer::{
+    Backend, ConfigError, ConfigProblem, KeyOp, KeyRef, KeyStore, PinSource, SignerConfig,
+};
+use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use serde::Deserialize;
 
 use super::error::KeysError;
 
 /// Environment variable the PIN is read from when no `--pin-file` is given.
 pub const PIN_ENV: &str = "BRIDGE_PKCS11_PIN";
-
-/// Which signing backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// A PKCS#11 HSM (SoftHSM2, YubiHSM, Thales, CloudHSM…).
-    Pkcs11,
-    /// AWS KMS (or a KMS-protocol server such as hsm-sim).
-    AwsKms,
-}
 
 /// Where the keys are: `--config FILE`, or `--backend` with its flags.
 #[derive(Debug, Args)]
@@ -34,8 +29,9 @@ pub struct SignerArgs {
     /// tables in the file are ignored here.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Backend to use when no --config is given.
-    #[arg(long, value_enum)]
+    /// Backend to use when no --config is given: pkcs11 (a PKCS#11 HSM: SoftHSM2, YubiHSM,
+    /// Thales, CloudHSM…) or aws-kms (AWS KMS, or a KMS-protocol server such as hsm-sim).
+    #[arg(long, value_name = "BACKEND", value_parser = backend_parser())]
     pub backend: Option<Backend>,
     /// pkcs11: path of the PKCS#11 module (shared library).
     #[arg(long, value_name = "PATH")]
@@ -62,6 +58,12 @@ pub struct SignerArgs {
     pub pin_on_command_line: Option<Option<PinGiven>>,
 }
 
+/// `--backend`: the signer crate's backend names, listed in `--help`.
+fn backend_parser() -> impl TypedValueParser<Value = Backend> {
+    PossibleValuesParser::new(Backend::ALL.iter().map(|b| b.as_str()))
+        .try_map(|name: String| name.parse::<Backend>())
+}
+
 /// Marks that `--pin` was given. The value itself is dropped by the parser, never stored.
 #[derive(Debug, Clone, Copy)]
 pub struct PinGiven;
@@ -84,6 +86,35 @@ pub enum Target {
     Pkcs11(Pkcs11Config),
     /// An AWS KMS account/region.
     AwsKms(AwsKmsTarget),
+}
+
+impl Target {
+    /// The key store the target names and the key the command is about, checked to say
+    /// enough for `op` (when given) before the secrets (PIN, AWS credentials) are read.
+    pub async fn open(self, op: Option<KeyOp>) -> Result<(Box<dyn KeyStore>, KeyRef), KeysError> {
+        let check = |backend: Backend, key: &KeyRef| match op {
+            Some(op) => backend.check(op, key),
+            None => Ok(()),
+        };
+        match self {
+            Target::Pkcs11(config) => {
+                let signer = SignerConfig::Pkcs11(config);
+                let key = signer.key_ref();
+                check(signer.backend(), &key)?;
+                Ok((signer.key_store().await?, key))
+            }
+            Target::AwsKms(t) => {
+                let key = KeyRef {
+                    label: t.label,
+                    id: t.key_id,
+                };
+                check(Backend::AwsKms, &key)?;
+                let store =
+                    AwsKmsKeyStore::connect(t.region.as_deref(), t.endpoint.as_deref()).await?;
+                Ok((Box::new(store), key))
+            }
+        }
+    }
 }
 
 /// What the aws-kms branch of a key command is given.
@@ -272,7 +303,6 @@ impl SignerArgs {
         let signer = section.signer.ok_or_else(|| {
             file_error("has no [signer] table (it names the backend, token and key)".into())
         })?;
-        #[allow(unreachable_patterns)] // SignerConfig is non_exhaustive
         match signer {
             SignerConfig::Pkcs11(mut config) => {
                 if key.label.is_some() || key.id.is_some() {
@@ -306,7 +336,6 @@ impl SignerArgs {
                     label: key.label.map(str::to_owned),
                 }))
             }
-            _ => Err(KeysError::UnsupportedBackend),
         }
     }
 }

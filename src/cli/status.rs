@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bridge_agent::chain::{ChainAccessConfig, ChainClient, SensitiveUrl};
+use bridge_agent::chain::{ChainClient, access_config};
 use bridge_agent::config::{self, AgentConfig, Side};
 use bridge_agent::contracts::Bridge;
 use clap::Args;
@@ -175,14 +175,7 @@ async fn chain_view(cfg: &AgentConfig, out: &mut Out) -> ExitCode {
     let mut clients = Vec::new();
     for side in Side::ALL {
         let chain = cfg.chain(side);
-        let rpc = chain
-            .rpc
-            .iter()
-            .map(|e| SensitiveUrl::new(e.expose().clone()))
-            .collect();
-        let mut access = ChainAccessConfig::new(side.as_str(), chain.chain_id, rpc);
-        access.rpc_timeout = chain.rpc_timeout;
-        match ChainClient::connect(access).await {
+        match ChainClient::connect(access_config(cfg, side)).await {
             Ok(c) => {
                 let target = bridge_agent::bridge_check::Target {
                     chain: side.as_str().into(),

@@ -213,13 +213,7 @@ fn signer(c: &SignerConfig, path: &str, sink: &mut Sink<'_>) {
             sink.push(p.path, p.message);
         }
     }
-    let pin = match c {
-        SignerConfig::Pkcs11(p) => Some(&p.pin),
-        // aws-kms has no secret in its section (credentials: the AWS chain); other backends
-        // may come (the enum is non-exhaustive).
-        _ => None,
-    };
-    if let Some(pin) = pin
+    if let Some(pin) = c.pin()
         && sink.secrets == Secrets::Check
         && let Err(e) = pin.load()
     {

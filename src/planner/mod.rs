@@ -28,7 +28,6 @@
 
 mod own_votes;
 mod reverts;
-mod seats;
 mod standby;
 mod tokens;
 
@@ -36,13 +35,13 @@ use crate::chain::{ChainClient, ChainError};
 use crate::contracts::{Bridge, TokenType, VOTE_TYPE_VALUE_TRANSFER};
 use crate::dialect::Dialect;
 use crate::direction::Direction;
-use crate::rotation::ActiveKey;
-use crate::store::{RequestState, Store, StoreError, UnexecutableReason};
+pub use crate::seats::{Seats, SilentSeats};
+use crate::store::{OwnVotesSynced, RequestState, Store, StoreError, UnexecutableReason};
+use crate::txmgr::ActiveKey;
 use crate::txmgr::{TxError, TxOutcome};
 use crate::votes::{Request, handle_calldata_for};
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 pub use reverts::{RevertKind, classify as classify_revert};
-pub use seats::{Seats, SilentSeats};
 pub use standby::Standby;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,28 +68,6 @@ pub enum Planned {
     /// auditor is still reading the blocks mined since the last run (a vote mined as the agent
     /// stopped is found there): not voted now; recovery hands it back later.
     NotYet,
-}
-
-/// Whether the auditor has read every destination block up to where this run started, so the
-/// store holds every own vote mined before (see [`Planned::NotYet`]). True when no auditor
-/// reports to it.
-#[derive(Debug, Clone)]
-pub struct OwnVotesSynced(Arc<std::sync::atomic::AtomicBool>);
-
-impl Default for OwnVotesSynced {
-    fn default() -> Self {
-        Self(Arc::new(std::sync::atomic::AtomicBool::new(true)))
-    }
-}
-
-impl OwnVotesSynced {
-    pub fn set(&self, synced: bool) {
-        self.0.store(synced, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +201,7 @@ impl Planner {
         }
     }
 
-    /// The key votes are sent with; `rotation::switch` replaces it when the seat moves.
+    /// The key votes are sent with; the agent's key switch replaces it when the seat moves.
     pub fn active_key(&self) -> ActiveKey {
         self.txm.clone()
     }
@@ -239,18 +216,14 @@ impl Planner {
         self.seats.silent()
     }
 
+    /// The turns this planner follows; recovery asks the same ones.
+    pub fn seats(&self) -> Arc<Seats> {
+        Arc::clone(&self.seats)
+    }
+
     /// Whether `nonce` is another seat's turn to vote (see [`Seats`]).
     pub async fn stands_by(&self, nonce: u64) -> bool {
         self.seats.stands_by(nonce).await
-    }
-
-    /// The last source block the watcher has scanned (and planned or held every request of),
-    /// or `None` before its first scan.
-    pub fn scanned_until(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .store
-            .cursor(self.cfg.direction)?
-            .and_then(|c| c.last.map(|(block, _)| block)))
     }
 
     /// Records the vote key of a request this operator stands by for: the auditor judges the
@@ -272,14 +245,6 @@ impl Planner {
                 Bridge::new(bridge, p).lowerHandleNonce().call().await
             })
             .await?)
-    }
-
-    /// Whether the store says this agent voted `nonce`, or saw it executed.
-    pub fn done_before(&self, nonce: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .store
-            .request(self.cfg.direction, nonce)?
-            .is_some_and(|r| r.state != RequestState::Seen))
     }
 
     /// Requests of this direction recorded as never executable, per reason.

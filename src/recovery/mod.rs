@@ -17,17 +17,28 @@
 //! votes lost after the cursor moved (a dropped transaction, a crash between recording a
 //! request and voting on it), and an operator set that moved on without this agent.
 
-use crate::chain::ChainClient;
+use crate::chain::{ChainClient, ChainError};
 use crate::contracts::Bridge;
 use crate::dialect::Dialect;
 use crate::direction::Direction;
-use crate::planner::{PlanError, Planner};
+use crate::seats::Seats;
+use crate::store::{RequestState, Store, StoreError};
 use crate::votes::Request;
 use crate::votes::decode_request;
 use alloy::primitives::Address;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
+use std::sync::Arc;
 use tokio::sync::Mutex;
+
+/// Why a check stopped; the next one starts over.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 #[derive(Debug, Clone)]
 pub struct RecoveryConfig {
@@ -60,7 +71,10 @@ pub struct Recovery {
     cfg: RecoveryConfig,
     source: ChainClient,
     dest: ChainClient,
-    planner: Planner,
+    /// Where the watcher got to and what this agent voted or saw executed.
+    store: Arc<Store>,
+    /// The turns the planner follows (a first check leaves another seat's turn alone).
+    seats: Arc<Seats>,
     /// `(requestNonce, lowerHandleNonce)` at the previous check.
     last: Mutex<Option<(u64, u64)>>,
 }
@@ -70,20 +84,22 @@ impl Recovery {
         cfg: RecoveryConfig,
         source: ChainClient,
         dest: ChainClient,
-        planner: Planner,
+        store: Arc<Store>,
+        seats: Arc<Seats>,
     ) -> Self {
         Self {
             cfg,
             source,
             dest,
-            planner,
+            store,
+            seats,
             last: Mutex::new(None),
         }
     }
 
     /// One check; returns the stalled requests to hand back to the planner (which votes only
     /// if needed). The caller plans them, so a long list does not hold up its loop.
-    pub async fn check(&self) -> Result<(RecoveryReport, Vec<Request>), PlanError> {
+    pub async fn check(&self) -> Result<(RecoveryReport, Vec<Request>), RecoveryError> {
         let (src, dst) = (self.cfg.source_bridge, self.cfg.dest_bridge);
         let request_nonce = self
             .source
@@ -91,7 +107,12 @@ impl Recovery {
                 Bridge::new(src, p).requestNonce().call().await
             })
             .await?;
-        let lower = self.planner.lower_handle_nonce().await?;
+        let lower = self
+            .dest
+            .run("Bridge.lowerHandleNonce", move |p| async move {
+                Bridge::new(dst, p).lowerHandleNonce().call().await
+            })
+            .await?;
         let upper = self
             .dest
             .run("Bridge.upperHandleNonce", move |p| async move {
@@ -124,7 +145,7 @@ impl Recovery {
         let head = self.source.block_number().await?;
         // Blocks from the watcher's cursor on are the watcher's to plan (it is catching up, or
         // about to): rescanning them too would vote the same requests twice over.
-        let Some(scanned) = self.planner.scanned_until()? else {
+        let Some(scanned) = self.scanned_until()? else {
             return Ok((report, Vec::new()));
         };
         let to = head.saturating_sub(self.cfg.confirmations).min(scanned);
@@ -164,9 +185,7 @@ impl Recovery {
                 // watcher catching up: it leaves alone what this agent already voted or saw
                 // executed, and nonces that are another seat's turn (the watcher's standby
                 // covers them). A stalled check later takes everything.
-                if first
-                    && (self.planner.done_before(req.nonce)?
-                        || self.planner.stands_by(req.nonce).await)
+                if first && (self.done_before(req.nonce)? || self.seats.stands_by(req.nonce).await)
                 {
                     continue;
                 }
@@ -177,6 +196,23 @@ impl Recovery {
             start = end + 1;
         }
         Ok((report, refeed))
+    }
+
+    /// The last source block the watcher has scanned (and planned or held every request of),
+    /// or `None` before its first scan.
+    fn scanned_until(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .store
+            .cursor(self.cfg.direction)?
+            .and_then(|c| c.last.map(|(block, _)| block)))
+    }
+
+    /// Whether the store says this agent voted `nonce`, or saw it executed.
+    fn done_before(&self, nonce: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .request(self.cfg.direction, nonce)?
+            .is_some_and(|r| r.state != RequestState::Seen))
     }
 }
 

@@ -1,8 +1,8 @@
-//! Operator key rotation with no downtime: `bridge-agent keys rotate`, and the running agent's
-//! switch to the new key.
+//! Operator key rotation with no downtime: `bridge-agent keys rotate`, and the records the
+//! running agent's key switch (`agent/key_switch.rs`) follows.
 //!
 //! ```text
-//!  keys rotate (run.rs)                       store.sqlite (store.rs)     running agent (switch.rs)
+//!  keys rotate (run.rs)                       store.sqlite (store.rs)     running agent (agent/key_switch.rs)
 //!  1 key      create/find the new key ──────> key: new address
 //!  2 fund     old ─gas─> new, each chain ───> fund:<side>
 //!  3 propose  old: proposeOperatorKey(new) ─> propose:<side>
@@ -29,11 +29,9 @@
 pub mod keys;
 pub mod run;
 pub mod store;
-pub mod switch;
 
 pub use run::{RotateOptions, Ui, rotate};
 pub use store::{NewKey, Rotation, RotationStore, RotationStoreError, Step};
-pub use switch::ActiveKey;
 
 /// Why a rotation stopped. Re-running the same command resumes it.
 #[derive(Debug, thiserror::Error)]

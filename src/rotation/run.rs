@@ -98,26 +98,32 @@ async fn pending_key(c: &Chain, old: Address) -> Result<Address, RotationError> 
         .map_err(chain_err(c.side))
 }
 
+/// The `keys rotate` flag that names a new key in `backend`.
+fn new_key_flag(backend: bridge_signer::Backend) -> &'static str {
+    match backend {
+        bridge_signer::Backend::Pkcs11 => "--new-key-label",
+        bridge_signer::Backend::AwsKms => "--new-kms-key",
+    }
+}
+
 /// Rotates (or resumes rotating) the operator key of `opts.config`.
 pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, RotationError> {
     let cfg = &opts.config;
     let base = keys::common_signer(cfg)?.clone();
     if let Some(key) = &opts.new_key {
         keys::rotated(&base, key).map_err(|_| {
-            RotationError::Usage(match key {
-                NewKey::Pkcs11 { .. } => {
-                    "--new-key-label names a PKCS#11 key, but [signer] uses aws-kms: use --new-kms-key".into()
-                }
-                NewKey::AwsKms { .. } => {
-                    "--new-kms-key names a KMS key, but [signer] uses pkcs11: use --new-key-label".into()
-                }
-            })
+            RotationError::Usage(format!(
+                "the new key is a {} key ({key}), but [signer] uses {}: name the new key with {}",
+                key.backend(),
+                base.backend(),
+                new_key_flag(base.backend())
+            ))
         })?;
     }
     let store = RotationStore::open(cfg.store_path())?;
     let mut chains = Vec::new();
     for side in Side::ALL {
-        let client = ChainClient::connect(crate::agent::access_config(cfg, side))
+        let client = ChainClient::connect(crate::chain::access_config(cfg, side))
             .await
             .map_err(chain_err(side))?;
         let chain = cfg.chain(side);

@@ -15,31 +15,15 @@
 
 use alloy::primitives::Address;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Side;
 
-/// The key that replaces the old one, in the old key's backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "backend", rename_all = "kebab-case")]
-pub enum NewKey {
-    /// A key pair on the same PKCS#11 token, by `CKA_LABEL`.
-    Pkcs11 { key_label: String },
-    /// A KMS key in the same account and region (key id, ARN or alias).
-    AwsKms { key_id: String },
-}
-
-impl std::fmt::Display for NewKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Pkcs11 { key_label } => write!(f, "pkcs11 key label {key_label:?}"),
-            Self::AwsKms { key_id } => write!(f, "aws-kms key {key_id}"),
-        }
-    }
-}
+/// The key that replaces the old one, in the old key's backend (stored as JSON in
+/// `key_rotations.new_key`; the signer crate keeps that format).
+pub use bridge_signer::KeyName as NewKey;
 
 /// One step of a rotation. Per-chain steps carry their side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -23,8 +23,10 @@
 //! a few blocks (the guard journal, which is safety-critical, runs with FULL).
 
 mod own_votes;
+mod synced;
 
 pub use own_votes::{OwnVote, UnexecutableReason};
+pub use synced::OwnVotesSynced;
 
 use crate::direction::Direction;
 use alloy::primitives::B256;

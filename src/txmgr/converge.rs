@@ -95,7 +95,9 @@ impl Converger {
                 return;
             }
         };
-        if pending >= sent {
+        // After a failover the count may be another deployment's, and nothing may be sent
+        // there before the bridge check passes: no repair until it did.
+        if pending >= sent || !inner.client.sends_open() {
             self.hole = None;
             return;
         }
@@ -212,6 +214,10 @@ async fn repair(inner: &Inner, pending: u64, sent: u64) {
     warn!(chain = %inner.cfg.chain, address = %inner.address, pending, sent, tracked = tracked.len(),
         "the node lacks transactions this manager broadcast (reorg, dropped from its pool, or a new node); repairing");
     for step in plan(pending, sent, &nonces) {
+        // A failover during the repair holds the rest until the bridge is verified again.
+        if !inner.client.sends_open() {
+            return;
+        }
         match step {
             Step::Resend(n) => {
                 let Some(here) = at(n) else { continue };

@@ -81,7 +81,7 @@ impl TxError {
 
 /// What a node's answer to `eth_sendRawTransaction` means for the nonce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SendRejection {
+pub enum SendRejection {
     /// The node has this very transaction (e.g. a first attempt that timed out reached it).
     AlreadyKnown,
     /// The nonce is used already (by this tx on a re-send, or by another one).
@@ -96,7 +96,7 @@ pub(crate) enum SendRejection {
 
 impl SendRejection {
     /// Classifies by the error text; nodes (geth, erigon, anvil, Kaia) agree on these words.
-    pub(crate) fn of(e: &ChainError) -> Self {
+    pub fn of(e: &ChainError) -> Self {
         let messages: Vec<String> = e
             .messages()
             .iter()

@@ -33,6 +33,8 @@
 //! All of them end when the shutdown token fires; the two per-manager tasks also end once every
 //! handle is dropped.
 
+mod active;
+mod build;
 mod converge;
 mod error;
 mod fees;
@@ -40,6 +42,8 @@ mod leftovers;
 mod nonce;
 mod tracker;
 
+pub use active::ActiveKey;
+pub use build::{TxFields, UnsignedTx};
 pub use converge::Wedged;
 pub use error::TxError;
 pub use fees::Fees;
@@ -47,13 +51,12 @@ pub use fees::Fees;
 use crate::chain::{BlockTag, ChainClient, ChainError};
 use crate::config::FeePolicy;
 use crate::metrics::ChainMetrics;
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::rpc::types::TransactionRequest;
 use bridge_signer::{Guard, Signer};
-use error::SendRejection;
+pub use error::SendRejection;
 use nonce::{Sequencer, Turn};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -363,7 +366,8 @@ impl TxManager {
             .transaction_count(inner.address, BlockTag::Pending)
             .await
             .map_err(inner.chain_err("re-reading the nonce"))?;
-        if pending < sent && inner.in_flight_from(pending).is_empty() {
+        // Counts read after a failover may be another deployment's: not a reason to renumber.
+        if pending < sent && inner.client.sends_open() && inner.in_flight_from(pending).is_empty() {
             inner.cfg.metrics.nonce_repairs_rebase.inc();
             warn!(chain = %inner.cfg.chain, address = %inner.address, nonce = pending, was = sent,
                 "transactions of this manager were reorganised away; new transactions start at the chain's nonce");
@@ -580,12 +584,16 @@ impl Inner {
             }
             let mut outbids = 0;
             loop {
+                self.sends_opened().await?;
                 let err = match self.client.send_raw_transaction(&signed.raw).await {
                     Ok(_) => {
                         lease.sent();
                         info!(chain = %self.cfg.chain, label = %job.label, nonce, tx = %signed.hash, "sent");
                         return Ok((nonce, signed));
                     }
+                    // A failover closed the gate (before or within this call): the same bytes
+                    // go once the bridge is verified again; the turn is kept meanwhile.
+                    Err(ChainError::SendsHeld { .. }) => continue,
                     Err(e) => e,
                 };
                 let rejection = SendRejection::of(&err);
@@ -646,6 +654,19 @@ impl Inner {
         }
     }
 
+    /// Waits until the chain's sends are open: after an RPC failover, until the bridge check
+    /// passed on the endpoint now answering (`chain/send_gate.rs`); nothing waits otherwise.
+    async fn sends_opened(&self) -> Result<(), TxError> {
+        if self.client.sends_open() {
+            return Ok(());
+        }
+        info!(chain = %self.cfg.chain, "holding broadcasts until the bridge is verified again (RPC failover)");
+        tokio::select! {
+            _ = self.client.sends_opened() => Ok(()),
+            _ = self.shutdown.cancelled() => Err(self.shutdown_err()),
+        }
+    }
+
     fn rejected(&self, job: &Job, source: ChainError) -> TxError {
         TxError::Rejected {
             chain: self.cfg.chain.clone(),
@@ -666,47 +687,22 @@ impl Inner {
         nonce: u64,
         fees: Fees,
     ) -> Result<SignedTx, TxError> {
-        let chain_id = self.client.chain_id();
-        let to = TxKind::Call(self.cfg.bridge);
-        let guard_err = |e| TxError::from_guard(&self.cfg.chain, &job.label, e);
-        let envelope: TxEnvelope = match fees {
-            Fees::Eip1559 { max_fee, priority } => {
-                let mut tx = TxEip1559 {
-                    chain_id,
-                    nonce,
-                    gas_limit: job.gas,
-                    max_fee_per_gas: max_fee,
-                    max_priority_fee_per_gas: priority,
-                    to,
-                    value: U256::ZERO,
-                    access_list: Default::default(),
-                    input: job.calldata.clone(),
-                };
-                let sig = self
-                    .guard
-                    .sign_transaction(&mut tx)
-                    .await
-                    .map_err(guard_err)?;
-                tx.into_signed(sig).into()
-            }
-            Fees::Legacy { gas_price } => {
-                let mut tx = TxLegacy {
-                    chain_id: Some(chain_id),
-                    nonce,
-                    gas_price,
-                    gas_limit: job.gas,
-                    to,
-                    value: U256::ZERO,
-                    input: job.calldata.clone(),
-                };
-                let sig = self
-                    .guard
-                    .sign_transaction(&mut tx)
-                    .await
-                    .map_err(guard_err)?;
-                tx.into_signed(sig).into()
-            }
-        };
+        let mut tx = TxFields {
+            chain_id: self.client.chain_id(),
+            nonce,
+            gas_limit: job.gas,
+            fees,
+            to: self.cfg.bridge,
+            value: U256::ZERO,
+            input: job.calldata.clone(),
+        }
+        .unsigned();
+        let signature = self
+            .guard
+            .sign_transaction(tx.signable())
+            .await
+            .map_err(|e| TxError::from_guard(&self.cfg.chain, &job.label, e))?;
+        let envelope = tx.into_signed(signature);
         Ok(SignedTx {
             hash: *envelope.tx_hash(),
             raw: envelope.encoded_2718().into(),

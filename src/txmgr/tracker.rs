@@ -115,6 +115,11 @@ pub(crate) async fn track(
             continue;
         }
         last_sent = Instant::now();
+        if !inner.client.sends_open() {
+            // After a failover, nothing goes out before the bridge is verified again.
+            debug!(chain = %inner.cfg.chain, label = %job.label, nonce, "re-send held until the bridge is verified");
+            continue;
+        }
         let bumped = (bumps < policy.max_bumps)
             .then(|| last.fees.bumped(&policy))
             .flatten();

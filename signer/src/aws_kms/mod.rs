@@ -23,6 +23,7 @@
 
 mod config;
 mod error;
+mod key_store;
 mod keys;
 
 use std::fmt;
@@ -34,6 +35,7 @@ use k256::ecdsa::VerifyingKey;
 
 pub use config::AwsKmsConfig;
 pub use error::{AwsKmsError, EXPECTED_KEY_SPEC, EXPECTED_KEY_USAGE};
+pub use key_store::AwsKmsKeyStore;
 pub use keys::{AwsKeyInfo, AwsKmsClient};
 
 use crate::{Health, RetryPolicy, Signer, SignerError, signature};

@@ -9,6 +9,7 @@
 
 mod config;
 mod error;
+mod key_store;
 mod keygen;
 mod keys;
 mod session_pool;
@@ -25,6 +26,7 @@ use k256::ecdsa::VerifyingKey;
 
 pub use config::{KeySelector, Pkcs11Config};
 pub use error::Pkcs11Error;
+pub use key_store::Pkcs11KeyStore;
 pub use keys::{KeyAttributes, KeyInfo};
 
 use session_pool::{Pooled, SessionPool};

@@ -1,8 +1,9 @@
-//! Whose turn it is to vote on a request nonce.
+//! Whose turn it is to vote on a request nonce: asked by the planner (vote now or hold) and by
+//! recovery (leave another seat's turn alone at start); the auditor reports silent seats here.
 //!
 //! With N operators and threshold t < N, the t seats starting at `nonce mod N` in the
 //! destination bridge's operator list vote at once; the other N − t hold the request (see
-//! [`super::Standby`]) and vote only if handle progress gets stuck on it. Every agent reads
+//! `planner::Standby`) and vote only if handle progress gets stuck on it. Every agent reads
 //! the same list, so the turns agree without talking; where they briefly disagree (a list read
 //! during a rotation, a read that failed), the agent votes at once: an extra vote costs gas, a
 //! missing one costs time.
@@ -20,7 +21,7 @@
 
 use crate::chain::ChainClient;
 use crate::contracts::{Bridge, VOTE_TYPE_VALUE_TRANSFER};
-use crate::rotation::ActiveKey;
+use crate::txmgr::ActiveKey;
 use alloy::primitives::{Address, B256, keccak256};
 use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};

@@ -14,64 +14,20 @@
 //! the other operators cover them). The new key's guard shares the chain's vote journal, so it
 //! re-sends exactly the votes the old key journalled and never a different one.
 
-use super::store::{RotationStore, Step};
 use crate::chain::ChainClient;
 use crate::config::{AgentConfig, Side};
 use crate::contracts::Bridge;
-use crate::txmgr::{TxManager, TxManagerConfig};
+use crate::rotation::{NewKey, RotationStore, Step};
+use crate::txmgr::{ActiveKey, TxManager, TxManagerConfig};
 use alloy::primitives::Address;
 use bridge_signer::Guard;
 use bridge_signer::guard::Journal;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How often the agent looks for a rotation in its store.
 pub const SWITCH_POLL: Duration = Duration::from_millis(500);
-
-/// The tx manager a planner submits through: the key that holds the seat. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct ActiveKey {
-    inner: Arc<RwLock<TxManager>>,
-}
-
-impl ActiveKey {
-    pub fn new(txm: TxManager) -> Self {
-        Self {
-            inner: Arc::new(RwLock::new(txm)),
-        }
-    }
-
-    /// The tx manager of the key in use now.
-    pub fn current(&self) -> TxManager {
-        self.inner
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The address in use now.
-    pub fn address(&self) -> Address {
-        self.current().address()
-    }
-
-    /// Puts `txm` in use; returns the one it replaces.
-    pub fn switch(&self, txm: TxManager) -> TxManager {
-        std::mem::replace(
-            &mut *self
-                .inner
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            txm,
-        )
-    }
-}
-
-impl From<TxManager> for ActiveKey {
-    fn from(txm: TxManager) -> Self {
-        Self::new(txm)
-    }
-}
 
 /// What the switch needs per chain.
 pub struct SwitchSide {
@@ -150,12 +106,12 @@ pub async fn watch(cfg: AgentConfig, sides: Vec<SwitchSide>, shutdown: Cancellat
 async fn switch_side(
     cfg: &AgentConfig,
     s: &SwitchSide,
-    key: &super::store::NewKey,
+    key: &NewKey,
     new: Address,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
     let signer_cfg =
-        super::keys::rotated(cfg.signer_for(s.side), key).map_err(|e| e.to_string())?;
+        crate::rotation::keys::rotated(cfg.signer_for(s.side), key).map_err(|e| e.to_string())?;
     let signer = signer_cfg.connect().await.map_err(|e| e.to_string())?;
     let address = signer.address();
     if address != new {
