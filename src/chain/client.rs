@@ -4,6 +4,7 @@ use super::degraded::LimitWindow;
 use super::endpoints::{Endpoint, EndpointStats, FaultKind, attempt_order};
 use super::error::{Answer, ChainError, ClassifyError, Failure};
 use super::heads::{self, HeadStream};
+use super::log_window::{LogWindow, LogWindowStats};
 use super::logs::LogStream;
 use super::{ChainAccessConfig, SensitiveUrl};
 use alloy::eips::BlockId;
@@ -66,6 +67,8 @@ pub struct ChainStats {
     pub rate_limited: u64,
     /// True while most recent attempts are rate-limited (see [`super::DEGRADED_WINDOW`]).
     pub degraded: bool,
+    /// The learned `eth_getLogs` window and its refusals.
+    pub logs: LogWindowStats,
     pub endpoints: Vec<EndpointStats>,
 }
 
@@ -90,6 +93,7 @@ struct Inner {
     endpoints: Vec<Endpoint>,
     failovers: AtomicU64,
     limits: LimitWindow,
+    log_window: LogWindow,
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -148,6 +152,7 @@ impl ChainClient {
         }
         let client = ChainClient {
             inner: Arc::new(Inner {
+                log_window: LogWindow::new(config.log_window),
                 config,
                 endpoints,
                 failovers: AtomicU64::new(0),
@@ -393,6 +398,23 @@ impl ChainClient {
                     limits.record(false, Instant::now());
                     return Attempt::Done(Err(err));
                 }
+                Failure::Capped {
+                    code,
+                    message,
+                    data,
+                } => {
+                    // The endpoint works; the query was too wide for it. Scored as an answer,
+                    // so a capping provider is never cooled down or failed over from.
+                    ep.record_answer(started.elapsed(), true);
+                    limits.record(false, Instant::now());
+                    return Attempt::Done(Err(ChainError::LogsCapped {
+                        endpoint: ep.label(),
+                        method,
+                        code,
+                        message: ep.clean(&message),
+                        data,
+                    }));
+                }
                 Failure::RateLimited {
                     message,
                     retry_after,
@@ -474,6 +496,7 @@ impl ChainClient {
             failovers: self.inner.failovers.load(Ordering::Relaxed),
             rate_limited: self.inner.limits.total(),
             degraded: self.is_degraded(),
+            logs: self.inner.log_window.stats(),
             endpoints: self.endpoint_stats(),
         }
     }
@@ -532,6 +555,11 @@ impl ChainClient {
             })
             .await?;
         Ok(BlockRef::from_block(&block))
+    }
+
+    /// The chain's learned `eth_getLogs` window, shared by every range reader of this client.
+    pub(crate) fn log_window(&self) -> &LogWindow {
+        &self.inner.log_window
     }
 
     /// `eth_getLogs` as given (one request). For ranges use [`ChainClient::get_logs_range`].
