@@ -451,6 +451,42 @@ mod tests {
     }
 
     #[test]
+    fn log_caps_are_answers_about_the_query_not_endpoint_faults() {
+        let capped: &[(i64, &str)] = &[
+            (-32005, "query returned more than 10000 results"),
+            (
+                -32602,
+                "Log response size exceeded. You can make eth_getLogs requests with up to a 2K \
+                 block range and no limit on the response size, or you can request any block \
+                 range with a cap of 10K logs in the response",
+            ),
+            (-32602, "eth_getLogs is limited to a 10000 range"),
+            (-32602, "eth_getLogs is limited to a 100 range"),
+            (-32000, "query returned more than 10000 results"),
+            (-32000, "block range is too wide"),
+            (-32000, "exceed maximum block range: 5000"),
+        ];
+        // The payload type is alloy-json-rpc's, not re-exported: built from its JSON.
+        let answer = |code: i64, message: &str| {
+            RpcError::<TransportErrorKind>::ErrorResp(
+                serde_json::from_value(serde_json::json!({ "code": code, "message": message }))
+                    .unwrap(),
+            )
+        };
+        for &(code, message) in capped {
+            match answer(code, message).classify() {
+                Failure::Capped { code: c, .. } => assert_eq!(c, code, "{message}"),
+                other => panic!("{code} {message}: {other:?}"),
+            }
+        }
+        // A revert whose reason happens to say "block range" is a revert.
+        assert!(matches!(
+            answer(3, "execution reverted: block range").classify(),
+            Failure::Answer(Answer::Reverted { .. })
+        ));
+    }
+
+    #[test]
     fn http_429_is_a_rate_limit_with_its_retry_after() {
         let e = TransportErrorKind::http_error_with_retry_after(
             429,
