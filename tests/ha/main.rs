@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod capped;
 mod dest_reorg;
 mod forged_votes;
 mod gas_table;
