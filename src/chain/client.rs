@@ -562,8 +562,10 @@ impl ChainClient {
         &self.inner.log_window
     }
 
-    /// `eth_getLogs` as given (one request). For ranges use [`ChainClient::get_logs_range`].
-    pub async fn get_logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
+    /// `eth_getLogs` as given (one request). Only the range reader calls it, so every log query
+    /// of the agent is sized to what the provider accepts: use [`ChainClient::log_range`] or
+    /// [`ChainClient::get_logs_range`].
+    pub(super) async fn get_logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
         self.run("eth_getLogs", |p| {
             let filter = filter.clone();
             async move { p.get_logs(&filter).await }
