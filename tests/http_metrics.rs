@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
-use bridge_agent::chain::{ChainStats, EndpointStats, SensitiveUrl};
+use bridge_agent::chain::{ChainStats, EndpointStats, LogWindowStats, SensitiveUrl};
 use bridge_agent::config::Side;
 use bridge_agent::direction::Direction;
 use bridge_agent::http::{HttpError, HttpServer};
@@ -164,6 +164,11 @@ async fn metrics_serves_exact_values() {
         failovers: 6,
         rate_limited: 7,
         degraded: false,
+        logs: LogWindowStats {
+            window: 250,
+            caps: 3,
+            overflows: 1,
+        },
         endpoints: vec![
             endpoint(0, "http://127.0.0.1:8545/", 11, 100),
             endpoint(1, "http://127.0.0.1:8546/", 12, 40),
@@ -200,6 +205,9 @@ async fn metrics_serves_exact_values() {
         "bridge_txs_reverted_total{chain=\"child\",reason=\"already_executed\"} 2",
         "bridge_rpc_failovers_total{chain=\"parent\"} 6",
         "bridge_rpc_rate_limited_total{chain=\"parent\"} 7",
+        "bridge_rpc_log_window_blocks{chain=\"parent\"} 250",
+        "bridge_rpc_log_caps_total{chain=\"parent\"} 3",
+        "bridge_rpc_log_overflows_total{chain=\"parent\"} 1",
         "bridge_rpc_degraded{chain=\"parent\"} 0",
         "bridge_rpc_requests_total{chain=\"parent\",index=\"0\",endpoint=\"http://127.0.0.1:8545/\"} 11",
         "bridge_rpc_requests_total{chain=\"parent\",index=\"1\",endpoint=\"http://127.0.0.1:8546/\"} 12",
@@ -260,6 +268,11 @@ async fn endpoint_labels_never_carry_credentials() {
         failovers: 0,
         rate_limited: 0,
         degraded: false,
+        logs: LogWindowStats {
+            window: 1000,
+            caps: 0,
+            overflows: 0,
+        },
         endpoints: vec![endpoint(0, &redacted, 1, 100)],
     });
     let raw = keyed.expose().to_string();
@@ -269,6 +282,11 @@ async fn endpoint_labels_never_carry_credentials() {
         failovers: 0,
         rate_limited: 0,
         degraded: false,
+        logs: LogWindowStats {
+            window: 1000,
+            caps: 0,
+            overflows: 0,
+        },
         endpoints: vec![
             endpoint(0, &raw, 1, 100),
             endpoint(1, "not a url with KEY123abc", 1, 100),
@@ -376,6 +394,11 @@ async fn readyz_follows_directions_balances_chains_and_signer() {
         failovers: 0,
         rate_limited: 9,
         degraded: d.load(std::sync::atomic::Ordering::Relaxed),
+        logs: LogWindowStats {
+            window: 1000,
+            caps: 0,
+            overflows: 0,
+        },
         endpoints: vec![],
     });
     assert_eq!(

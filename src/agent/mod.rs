@@ -312,7 +312,6 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
                 dest_bridge: dst_cfg.bridge,
                 dialect: dest.dialect,
                 confirmations: src_cfg.confirmations,
-                window_blocks: cfg.recovery.window_blocks,
             },
             source.client.clone(),
             dest.client.clone(),

@@ -266,12 +266,10 @@ impl Auditor {
     async fn voted_events(&self, from: u64, to: u64) -> Result<Vec<Vote>, AuditError> {
         let filter = Filter::new()
             .address(self.cfg.dest_bridge)
-            .from_block(from)
-            .to_block(to)
             .event_signature(Bridge::Voted::SIGNATURE_HASH)
             .topic1(B256::with_last_byte(VOTE_TYPE_VALUE_TRANSFER));
         let mut votes = Vec::new();
-        for log in self.dest.get_logs(&filter).await? {
+        for log in self.dest.get_logs_range(&filter, from, to).await? {
             match log.log_decode::<Bridge::Voted>() {
                 Ok(v) => {
                     votes.push(Vote {

@@ -4,6 +4,7 @@ use super::degraded::LimitWindow;
 use super::endpoints::{Endpoint, EndpointStats, FaultKind, attempt_order};
 use super::error::{Answer, ChainError, ClassifyError, Failure};
 use super::heads::{self, HeadStream};
+use super::log_window::{LogWindow, LogWindowStats};
 use super::logs::LogStream;
 use super::send_gate::SendGate;
 use super::{ChainAccessConfig, SensitiveUrl};
@@ -68,6 +69,8 @@ pub struct ChainStats {
     pub rate_limited: u64,
     /// True while most recent attempts are rate-limited (see [`super::DEGRADED_WINDOW`]).
     pub degraded: bool,
+    /// The learned `eth_getLogs` window and its refusals.
+    pub logs: LogWindowStats,
     pub endpoints: Vec<EndpointStats>,
 }
 
@@ -96,6 +99,7 @@ struct Inner {
     reach: OnceLock<Arc<Reachability>>,
     /// Whether broadcasts may go out (`send_gate.rs`).
     sends: tokio::sync::watch::Sender<SendGate>,
+    log_window: LogWindow,
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -154,6 +158,7 @@ impl ChainClient {
         }
         let client = ChainClient {
             inner: Arc::new(Inner {
+                log_window: LogWindow::new(config.log_window),
                 config,
                 endpoints,
                 failovers: AtomicU64::new(0),
@@ -441,6 +446,24 @@ impl ChainClient {
                     self.report_reach(true);
                     return Attempt::Done(Err(err));
                 }
+                Failure::Capped {
+                    code,
+                    message,
+                    data,
+                } => {
+                    // The endpoint works; the query was too wide for it. Scored as an answer,
+                    // so a capping provider is never cooled down or failed over from.
+                    ep.record_answer(started.elapsed(), true);
+                    limits.record(false, Instant::now());
+                    self.report_reach(true);
+                    return Attempt::Done(Err(ChainError::LogsCapped {
+                        endpoint: ep.label(),
+                        method,
+                        code,
+                        message: ep.clean(&message),
+                        data,
+                    }));
+                }
                 Failure::RateLimited {
                     message,
                     retry_after,
@@ -556,6 +579,7 @@ impl ChainClient {
             failovers: self.inner.failovers.load(Ordering::Relaxed),
             rate_limited: self.inner.limits.total(),
             degraded: self.is_degraded(),
+            logs: self.inner.log_window.stats(),
             endpoints: self.endpoint_stats(),
         }
     }
@@ -616,8 +640,15 @@ impl ChainClient {
         Ok(BlockRef::from_block(&block))
     }
 
-    /// `eth_getLogs` as given (one request). For ranges use [`ChainClient::get_logs_range`].
-    pub async fn get_logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
+    /// The chain's learned `eth_getLogs` window, shared by every range reader of this client.
+    pub(crate) fn log_window(&self) -> &LogWindow {
+        &self.inner.log_window
+    }
+
+    /// `eth_getLogs` as given (one request). Only the range reader calls it, so every log query
+    /// of the agent is sized to what the provider accepts: use [`ChainClient::log_range`] or
+    /// [`ChainClient::get_logs_range`].
+    pub(super) async fn get_logs(&self, filter: &Filter) -> Result<Vec<Log>, ChainError> {
         self.run("eth_getLogs", |p| {
             let filter = filter.clone();
             async move { p.get_logs(&filter).await }

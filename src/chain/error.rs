@@ -91,6 +91,34 @@ pub enum ChainError {
         data: Bytes,
     },
 
+    /// The endpoint refused an `eth_getLogs` as spanning too many blocks or matching too many
+    /// logs (Infura's -32005 "query returned more than 10000 results", QuickNode's -32602
+    /// "limited to a 100 range", Alchemy's "Log response size exceeded", geth's "block range is
+    /// too wide", …). An answer about the request, not a fault of the endpoint: the range reader
+    /// ([`crate::chain::LogRangeReader`]) asks again with a narrower window; nothing fails over.
+    #[error("{endpoint}: {method}: log query capped by the provider (JSON-RPC {code}): {message}")]
+    LogsCapped {
+        endpoint: String,
+        method: &'static str,
+        code: i64,
+        message: String,
+        /// The raw `data` member, if any (Infura puts a suggested range there).
+        data: Option<String>,
+    },
+
+    /// Even the logs of one block exceed what the provider returns in one answer: the block
+    /// cannot be read through this endpoint. Nothing is skipped; the reader stops before it.
+    #[error(
+        "{chain}: the logs of block {block} alone exceed what the RPC provider returns in one \
+         eth_getLogs answer ({message}); the range cannot be read past block {block} through it. \
+         Add an endpoint without a result cap (or with a higher one) for this chain"
+    )]
+    LogsOverflow {
+        chain: String,
+        block: u64,
+        message: String,
+    },
+
     /// Any other JSON-RPC error answer (e.g. `nonce too low`, `already known`).
     #[error("{endpoint}: {method}: JSON-RPC error {code}: {message}")]
     Rpc {
@@ -138,7 +166,7 @@ impl ChainError {
     /// The JSON-RPC error code of an error answer.
     pub fn rpc_code(&self) -> Option<i64> {
         match self {
-            ChainError::Rpc { code, .. } => Some(*code),
+            ChainError::Rpc { code, .. } | ChainError::LogsCapped { code, .. } => Some(*code),
             ChainError::Reverted { .. } => Some(3),
             _ => None,
         }
@@ -185,7 +213,8 @@ impl ChainError {
             ChainError::Transport { message, .. }
             | ChainError::RateLimited { message, .. }
             | ChainError::InvalidResponse { message, .. }
-            | ChainError::Rpc { message, .. } => vec![message.as_str()],
+            | ChainError::Rpc { message, .. }
+            | ChainError::LogsCapped { message, .. } => vec![message.as_str()],
             ChainError::AllEndpointsFailed { errors, .. } => {
                 errors.iter().flat_map(|e| e.messages()).collect()
             }
@@ -194,18 +223,24 @@ impl ChainError {
     }
 }
 
-/// Whether a node's error text says the log query spans too many blocks or results.
-pub(crate) fn is_range_too_large(message: &str) -> bool {
+/// Whether a node's error text says a log query spans too many blocks or matches too many logs
+/// (the texts of Infura, Alchemy, QuickNode, geth, Erigon and BSC-style nodes).
+pub(crate) fn is_log_cap(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     [
         "query returned more than",
         "block range",
         "range too large",
         "range is too large",
+        "range too wide",
+        "range is too wide",
         "too many blocks",
         "too many results",
+        "too many logs",
         "response size",
         "exceeds max results",
+        "limited to a",
+        "max range",
     ]
     .iter()
     .any(|p| m.contains(p))
@@ -220,7 +255,7 @@ pub(crate) fn is_range_too_large(message: &str) -> bool {
 /// "too many requests", "… limit exceeded" (except gas), "exceeded … quota / rate / capacity".
 /// A revert (code 3) is never a rate limit, whatever its reason string says.
 pub fn is_rate_limit_answer(code: i64, message: &str) -> bool {
-    if code == 3 || is_range_too_large(message) {
+    if code == 3 || is_log_cap(message) {
         return false;
     }
     let m = message.to_ascii_lowercase();
@@ -263,6 +298,13 @@ pub enum Failure {
     InvalidResponse(String),
     /// The endpoint answered, with an error: return it to the caller.
     Answer(Answer),
+    /// The endpoint refused a log query as too wide or too large: the caller's problem (it
+    /// narrows its window), not the endpoint's health.
+    Capped {
+        code: i64,
+        message: String,
+        data: Option<String>,
+    },
 }
 
 /// An error answer of a healthy endpoint.
@@ -297,8 +339,15 @@ impl ClassifyError for RpcError<TransportErrorKind> {
                     };
                 }
                 // "Too many results / too wide a range" is an answer about the request (the
-                // windowed log fetch shrinks its window), even when the code says "limit".
-                if payload.is_retry_err() && !is_range_too_large(&payload.message) {
+                // range reader shrinks its window), even when the code says "limit".
+                if payload.code != 3 && is_log_cap(&payload.message) {
+                    return Failure::Capped {
+                        code: payload.code,
+                        message: payload.message.to_string(),
+                        data: payload.data.map(|d| d.get().to_owned()),
+                    };
+                }
+                if payload.is_retry_err() {
                     return Failure::Endpoint(format!(
                         "rate-limited or temporarily unavailable: {} ({})",
                         payload.message, payload.code
@@ -406,6 +455,42 @@ mod tests {
                 "{code} {message}"
             );
         }
+    }
+
+    #[test]
+    fn log_caps_are_answers_about_the_query_not_endpoint_faults() {
+        let capped: &[(i64, &str)] = &[
+            (-32005, "query returned more than 10000 results"),
+            (
+                -32602,
+                "Log response size exceeded. You can make eth_getLogs requests with up to a 2K \
+                 block range and no limit on the response size, or you can request any block \
+                 range with a cap of 10K logs in the response",
+            ),
+            (-32602, "eth_getLogs is limited to a 10000 range"),
+            (-32602, "eth_getLogs is limited to a 100 range"),
+            (-32000, "query returned more than 10000 results"),
+            (-32000, "block range is too wide"),
+            (-32000, "exceed maximum block range: 5000"),
+        ];
+        // The payload type is alloy-json-rpc's, not re-exported: built from its JSON.
+        let answer = |code: i64, message: &str| {
+            RpcError::<TransportErrorKind>::ErrorResp(
+                serde_json::from_value(serde_json::json!({ "code": code, "message": message }))
+                    .unwrap(),
+            )
+        };
+        for &(code, message) in capped {
+            match answer(code, message).classify() {
+                Failure::Capped { code: c, .. } => assert_eq!(c, code, "{message}"),
+                other => panic!("{code} {message}: {other:?}"),
+            }
+        }
+        // A revert whose reason happens to say "block range" is a revert.
+        assert!(matches!(
+            answer(3, "execution reverted: block range").classify(),
+            Failure::Answer(Answer::Reverted { .. })
+        ));
     }
 
     #[test]

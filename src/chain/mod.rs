@@ -11,13 +11,17 @@
 //!                 │  rate limit (429, -32005): endpoint last in the │
 //!                 │  order for Retry-After, no score change; call   │
 //!                 │  refused everywhere ──► waits, retries (bounded)│
+//!                 │  log cap ("more than 10000 results"): an answer │
 //!                 └───────────────────────────────────────────────┘
 //!  every attempt first waits for its endpoint's request budget (token bucket, optional)
 //!
 //!  HeadStream task:  ws eth_subscribe(newHeads) ──► Head ──► watch channel ──► watcher
 //!                    (ws absent/broken: poll the latest header every poll_interval,
 //!                     reconnect ws with capped exponential backoff)
-//!  LogStream:        HeadStream + eth_getLogs in bounded windows ──► LogBatch{from,to,logs}
+//!  LogRangeReader:   eth_getLogs over [from, to] in windows the provider accepts (narrowed on
+//!                    "too many results / range too wide", re-grown after successes; a cap is
+//!                    an answer, never an endpoint fault) ──► LogBatch{from,to,logs}
+//!  LogStream:        HeadStream + LogRangeReader ──► LogBatch{from,to,logs}
 //! ```
 //!
 //! A watcher typically does:
@@ -39,6 +43,7 @@ mod degraded;
 mod endpoints;
 mod error;
 mod heads;
+mod log_window;
 mod logs;
 mod pacing;
 mod send_gate;
@@ -50,7 +55,8 @@ pub use degraded::{MIN_ATTEMPTS as DEGRADED_MIN_ATTEMPTS, WINDOW as DEGRADED_WIN
 pub use endpoints::{Backoff, EndpointStats, MAX_RATE_LIMIT_PAUSE};
 pub use error::{Answer, ChainError, ClassifyError, Failure, is_rate_limit_answer};
 pub use heads::{Head, HeadSource, HeadStats, HeadStream};
-pub use logs::{LogBatch, LogStream};
+pub use log_window::LogWindowStats;
+pub use logs::{LogBatch, LogRangeReader, LogStream};
 pub use sensitive_url::SensitiveUrl;
 
 use std::time::Duration;

@@ -415,6 +415,24 @@ impl AgentMetrics {
             &per_chain_stat(&|cs| cs.rate_limited.into()),
         );
         e.family(
+            "bridge_rpc_log_window_blocks",
+            "Blocks one eth_getLogs spans at most now: the configured window, narrowed while the provider refuses wider queries.",
+            Kind::Gauge,
+            &per_chain_stat(&|cs| cs.logs.window.into()),
+        );
+        e.family(
+            "bridge_rpc_log_caps_total",
+            "eth_getLogs refused by the provider as too wide or too many results, each asked again narrower (not an endpoint fault).",
+            Kind::Counter,
+            &per_chain_stat(&|cs| cs.logs.caps.into()),
+        );
+        e.family(
+            "bridge_rpc_log_overflows_total",
+            "Single blocks whose logs alone exceed the provider's result cap: reading stops before them until an endpoint serves them.",
+            Kind::Counter,
+            &per_chain_stat(&|cs| cs.logs.overflows.into()),
+        );
+        e.family(
             "bridge_rpc_degraded",
             "1 while most recent RPC attempts on the chain are rate-limited (also on /readyz).",
             Kind::Gauge,

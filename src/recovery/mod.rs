@@ -48,7 +48,6 @@ pub struct RecoveryConfig {
     /// The destination bridge's dialect.
     pub dialect: Dialect,
     pub confirmations: u64,
-    pub window_blocks: u64,
 }
 
 /// What one check found and did.
@@ -149,24 +148,18 @@ impl Recovery {
             return Ok((report, Vec::new()));
         };
         let to = head.saturating_sub(self.cfg.confirmations).min(scanned);
-        let window = self.cfg.window_blocks.max(1);
         tracing::info!(
             direction = %self.cfg.direction, request_nonce, lower_handle_nonce = lower, from, to,
             "handle progress stalled: rescanning pending requests"
         );
         let mut refeed = Vec::new();
-        let mut start = from;
-        while start <= to {
-            let end = to.min(start.saturating_add(window - 1));
-            let filter = Filter::new()
-                .address(src)
-                .from_block(start)
-                .to_block(end)
-                .events([
-                    Bridge::RequestValueTransfer::SIGNATURE,
-                    Bridge::RequestValueTransferEncoded::SIGNATURE,
-                ]);
-            for log in self.source.get_logs(&filter).await? {
+        let filter = Filter::new().address(src).events([
+            Bridge::RequestValueTransfer::SIGNATURE,
+            Bridge::RequestValueTransferEncoded::SIGNATURE,
+        ]);
+        let mut logs = self.source.log_range(&filter, from, to);
+        while let Some(batch) = logs.next_batch().await {
+            for log in batch?.logs {
                 let req = match decode_request(&log) {
                     Ok(req) => req,
                     Err(e) => {
@@ -193,7 +186,6 @@ impl Recovery {
                 report.refed.push(req.nonce);
                 refeed.push(req);
             }
-            start = end + 1;
         }
         Ok((report, refeed))
     }

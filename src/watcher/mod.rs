@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! head ─> safe = head − confirmations
-//!   getLogs(next..=to = min(safe, next + window − 1)) ─> decode (malformed: skip, log, count)
+//!   logs of next..=to = min(safe, next + window − 1) (range reader: provider-sized queries)
+//!     ─> decode (malformed: skip, log, count)
 //!   cursor.last (block, hash) still canonical?  no ─> WatchError::Reorg: halt this direction
 //!     (block `to`'s parent hash answers it when to = last + 1; else the block is read)
 //!   every log's block hash canonical?             no ─> WatchError::Reorg
@@ -150,15 +151,12 @@ impl Watcher {
         };
         let from = cursor.next_block;
         let to = safe.min(from.saturating_add(self.cfg.window_blocks.max(1) - 1));
-        let filter = Filter::new()
-            .address(self.cfg.bridge)
-            .from_block(from)
-            .to_block(to)
-            .events([
-                Bridge::RequestValueTransfer::SIGNATURE,
-                Bridge::RequestValueTransferEncoded::SIGNATURE,
-            ]);
-        let logs = self.source.get_logs(&filter).await?;
+        let filter = Filter::new().address(self.cfg.bridge).events([
+            Bridge::RequestValueTransfer::SIGNATURE,
+            Bridge::RequestValueTransferEncoded::SIGNATURE,
+        ]);
+        // Whole or not at all: the cursor moves past `to` only with every block's logs read.
+        let logs = self.source.get_logs_range(&filter, from, to).await?;
         let to_block = self.block(to).await?;
         match cursor.last {
             // The window's last block names its parent: the scanned block, when one step

@@ -10,6 +10,7 @@
 mod support;
 
 mod alerts;
+mod capped;
 mod dest_reorg;
 mod forged_votes;
 mod gas_table;

@@ -8,6 +8,7 @@
 //! (SoftHSM reads its token folder when the module is first loaded) and reused by every
 //! scenario, each on fresh chains.
 
+use super::capped::{CappedProxy, Caps};
 use super::proxy::{FaultProxy, Mode};
 use super::rate_limit::RateLimitProxy;
 use alloy::primitives::{Address, B256};
@@ -114,6 +115,9 @@ pub struct ClusterOptions {
     /// `(every, retry_after_secs)`: an HTTP rate-limiting proxy ([`RateLimitProxy`]) on every
     /// agent's RPC links (in front of the fault proxy), refusing one request in `every`.
     pub rate_limit: Option<(u64, u64)>,
+    /// An HTTP proxy capping `eth_getLogs` ([`CappedProxy`]) on every agent's RPC links (in
+    /// front of the others), starting with these caps.
+    pub capped: Option<Caps>,
 }
 
 impl Default for ClusterOptions {
@@ -129,6 +133,7 @@ impl Default for ClusterOptions {
             standby_delay_ms: None,
             dialect: Dialect::Ours,
             rate_limit: None,
+            capped: None,
         }
     }
 }
@@ -148,6 +153,9 @@ pub struct Node {
     /// With [`ClusterOptions::rate_limit`]: the rate-limiting proxies (parent, child) the
     /// agent's RPC URLs point at.
     pub rate_limit: Option<(RateLimitProxy, RateLimitProxy)>,
+    /// With [`ClusterOptions::capped`]: the log-capping proxies (parent, child) the agent's RPC
+    /// URLs point at.
+    pub capped: Option<(CappedProxy, CappedProxy)>,
     process: Option<Child>,
 }
 
@@ -228,6 +236,19 @@ impl Cluster {
                 )),
                 None => None,
             };
+            let inner_url = |parent: bool| match (&rate_limit, parent) {
+                (Some((p, _)), true) => p.url(),
+                (Some((_, c)), false) => c.url(),
+                (None, true) => parent_proxy.url("http"),
+                (None, false) => child_proxy.url("http"),
+            };
+            let capped = match opts.capped {
+                Some(caps) => Some((
+                    CappedProxy::start(&inner_url(true), caps).await,
+                    CappedProxy::start(&inner_url(false), caps).await,
+                )),
+                None => None,
+            };
             let data_dir = dir.path().join(format!("op{}", i + 1));
             let metrics_port = free_port();
             let kms = opts.kms.contains(&i);
@@ -245,10 +266,10 @@ impl Cluster {
             };
             let chain = |name: &str, s: &Side, proxy: &FaultProxy, confirmations: u64| {
                 let parent = name == "parent";
-                let first = match (&rate_limit, parent) {
+                let first = match (&capped, parent) {
                     (Some((p, _)), true) => p.url(),
                     (Some((_, c)), false) => c.url(),
-                    (None, _) => proxy.url("http"),
+                    (None, _) => inner_url(parent),
                 };
                 let mut rpc = vec![format!("\"{first}\"")];
                 if opts.backup_rpc.contains(&(i, parent)) {
@@ -300,6 +321,7 @@ impl Cluster {
                 parent_proxy,
                 child_proxy,
                 rate_limit,
+                capped,
                 process: None,
             });
         }

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod burst;
+pub mod capped;
 pub mod chain_votes;
 pub mod cluster;
 pub mod prometheus;
