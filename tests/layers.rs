@@ -15,14 +15,15 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["chain"],
     &["store", "votes"],
+    // The families components count into (watcher, auditor, tx manager, bridge watch) and the
+    // scrape-time reads of the chain client's endpoint stats; the chain client reports
+    // reachability through `chain::ReachSink`, which metrics implements.
+    &["metrics"],
     &["txmgr"],
     // Turns to vote (planner, recovery; the auditor reports silent seats); one CLI transaction.
     &["seats", "admin_tx"],
     // One direction's tasks.
     &["watcher", "planner", "recovery", "auditor"],
-    // Today the registry reads the components' stats (watcher's among them). Once components
-    // own their metric handles (the metrics rework), move it below `chain`.
-    &["metrics"],
     // `bridge_check/watch.rs` publishes its verdicts as metrics.
     &["http", "bridge_check"],
     &["rotation"],

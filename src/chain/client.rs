@@ -8,7 +8,6 @@ use super::log_window::{LogWindow, LogWindowStats};
 use super::logs::LogStream;
 use super::send_gate::SendGate;
 use super::{ChainAccessConfig, SensitiveUrl};
-use crate::metrics::Reachability;
 use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -96,10 +95,17 @@ struct Inner {
     failovers: AtomicU64,
     limits: LimitWindow,
     /// Where each call's outcome (answered or not) is reported, once the agent asked for it.
-    reach: OnceLock<Arc<Reachability>>,
+    reach: OnceLock<Arc<dyn ReachSink>>,
     /// Whether broadcasts may go out (`send_gate.rs`).
     sends: tokio::sync::watch::Sender<SendGate>,
     log_window: LogWindow,
+}
+
+/// Told after every call whether the chain answered (any endpoint, an error answer or a rate
+/// limit included) or not (every endpoint failed without an answer). The metrics layer
+/// implements it, so the chain layer names nothing above it.
+pub trait ReachSink: Send + Sync + 'static {
+    fn set_reachable(&self, reachable: bool);
 }
 
 impl std::fmt::Debug for ChainClient {
@@ -388,13 +394,13 @@ impl ChainClient {
 
     /// From now on, every call's outcome sets `reach` (`bridge_chain_reachable`, `/readyz`).
     /// The first registration stays.
-    pub fn report_reach_to(&self, reach: Arc<Reachability>) {
+    pub fn report_reach_to(&self, reach: Arc<dyn ReachSink>) {
         let _ = self.inner.reach.set(reach);
     }
 
     fn report_reach(&self, reachable: bool) {
         if let Some(r) = self.inner.reach.get() {
-            r.set(reachable);
+            r.set_reachable(reachable);
         }
     }
 

@@ -50,7 +50,7 @@ mod send_gate;
 mod sensitive_url;
 
 pub use access::access_config;
-pub use client::{BlockRef, BlockTag, ChainClient, ChainStats};
+pub use client::{BlockRef, BlockTag, ChainClient, ChainStats, ReachSink};
 pub use degraded::{MIN_ATTEMPTS as DEGRADED_MIN_ATTEMPTS, WINDOW as DEGRADED_WINDOW};
 pub use endpoints::{Backoff, EndpointStats, MAX_RATE_LIMIT_PAUSE};
 pub use error::{Answer, ChainError, ClassifyError, Failure, is_rate_limit_answer};

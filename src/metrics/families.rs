@@ -132,6 +132,12 @@ impl Reachability {
     }
 }
 
+impl crate::chain::ReachSink for Reachability {
+    fn set_reachable(&self, reachable: bool) {
+        self.set(reachable);
+    }
+}
+
 /// One chain's handles (as the destination of votes and the holder of the operator's
 /// balance). `Default`: detached handles, for a tx manager run on its own.
 #[derive(Debug, Default)]
