@@ -583,6 +583,13 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
         "{text}"
     );
     assert!(text.contains("127.0.0.1"), "{text}");
+    // SIGTERM ends the PKCS#11 module cleanly: the signer's sessions closed and the module
+    // finalized before the process exits (nothing left for SoftHSM's exit to race with).
+    assert!(
+        text.contains("PKCS#11 module finalized"),
+        "no finalize on SIGTERM:\n{text}"
+    );
+    assert!(agent.wait().unwrap().success());
     assert_hidden("agent run log (trace)", &text);
 }
 

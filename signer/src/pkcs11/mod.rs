@@ -28,6 +28,7 @@ use k256::ecdsa::VerifyingKey;
 pub use config::{KeySelector, Pkcs11Config};
 pub use error::Pkcs11Error;
 pub use keys::{KeyAttributes, KeyInfo};
+pub use token::module_users;
 
 use session_pool::{Pooled, SessionPool};
 use token::TokenHandle;
