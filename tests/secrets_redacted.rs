@@ -507,16 +507,11 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
             ws = s.anvil.ws_url().trim_end_matches('/'),
         )
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let config = dir.join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "[agent]\ndata_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+            "[agent]\ndata_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [log]\nformat = \"json\"\nlevel = \"trace\"\n\
              [signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\n\
              key_label = \"operator\"\npin = {{ file = \"{}\" }}\n{}\n{}",
@@ -565,6 +560,33 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
         assert!(Instant::now() < deadline, "agent did not start in time");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Port 0: the agent published the address the system gave it, and serves there.
+    let published = std::fs::read_to_string(dir.join("agent").join("http.addr")).unwrap();
+    let addr: std::net::SocketAddr = published.trim().parse().unwrap();
+    assert!(addr.port() != 0, "{published}");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "{answer}"
+    );
+    // `status` finds the agent through the published address too.
+    let status = Command::new(exe)
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let status_out = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status_out.contains(&format!("agent at http://{addr}")),
+        "{status_out}"
+    );
+    assert_hidden("status", &status_out);
     // A few polling rounds at trace level.
     tokio::time::sleep(Duration::from_secs(2)).await;
     Command::new("kill")

@@ -228,6 +228,13 @@ impl AgentConfig {
         self.agent.data_dir.join("store.sqlite")
     }
 
+    /// Where `run` publishes the address its HTTP server is bound to: `<data_dir>/http.addr`.
+    /// With `[http] listen` on port 0 the system picks the port (no test guesses a free one);
+    /// `status` and tests read it here.
+    pub fn http_address_path(&self) -> PathBuf {
+        self.agent.data_dir.join("http.addr")
+    }
+
     /// The guard's vote journal for votes sent to `side`:
     /// `<data_dir>/journal-parent.sqlite` or `<data_dir>/journal-child.sqlite`.
     pub fn journal_path(&self, side: Side) -> PathBuf {
