@@ -124,7 +124,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = agent_address(&cfg);
+    let addr = cfg.agent_http_address();
     let mut out = Out::new();
     match (get(addr, "/readyz"), get(addr, "/metrics")) {
         (Ok((ready, reasons)), Ok((200, metrics))) => {
@@ -235,16 +235,4 @@ async fn chain_view(cfg: &AgentConfig, out: &mut Out) -> ExitCode {
         }
     }
     ExitCode::from(3)
-}
-
-/// `[http] listen`, or with port 0 (the system picked one) the address the running agent
-/// published in its data dir; a stale or missing file means no agent answers there.
-fn agent_address(cfg: &config::AgentConfig) -> std::net::SocketAddr {
-    if cfg.http.listen.port() != 0 {
-        return cfg.http.listen;
-    }
-    std::fs::read_to_string(cfg.http_address_path())
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(cfg.http.listen)
 }

@@ -235,6 +235,19 @@ impl AgentConfig {
         self.agent.data_dir.join("http.addr")
     }
 
+    /// Where a running agent on this config serves: `[http] listen`, or with port 0 the
+    /// address it published at [`Self::http_address_path`]. A stale or missing file leaves
+    /// port 0, where no agent answers (`status`, `keys rotate` then go on without one).
+    pub fn agent_http_address(&self) -> SocketAddr {
+        if self.http.listen.port() != 0 {
+            return self.http.listen;
+        }
+        std::fs::read_to_string(self.http_address_path())
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(self.http.listen)
+    }
+
     /// The guard's vote journal for votes sent to `side`:
     /// `<data_dir>/journal-parent.sqlite` or `<data_dir>/journal-child.sqlite`.
     pub fn journal_path(&self, side: Side) -> PathBuf {
