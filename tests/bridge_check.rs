@@ -42,17 +42,9 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// The `[http] listen` address of a config written by `write_config`.
-fn listen(config: &Path) -> SocketAddr {
-    let text = std::fs::read_to_string(config).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("listen = "))
-        .expect("listen line");
-    line.trim_start_matches("listen = ")
-        .trim_matches('"')
-        .parse()
-        .unwrap()
+/// Where the agent started on `config` serves (published by the agent: port 0 in the config).
+async fn listen(config: &Path) -> SocketAddr {
+    support::agent::http_address(config).await
 }
 
 /// A copy of `config` under `dir` whose `side` section names `bridge`, with its own data dir.
@@ -152,13 +144,13 @@ async fn request_both_ways(d: &Devnet) {
 async fn refuses(d: &Devnet, operator: Address, config: &Path, log: PathBuf, reason: &[&str]) {
     let before = nonce_of(d, operator).await;
     let agent = Agent::start(config, log);
-    let body = readyz(&agent, listen(config), 503, reason).await;
+    let body = readyz(&agent, listen(config).await, 503, reason).await;
     // Time for a direction that would vote to do so (polls every 100 ms, recovery every 2 s),
     // with a fresh request on each side.
     request_both_ways(d).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
-        get(listen(config), "/readyz").map(|r| r.0),
+        get(listen(config).await, "/readyz").map(|r| r.0),
         Some(503),
         "still up and not ready"
     );
@@ -172,7 +164,7 @@ async fn refuses(d: &Devnet, operator: Address, config: &Path, log: PathBuf, rea
         before,
         "the operator sent a transaction although the bridge check failed; /readyz: {body}\nlog:\n{log}"
     );
-    let metrics = get(listen(config), "/metrics").unwrap().1;
+    let metrics = get(listen(config).await, "/metrics").unwrap().1;
     assert!(
         metrics
             .lines()
@@ -340,7 +332,7 @@ async fn wrong_bridges_and_an_unseated_key_vote_nothing_until_fixed() {
     let cfg = with_bridge(&good, &dir.path().join("unseated"), "child", d.child.bridge);
     let before = nonce_of(&d, operator).await;
     let agent = Agent::start(&cfg, dir.path().join("unseated.log"));
-    let addr = listen(&cfg);
+    let addr = listen(&cfg).await;
     readyz(
         &agent,
         addr,
@@ -456,7 +448,7 @@ async fn failover_to_another_deployment_is_refused(d: &Devnet, operator: Address
         Endpoints::of(&d.child),
     );
     let agent = Agent::start(&config, dir.join("agent.log"));
-    let addr = listen(&config);
+    let addr = listen(&config).await;
     readyz(&agent, addr, 200, &["ready"]).await;
     // A vote of the agent waits unmined in the parent's pool at the cut (the parent stops
     // mining; the child mines the request at once), so after the failover the impostor

@@ -51,6 +51,23 @@ fn hsm() -> &'static Hsm {
     })
 }
 
+/// A complete agent config (`keys --config` reads the file the agent reads) around the given
+/// `[signer]` body. The chains are never contacted by `keys`.
+fn agent_config(signer: &str) -> String {
+    let chain = |name: &str, id: u32| {
+        format!(
+            "[{name}]\nchain_id = {id}\nrpc = [\"http://127.0.0.1:854{id}\"]\n\
+             bridge = \"0x00000000000000000000000000000000000000b{id}\"\n"
+        )
+    };
+    format!(
+        "[agent]\ndata_dir = \"{}\"\n\n[signer]\n{signer}\n\n{}\n{}",
+        hsm().dir.join("agent-data").display(),
+        chain("parent", 1),
+        chain("child", 2)
+    )
+}
+
 /// How the binary gets its PIN.
 #[derive(Clone, Copy)]
 enum PinFrom<'a> {
@@ -292,19 +309,17 @@ fn config_file_gives_the_same_as_direct_flags() {
     .json();
     assert_eq!(generated["id"], "c0ffee01");
 
-    // The agent's config file: other tables (issue #4's) are ignored by `keys`; the PIN comes
-    // from the file named in [signer], so no env var is set for these runs.
+    // The agent's whole config file (checked by the agent's loader); the PIN comes from the
+    // file named in [signer], so no env var is set for these runs.
     let pin_path = pin_file("config-pin", PIN);
     let config = hsm().dir.join("agent.toml");
     std::fs::write(
         &config,
-        format!(
-            "[chains.parent]\nrpc = [\"http://127.0.0.1:8545\"]\nconfirmations = 0\n\n\
-             [store]\npath = \"/var/lib/bridge-agent\"\n\n\
-             [signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\n\
-             key_label = \"from-config\"\npin = {{ file = \"{}\" }}\nsessions = 1\n",
+        agent_config(&format!(
+            "backend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\n\
+             key_label = \"from-config\"\npin = {{ file = \"{}\" }}\nsessions = 1",
             pin_path.display()
-        ),
+        )),
     )
     .unwrap();
     let cfg = config.to_str().unwrap();
@@ -353,10 +368,10 @@ fn config_file_gives_the_same_as_direct_flags() {
     let config2 = hsm().dir.join("agent2.toml");
     std::fs::write(
         &config2,
-        format!(
-            "[signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\n\
-             key_label = \"made-by-config\"\npin = {{ env = \"SOME_UNSET_PIN_VAR_4711\" }}\n"
-        ),
+        agent_config(&format!(
+            "backend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\n\
+             key_label = \"made-by-config\"\npin = {{ env = \"SOME_UNSET_PIN_VAR_4711\" }}"
+        )),
     )
     .unwrap();
     let cfg2 = config2.to_str().unwrap();
@@ -708,12 +723,11 @@ fn aws_kms_generate_then_list_then_show_agree_and_config_gives_the_same() {
     let config = hsm().dir.join("agent-kms.toml");
     std::fs::write(
         &config,
-        format!(
-            "[chains.child]\nrpc = [\"http://127.0.0.1:8546\"]\n\n\
-             [signer]\nbackend = \"aws-kms\"\nkey_id = \"alias/keys-cli-op\"\n\
-             region = \"us-east-1\"\nendpoint = \"{}\"\n",
+        agent_config(&format!(
+            "backend = \"aws-kms\"\nkey_id = \"alias/keys-cli-op\"\n\
+             region = \"us-east-1\"\nendpoint = \"{}\"",
             kms_endpoint()
-        ),
+        )),
     )
     .unwrap();
     let by_config = run_with(

@@ -39,40 +39,49 @@ impl Moto {
             std::path::Path::new(&python).is_file(),
             "{python} missing: run ./scripts/setup (it installs moto into .venv)"
         );
-        for _ in 0..4 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let log = tempfile::NamedTempFile::new().unwrap();
-            let mut child = Command::new(&python)
-                .args([LAUNCHER, &port.to_string(), "600"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(log.reopen().unwrap())
-                .spawn()
-                .unwrap();
-            let stdin = child.stdin.take().unwrap();
-            let mut moto = Moto {
-                child,
-                _stdin: stdin,
-                port,
-                log,
-            };
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = moto.child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return moto;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+        // Port 0: moto binds a free port and prints it (" * Running on http://127.0.0.1:PORT").
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(&python)
+            .args([LAUNCHER, "0", "600"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut moto = Moto {
+            child,
+            _stdin: stdin,
+            port: 0,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = moto.child.try_wait() {
+                break;
             }
+            if moto.port == 0 {
+                moto.port = moto
+                    .log()
+                    .lines()
+                    .find_map(|l| {
+                        l.split("Running on http://127.0.0.1:")
+                            .nth(1)?
+                            .trim()
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or(0);
+            }
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, moto.port));
+            if moto.port != 0
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                return moto;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("moto did not start on 127.0.0.1");
+        panic!("moto did not start on 127.0.0.1; its log:\n{}", moto.log());
     }
 
     fn endpoint(&self) -> String {

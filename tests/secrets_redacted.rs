@@ -482,16 +482,11 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
             ws = s.anvil.ws_url().trim_end_matches('/'),
         )
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let config = dir.join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "[agent]\ndata_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+            "[agent]\ndata_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
              [log]\nformat = \"json\"\nlevel = \"trace\"\n\
              [signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\n\
              key_label = \"operator\"\npin = {{ file = \"{}\" }}\n{}\n{}",
@@ -540,6 +535,33 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
         assert!(Instant::now() < deadline, "agent did not start in time");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Port 0: the agent published the address the system gave it, and serves there.
+    let published = std::fs::read_to_string(dir.join("agent").join("http.addr")).unwrap();
+    let addr: std::net::SocketAddr = published.trim().parse().unwrap();
+    assert!(addr.port() != 0, "{published}");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "{answer}"
+    );
+    // `status` finds the agent through the published address too.
+    let status = Command::new(exe)
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let status_out = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status_out.contains(&format!("agent at http://{addr}")),
+        "{status_out}"
+    );
+    assert_hidden("status", &status_out);
     // A few polling rounds at trace level.
     tokio::time::sleep(Duration::from_secs(2)).await;
     Command::new("kill")
@@ -558,5 +580,248 @@ async fn agent_binary_at_trace_level(dir: &Path, pin: &Path) {
         "{text}"
     );
     assert!(text.contains("127.0.0.1"), "{text}");
+    // SIGTERM ends the PKCS#11 module cleanly: the signer's sessions closed and the module
+    // finalized before the process exits (nothing left for SoftHSM's exit to race with).
+    assert!(
+        text.contains("PKCS#11 module finalized"),
+        "no finalize on SIGTERM:\n{text}"
+    );
+    assert!(agent.wait().unwrap().success());
     assert_hidden("agent run log (trace)", &text);
+}
+
+// ---------------------------------------------------------------- every subcommand
+
+/// `admin --config {config} --chain parent --owner-key-label owner <the rest>`.
+macro_rules! admin {
+    ($($arg:expr),*) => {
+        ["admin", "--config", "{config}", "--chain", "parent", "--owner-key-label", "owner", $($arg),*]
+    };
+}
+
+/// How each subcommand that reads the config is run (`{config}`: the file). The test checks
+/// this list against the command tree the binary's `--help` shows, so a new subcommand that
+/// takes `--config` fails here until it is added.
+const CONFIG_COMMANDS: &[(&str, &[&str])] = &[
+    ("run", &["run", "--config", "{config}"]),
+    ("status", &["status", "--config", "{config}"]),
+    ("config check", &["config", "check", "--config", "{config}"]),
+    (
+        "keys generate",
+        &["keys", "generate", "--config", "{config}"],
+    ),
+    ("keys list", &["keys", "list", "--config", "{config}"]),
+    ("keys show", &["keys", "show", "--config", "{config}"]),
+    (
+        "keys rotate",
+        &["keys", "rotate", "--config", "{config}", "--yes"],
+    ),
+    ("admin accept-ownership", &admin!["accept-ownership"]),
+    (
+        "admin register-operator",
+        &admin!["register-operator", ADDR],
+    ),
+    (
+        "admin deregister-operator",
+        &admin!["deregister-operator", ADDR],
+    ),
+    (
+        "admin set-threshold",
+        &admin!["set-threshold", "--vote-type", "value", "1"],
+    ),
+    (
+        "admin register-token",
+        &admin!["register-token", ADDR, ADDR2],
+    ),
+    ("admin deregister-token", &admin!["deregister-token", ADDR]),
+    ("admin pause", &admin!["pause"]),
+    ("admin resume", &admin!["resume"]),
+    ("admin set-fee-receiver", &admin!["set-fee-receiver", ADDR]),
+    (
+        "admin vote set-klay-fee",
+        &admin!["vote", "set-klay-fee", "1"],
+    ),
+    (
+        "admin vote set-erc20-fee",
+        &admin!["vote", "set-erc20-fee", ADDR, "1"],
+    ),
+    (
+        "admin vote replace-operator",
+        &admin!["vote", "replace-operator", ADDR, ADDR2],
+    ),
+];
+
+const ADDR: &str = "0x00000000000000000000000000000000000000a1";
+const ADDR2: &str = "0x00000000000000000000000000000000000000a2";
+
+/// Every subcommand path of the binary (`["keys", "list"]`…), from `--help`, with whether it
+/// or a command above it takes `--config`.
+fn command_tree(exe: &str, path: &mut Vec<String>, above: bool, out: &mut Vec<(String, bool)>) {
+    let help = Command::new(exe)
+        .args(&*path)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success(), "{path:?} --help failed");
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    let takes_config = above
+        || text.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with("--config <") || l.starts_with("-c, --config <")
+        });
+    let mut subcommands = Vec::new();
+    let mut in_commands = false;
+    for line in text.lines() {
+        if line == "Commands:" {
+            in_commands = true;
+        } else if in_commands && !line.starts_with("  ") {
+            break;
+        } else if in_commands && !line.starts_with("   ") {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            if !name.is_empty() && name != "help" {
+                subcommands.push(name.to_owned());
+            }
+        }
+    }
+    if subcommands.is_empty() {
+        out.push((path.join(" "), takes_config));
+    }
+    for name in subcommands {
+        path.push(name);
+        command_tree(exe, path, takes_config, out);
+        path.pop();
+    }
+}
+
+/// Runs the binary with `args`, bounded in time; stdout + stderr and the exit code.
+fn run_bounded(args: &[String]) -> (Option<i32>, String) {
+    let exe = env!("CARGO_BIN_EXE_bridge-agent");
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(exe)
+        .args(args)
+        .env_remove("BRIDGE_PKCS11_PIN")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{args:?} still running after 30 s with a broken config");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let printed = format!(
+        "{}{}",
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&err).unwrap()
+    );
+    (status.code(), printed)
+}
+
+/// Every subcommand that reads the config, given a config with a secret written where it must
+/// not be (an inline PIN), a syntax error on a line holding an API key, and a bad RPC URL
+/// holding a key: each fails, names the file, the line and the field, and prints no secret.
+#[test]
+fn every_config_subcommand_fails_clearly_without_echoing_a_secret() {
+    init();
+    let exe = env!("CARGO_BIN_EXE_bridge-agent");
+    let mut tree = Vec::new();
+    command_tree(exe, &mut Vec::new(), false, &mut tree);
+    let mut with_config: Vec<&str> = tree
+        .iter()
+        .filter(|(_, c)| *c)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let mut listed: Vec<&str> = CONFIG_COMMANDS.iter().map(|(name, _)| *name).collect();
+    with_config.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(
+        with_config, listed,
+        "the subcommands taking --config (left, from --help) and the ones this test runs (right) differ"
+    );
+    // Commands without a config exist too: the tree walk really saw the whole tree.
+    assert!(tree.iter().any(|(p, c)| p == "devnet up" && !c), "{tree:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let base = secret_laden_config(dir.path());
+    let parent = |rpc_line: &str| {
+        format!(
+            "chain_id = 1001\n{rpc_line}\nbridge = \"0x00000000000000000000000000000000000000b1\""
+        )
+    };
+    let pkcs11 = format!(
+        "backend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{TOKEN}\"\nkey_label = \"k\""
+    );
+    // (case, table replaced, its new body, the line holding the secret, what must be named)
+    let cases = [
+        (
+            "inline PIN",
+            "signer",
+            format!("{pkcs11}\npin = \"{PIN}\""),
+            format!("pin = \"{PIN}\""),
+            "signer.pin",
+        ),
+        (
+            "unterminated string holding an API key",
+            "parent",
+            parent(&format!("rpc = [\"https://node.example/v3/{RPC_PATH_KEY}")),
+            format!("rpc = [\"https://node.example/v3/{RPC_PATH_KEY}"),
+            "TOML syntax",
+        ),
+        (
+            "syntax error on the line of an API key",
+            "parent",
+            parent(&format!(
+                "rpc = [\"https://node.example/?apikey={RPC_QUERY_KEY}\"] {RPC_PATH_KEY}"
+            )),
+            format!("rpc = [\"https://node.example/?apikey={RPC_QUERY_KEY}\"] {RPC_PATH_KEY}"),
+            "TOML syntax",
+        ),
+        (
+            "RPC URL that does not parse, holding a key",
+            "parent",
+            parent(&format!(
+                "rpc = [\"https://node.example:99999/v3/{RPC_PATH_KEY}\"]"
+            )),
+            format!("rpc = [\"https://node.example:99999/v3/{RPC_PATH_KEY}\"]"),
+            "parent.rpc[0]",
+        ),
+    ];
+    for (case, table, body, secret_line, field) in &cases {
+        let text = replace_table(&base, table, body);
+        let line = 1 + text
+            .lines()
+            .position(|l| l == secret_line)
+            .unwrap_or_else(|| panic!("{case}: line not in the file"));
+        let config = dir.path().join("op.toml");
+        std::fs::write(&config, &text).unwrap();
+        let config = config.to_str().unwrap();
+        for (name, template) in CONFIG_COMMANDS {
+            let args: Vec<String> = template
+                .iter()
+                .map(|a| a.replace("{config}", config))
+                .collect();
+            let (code, printed) = run_bounded(&args);
+            let what = format!("{name} with {case}");
+            assert_hidden(&what, &printed);
+            assert!(
+                matches!(code, Some(c) if c != 0),
+                "{what}: exit {code:?}:\n{printed}"
+            );
+            for needle in [config, &format!("line {line},"), field] {
+                assert!(
+                    printed.contains(needle),
+                    "{what}: does not name {needle:?}:\n{printed}"
+                );
+            }
+        }
+    }
 }

@@ -53,18 +53,13 @@ async fn a_sender_capped_below_the_base_fee_turns_readyz_503_and_back() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("wedged_after_secs = 2\n\n[child.fees]\nmax_fee_gwei = 5\nbump_after_secs = 1\n");
     std::fs::write(&config, &text).unwrap();
-    let port = text
-        .split("listen = \"127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_owned();
-    let readyz = format!("http://127.0.0.1:{port}/readyz");
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
 
     let child = d.child.reader();
     child.anvil_set_auto_mine(false).await.unwrap();
     let agent = Agent::start(&config, dir.path().join("agent.log"));
+    let addr = agent::http_address(&config).await;
+    let readyz = format!("http://{addr}/readyz");
+    let metrics = format!("http://{addr}/metrics");
     let mining = Arc::new(AtomicBool::new(true));
     let miner = {
         let (child, mining) = (child.clone(), Arc::clone(&mining));
@@ -78,7 +73,7 @@ async fn a_sender_capped_below_the_base_fee_turns_readyz_503_and_back() {
         })
     };
     wait_for("ready", &agent, async || get(&readyz).await.0 == 200).await;
-    let prom = Prometheus::start(&[("op1".into(), port.parse().unwrap())]).await;
+    let prom = Prometheus::start(&[("op1".into(), addr.port())]).await;
 
     // A parent → child request; its vote waits in the child's pool (no block for now).
     mining.store(false, Ordering::Relaxed);

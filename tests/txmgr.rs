@@ -997,14 +997,11 @@ impl ForkedNode {
             .prefix("txmgr-fork-")
             .tempdir()
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("anvil.log")).unwrap();
+        let log_path = dir.path().join("anvil.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        // Port 0: anvil takes a free port and prints it ("Listening on 127.0.0.1:PORT").
         let child = std::process::Command::new(bridge_devkit::devnet::locate_anvil().unwrap())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1", "--port", "0"])
             .args(["--chain-id", &chain_id.to_string(), "--fork-url", of])
             .args(["--prune-history", "--cache-path"])
             .arg(dir.path().join("cache"))
@@ -1013,6 +1010,18 @@ impl ForkedNode {
             .stderr(log)
             .spawn()
             .expect("anvil --fork-url");
+        let port = std::sync::atomic::AtomicU16::new(0);
+        until(30, "the forked node says where it listens", || async {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let found = text.lines().find_map(|l| {
+                let addr = l.trim().strip_prefix("Listening on ")?;
+                addr.rsplit(':').next()?.parse().ok()
+            });
+            port.store(found.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+            found.is_some()
+        })
+        .await;
+        let port = port.into_inner();
         let url = format!("http://127.0.0.1:{port}");
         let p = alloy::providers::ProviderBuilder::new().connect_http(url.parse().unwrap());
         until(30, "the forked node answers", || async {

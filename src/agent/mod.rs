@@ -226,6 +226,14 @@ async fn connect_signer(
     unreachable!("the loop returns by its last attempt")
 }
 
+/// Writes `addr` to `path` whole (a temp file renamed over it), so a reader never sees a
+/// partial line.
+fn publish_address(path: &std::path::Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let tmp = path.with_extension("addr.tmp");
+    std::fs::write(&tmp, format!("{addr}\n"))?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Runs the agent until `shutdown` is cancelled. Returns early only on a start-up failure.
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
     std::fs::create_dir_all(cfg.data_dir()).map_err(|source| AgentError::DataDir {
@@ -236,6 +244,11 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     let metrics = Arc::new(AgentMetrics::new());
     let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
+    let published = cfg.http_address_path();
+    publish_address(&published, http.local_addr()).map_err(|source| AgentError::DataDir {
+        path: published,
+        source,
+    })?;
     let rotations =
         RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
     let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &metrics, &shutdown).await?;

@@ -23,6 +23,9 @@ pub enum KeysError {
         /// What is wrong.
         reason: String,
     },
+    /// The `--config` file has problems (each named with its path and line, no secret shown).
+    #[error(transparent)]
+    AgentConfig(#[from] bridge_agent::config::ConfigError),
     /// The `[signer]` table (or the flags turned into one) is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -76,6 +79,10 @@ impl KeysError {
     pub fn hint(&self) -> Option<String> {
         let hint = match self {
             Self::Usage(_) => "see `bridge-agent keys <command> --help` for the flags and examples",
+            Self::AgentConfig(_) => {
+                "`bridge-agent config check --config FILE` checks the file; the [signer] table \
+                 is described in `bridge-agent keys --help`"
+            }
             Self::ConfigFile { .. } | Self::Config(_) => {
                 "the [signer] table is described in `bridge-agent keys --help`"
             }

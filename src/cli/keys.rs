@@ -22,7 +22,7 @@ Examples (SoftHSM2; the PIN is read from BRIDGE_PKCS11_PIN or --pin-file, never 
   bridge-agent keys show --config agent.toml --id 0a1b2c3d4e5f6071 --json
   bridge-agent keys generate --backend aws-kms --region eu-central-1 --label operator-1
 
-The [signer] table of --config FILE (other tables in the file are ignored by `keys`):
+The [signer] table of --config FILE (the whole file is checked, as `config check` does):
   [signer]
   backend = \"pkcs11\"
   module = \"/usr/lib/softhsm/libsofthsm2.so\"

@@ -1,12 +1,13 @@
 //! The backend arguments every `keys` command shares, and how they become a [`Target`]: either
-//! `--config FILE` (its `[signer]` table, parsed as [`SignerConfig`]) or `--backend` with that
-//! backend's flags. `--label`/`--id` and `--pin-file` may override what the file says.
+//! `--config FILE` (the agent's config, read and checked by the one config loader, which never
+//! echoes a secret; its chains' signer is used) or `--backend` with that backend's flags. `--label`/`--id` and `--pin-file` may override what the file says.
 //!
 //! The PIN is never a command-line value: it comes from `BRIDGE_PKCS11_PIN` or `--pin-file`
 //! (or the `pin` source named in the config file).
 
 use std::path::{Path, PathBuf};
 
+use bridge_agent::config::{self as agent_config, Secrets, Side};
 use bridge_signer::aws_kms::AwsKmsKeyStore;
 use bridge_signer::pkcs11::Pkcs11Config;
 use bridge_signer::{
@@ -14,7 +15,6 @@ use bridge_signer::{
 };
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use serde::Deserialize;
 
 use super::error::KeysError;
 
@@ -25,8 +25,8 @@ pub const PIN_ENV: &str = "BRIDGE_PKCS11_PIN";
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Signer (either --config FILE, or --backend with its flags)")]
 pub struct SignerArgs {
-    /// Agent config file (TOML); its [signer] table names backend, token and key. Other
-    /// tables in the file are ignored here.
+    /// Agent config file (TOML), checked as a whole like `config check` does; its [signer]
+    /// table names backend, token and key.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Backend to use when no --config is given: pkcs11 (a PKCS#11 HSM: SoftHSM2, YubiHSM,
@@ -140,13 +140,6 @@ impl std::fmt::Debug for AwsKmsTarget {
             .field("label", &self.label)
             .finish()
     }
-}
-
-/// The one table of the agent config the key commands read. Other top-level tables (chains,
-/// store, http… from issue #4) are ignored here; the full config is checked by the agent.
-#[derive(Deserialize)]
-struct SignerSection {
-    signer: Option<SignerConfig>,
 }
 
 impl SignerArgs {
@@ -297,12 +290,17 @@ impl SignerArgs {
             path: path.to_owned(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-        let section: SignerSection =
-            toml::from_str(&text).map_err(|e| file_error(e.to_string().trim_end().to_owned()))?;
-        let signer = section.signer.ok_or_else(|| {
-            file_error("has no [signer] table (it names the backend, token and key)".into())
-        })?;
+        // The one loader: a problem anywhere in the file is reported with its path and line,
+        // and no secret is echoed. The PIN is not read here: --pin-file may replace its source.
+        let config = agent_config::load_with(path, Secrets::Skip)?;
+        let signer = config.signer_for(Side::Parent).clone();
+        if &signer != config.signer_for(Side::Child) {
+            return Err(file_error(
+                "its [parent] and [child] tables use different signers; `keys` acts on one: \
+                 give it with --backend and its flags"
+                    .into(),
+            ));
+        }
         match signer {
             SignerConfig::Pkcs11(mut config) => {
                 if key.label.is_some() || key.id.is_some() {
@@ -503,15 +501,31 @@ mod tests {
         assert_eq!(c.pin, PinSource::Env(PIN_ENV.into()));
     }
 
+    /// A complete agent config around the given `[signer]` body.
+    fn agent_config(signer: &str) -> String {
+        let chain = |name: &str, id: u32| {
+            format!(
+                "[{name}]\nchain_id = {id}\nrpc = [\"http://127.0.0.1:854{id}\"]\n\
+                 bridge = \"0x00000000000000000000000000000000000000b{id}\"\n"
+            )
+        };
+        format!(
+            "[agent]\ndata_dir = \"/tmp/unused\"\n\n[signer]\n{signer}\n\n{}\n{}",
+            chain("parent", 1),
+            chain("child", 2)
+        )
+    }
+
     #[test]
-    fn config_file_signer_table_is_used_and_other_tables_ignored() {
+    fn config_file_goes_through_the_agent_config_loader() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.toml");
         std::fs::write(
             &path,
-            "[chains.parent]\nrpc = \"http://x\"\n\n[signer]\nbackend = \"pkcs11\"\n\
-             module = \"/m.so\"\ntoken_label = \"t\"\nkey_label = \"k\"\n\
-             pin = { env = \"MY_PIN\" }\n",
+            agent_config(
+                "backend = \"pkcs11\"\nmodule = \"/m.so\"\ntoken_label = \"t\"\n\
+                 key_label = \"k\"\npin = { env = \"MY_PIN\" }",
+            ),
         )
         .unwrap();
         let p = path.to_str().unwrap();
@@ -533,25 +547,32 @@ mod tests {
         assert_eq!((c.key_label, c.key_id.as_deref()), (None, Some("01")));
         assert_eq!(c.pin, PinSource::File("/p".into()));
 
+        // Every problem of the [signer] table, with its path, from the loader.
         std::fs::write(
             &path,
-            "[signer]\nbackend = \"pkcs11\"\nmodule = \"\"\ntoken_label = \"t\"\n\
-                               key_id = \"zz\"\npin = { env = \"X\" }\nsessions = 0\n",
+            agent_config(
+                "backend = \"pkcs11\"\nmodule = \"\"\ntoken_label = \"t\"\n\
+                 key_id = \"zz\"\npin = { env = \"X\" }\nsessions = 0",
+            ),
         )
         .unwrap();
         match args(&["--config", p]).resolve(KeyFlags::default()) {
-            Err(KeysError::Config(e)) => assert_eq!(e.problems.len(), 3, "{e}"),
+            Err(KeysError::AgentConfig(e)) => {
+                assert_eq!(e.problems.len(), 3, "{e}");
+                assert!(e.paths().iter().all(|p| p.starts_with("signer.")), "{e}");
+            }
             other => panic!("{other:?}"),
         }
+        // A table the agent does not know is a problem here too (the file is one config).
         std::fs::write(&path, "[other]\nx = 1\n").unwrap();
         let err = args(&["--config", p])
             .resolve(KeyFlags::default())
             .unwrap_err();
-        assert!(err.to_string().contains("no [signer] table"), "{err}");
-        std::fs::write(&path, "[signer]\nbackend = \"pkcs11\"\nmodul = \"x\"\n").unwrap();
+        assert!(err.to_string().contains("unknown top-level table"), "{err}");
+        std::fs::write(&path, agent_config("backend = \"pkcs11\"\nmodul = \"x\"")).unwrap();
         let err = args(&["--config", p])
             .resolve(KeyFlags::default())
             .unwrap_err();
-        assert!(err.to_string().contains("modul"), "{err}");
+        assert!(err.to_string().contains("signer.modul"), "{err}");
     }
 }

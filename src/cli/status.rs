@@ -124,7 +124,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = cfg.http.listen;
+    let addr = cfg.agent_http_address();
     let mut out = Out::new();
     match (get(addr, "/readyz"), get(addr, "/metrics")) {
         (Ok((ready, reasons)), Ok((200, metrics))) => {

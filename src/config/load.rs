@@ -77,6 +77,8 @@ fn parse(text: &str, secrets: Secrets) -> Result<AgentConfig, Vec<Problem>> {
                 location,
             });
         }
+        // The parser reports an unterminated string after what it caused further down.
+        out.sort_by_key(|p| p.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
         return Err(out);
     }
     let root = root.into_inner();

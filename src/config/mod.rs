@@ -228,6 +228,26 @@ impl AgentConfig {
         self.agent.data_dir.join("store.sqlite")
     }
 
+    /// Where `run` publishes the address its HTTP server is bound to: `<data_dir>/http.addr`.
+    /// With `[http] listen` on port 0 the system picks the port (no test guesses a free one);
+    /// `status` and tests read it here.
+    pub fn http_address_path(&self) -> PathBuf {
+        self.agent.data_dir.join("http.addr")
+    }
+
+    /// Where a running agent on this config serves: `[http] listen`, or with port 0 the
+    /// address it published at [`Self::http_address_path`]. A stale or missing file leaves
+    /// port 0, where no agent answers (`status`, `keys rotate` then go on without one).
+    pub fn agent_http_address(&self) -> SocketAddr {
+        if self.http.listen.port() != 0 {
+            return self.http.listen;
+        }
+        std::fs::read_to_string(self.http_address_path())
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(self.http.listen)
+    }
+
     /// The guard's vote journal for votes sent to `side`:
     /// `<data_dir>/journal-parent.sqlite` or `<data_dir>/journal-child.sqlite`.
     pub fn journal_path(&self, side: Side) -> PathBuf {

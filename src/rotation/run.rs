@@ -526,7 +526,7 @@ async fn wait_for_switch(
     id: i64,
     new: Address,
 ) -> Result<(), RotationError> {
-    let listen = opts.config.http.listen;
+    let listen = opts.config.agent_http_address();
     let switched = |side| -> Result<bool, RotationError> {
         Ok(store.get(id)?.is_some_and(|r| r.done(Step::Switch(side))))
     };
@@ -618,7 +618,7 @@ async fn dry_run(
     }
     ui.say(&format!(
         "[5/7] switch   the agent at {} switches each chain to the new key once its seat moved",
-        opts.config.http.listen
+        opts.config.agent_http_address()
     ));
     for c in chains {
         ui.say(&format!(

@@ -104,6 +104,9 @@ pub enum RotationStoreError {
     },
     #[error("store {}: corrupt rotation row: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    /// The file as a whole (its schema version) is not usable.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 const SCHEMA: &str = "
@@ -166,6 +169,9 @@ impl RotationStore {
             .map_err(err)?;
         conn.execute_batch("PRAGMA synchronous = FULL;")
             .map_err(err)?;
+        // The file's one schema version, checked (a newer agent's file is refused untouched)
+        // and brought up to date by the store, before these tables are added to it.
+        crate::store::prepare(&conn, &path)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -391,5 +397,44 @@ mod tests {
         // Reopened (another process): the same records.
         let again = RotationStore::open(dir.path().join("store.sqlite")).unwrap();
         assert_eq!(again.all().unwrap(), vec![store.get(id).unwrap().unwrap()]);
+    }
+
+    #[test]
+    fn the_store_files_one_schema_version_is_checked_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = |path: &Path| -> i64 {
+            Connection::open(path)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        // Opened first by `keys rotate`: the file gets the store's version, and the agent's
+        // store opens it as its own.
+        let path = dir.path().join("store.sqlite");
+        drop(RotationStore::open(&path).unwrap());
+        assert_eq!(version(&path), crate::store::SCHEMA_VERSION);
+        drop(crate::store::Store::open(&path).unwrap());
+        drop(RotationStore::open(&path).unwrap());
+
+        // A newer agent's file: refused with both versions named, and nothing added to it.
+        let newer = dir.path().join("newer.sqlite");
+        Connection::open(&newer)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 9;")
+            .unwrap();
+        let e = RotationStore::open(&newer).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RotationStoreError::Store(crate::store::StoreError::NewerSchema { found: 9, .. })
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("schema version 9"), "{e}");
+        let tables: i64 = Connection::open(&newer)
+            .unwrap()
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0, "a refused store was written to");
     }
 }

@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Schema changes are additive and numbered by `PRAGMA user_version`; [`Store::open`] brings an
-//! older file up to date in place (see `migrate`), and refuses a file from a newer agent.
+//! older file up to date in place (see [`prepare`]), and refuses a file from a newer agent. The
+//! rotation tables (`rotation/store.rs`) share the file and its one version: their opener goes
+//! through the same [`prepare`] first.
 //!
 //! The watcher records a window's requests and advances the cursor in one transaction, so a
 //! crash never skips a request nor leaves the cursor behind what was recorded. The vote journal
@@ -135,7 +137,7 @@ CREATE INDEX IF NOT EXISTS requests_by_state ON requests (direction, state, nonc
 /// The schema version this agent writes. 1: cursors and requests. 2: `own_votes`,
 /// `unexecutable` and `audit_cursor` (new tables only, so an older agent's file is upgraded in
 /// place).
-const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The store, opened. Calls block briefly on SQLite; they are small and local.
 pub struct Store {
@@ -164,7 +166,7 @@ impl Store {
             .map_err(err)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(err)?;
-        migrate(&conn, &path)?;
+        prepare(&conn, &path)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path,
@@ -399,9 +401,10 @@ impl Store {
     }
 }
 
-/// Creates what is missing and moves `user_version` up to [`SCHEMA_VERSION`], in one
-/// transaction: a crash leaves the old version, and the next open does it again.
-fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// Refuses a file from a newer agent; creates what is missing and moves `user_version` up to
+/// [`SCHEMA_VERSION`], in one transaction: a crash leaves the old version, and the next open
+/// does it again. Every opener of `store.sqlite` calls it first.
+pub(crate) fn prepare(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let err = |source| StoreError::Sqlite {
         path: path.to_owned(),
         source,

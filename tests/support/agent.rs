@@ -78,13 +78,8 @@ pub fn write_config(dir: &Path, d: &Devnet, parent: Endpoints, child: Endpoints)
             s.bridge_deploy_block
         )
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let text = format!(
-        "[agent]\ndata_dir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\n\n\
+        "[agent]\ndata_dir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"info\"\n\n\
          [recovery]\ninterval_secs = 2\n\n[signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\n\
          token_label = \"{TOKEN}\"\nkey_label = \"operator\"\npin = {{ env = \"BRIDGE_PKCS11_PIN\" }}\n\n{}\n{}",
         dir.join("agent").display(),
@@ -96,6 +91,38 @@ pub fn write_config(dir: &Path, d: &Devnet, parent: Endpoints, child: Endpoints)
     path
 }
 
+/// `[agent] data_dir` of a config written here.
+fn data_dir(config: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(config).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("data_dir = "))
+        .expect("data_dir line");
+    PathBuf::from(line.trim_start_matches("data_dir = ").trim_matches('"'))
+}
+
+/// Where the agent started on `config` serves `/metrics`, `/healthz`, `/readyz`: its `[http]
+/// listen` is port 0, and the agent publishes the address it got in `<data_dir>/http.addr`
+/// (removed by [`Agent::start`], so an earlier run's is never read). Waits, bounded.
+pub async fn http_address(config: &Path) -> std::net::SocketAddr {
+    let path = data_dir(config).join("http.addr");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(addr) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return addr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent published no address in {} within 60 s",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub struct Agent {
     child: Child,
     log: PathBuf,
@@ -103,6 +130,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path, log: PathBuf) -> Self {
+        let _ = std::fs::remove_file(data_dir(config).join("http.addr"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
             .args(["run", "--config"])

@@ -250,7 +250,6 @@ impl Cluster {
                 None => None,
             };
             let data_dir = dir.path().join(format!("op{}", i + 1));
-            let metrics_port = free_port();
             let kms = opts.kms.contains(&i);
             let signer = match &sim {
                 Some(sim) if kms => format!(
@@ -290,7 +289,7 @@ impl Cluster {
                 )
             };
             let text = format!(
-                "[agent]\ndata_dir = \"{}\"\nname = \"ha-op{}\"\n\n[http]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n\
+                "[agent]\ndata_dir = \"{}\"\nname = \"ha-op{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
                  [log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = {}\n\n{signer}\n{}\n{}",
                 data_dir.display(),
                 i + 1,
@@ -316,7 +315,8 @@ impl Cluster {
                 config,
                 data_dir,
                 log: dir.path().join(format!("op{}.log", i + 1)),
-                metrics_port,
+                // Known once the agent runs: it binds port 0 and publishes what it got.
+                metrics_port: 0,
                 kms,
                 parent_proxy,
                 child_proxy,
@@ -345,39 +345,25 @@ impl Cluster {
     }
 
     /// Starts the agents `which` together, as independent operators would, and waits until each
-    /// logs that it runs (their logs are appended to). A metrics port was free when picked, but
-    /// another process on the machine may have taken it since: then that agent gets a new one
-    /// (at most 3 times).
+    /// logs that it runs (their logs are appended to). Each binds port 0 for its metrics and
+    /// publishes the address it got (`<data_dir>/http.addr`), read here: no port is guessed.
     pub async fn start_agents(&mut self, which: &[usize]) {
-        let mut which = which.to_vec();
-        for _ in 0..3 {
-            let marks: Vec<(usize, usize)> = which.iter().map(|&i| self.spawn_agent(i)).collect();
-            let mut taken = Vec::new();
-            for (&i, mark) in which.iter().zip(marks) {
-                if !self.wait_started(i, mark).await {
-                    taken.push(i);
-                }
-            }
-            if taken.is_empty() {
-                return;
-            }
-            for &i in &taken {
-                let node = &mut self.nodes[i];
-                let old = format!("127.0.0.1:{}", node.metrics_port);
-                node.metrics_port = free_port();
-                let text = std::fs::read_to_string(&node.config).unwrap();
-                let text = text.replace(&old, &format!("127.0.0.1:{}", node.metrics_port));
-                std::fs::write(&node.config, text).unwrap();
-            }
-            which = taken;
+        let marks: Vec<(usize, usize)> = which.iter().map(|&i| self.spawn_agent(i)).collect();
+        for (&i, mark) in which.iter().zip(marks) {
+            self.wait_started(i, mark).await;
+            let node = &mut self.nodes[i];
+            let published = std::fs::read_to_string(node.data_dir.join("http.addr")).unwrap();
+            let addr: std::net::SocketAddr = published.trim().parse().unwrap();
+            node.metrics_port = addr.port();
         }
-        panic!("agents {which:?}: no free metrics port after 3 tries");
     }
 
     /// Spawns agent `i`; returns where its log stood (length, "agent running" count).
     fn spawn_agent(&mut self, i: usize) -> (usize, usize) {
         let node = &mut self.nodes[i];
         assert!(!node.is_running(), "agent {i} is already running");
+        // An earlier run's address is never read for this one.
+        let _ = std::fs::remove_file(node.data_dir.join("http.addr"));
         let text = node.log_text();
         let mark = (text.len(), text.matches("agent running").count());
         let log = std::fs::OpenOptions::new()
@@ -401,23 +387,21 @@ impl Cluster {
         mark
     }
 
-    /// Waits until agent `i` logs that it runs; false when it exited because its metrics port
-    /// was taken.
-    async fn wait_started(&mut self, i: usize, (before_len, before): (usize, usize)) -> bool {
+    /// Waits until agent `i` logs that it runs.
+    async fn wait_started(&mut self, i: usize, (before_len, before): (usize, usize)) {
         let node = &mut self.nodes[i];
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = node.log_text();
             if text.matches("agent running").count() > before {
-                return true;
+                return;
             }
             if let Some(Some(status)) = node.process.as_mut().map(|c| c.try_wait().unwrap()) {
                 node.process = None;
-                let new = text.get(before_len..).unwrap_or_default();
-                if new.contains("Address already in use") && new.contains("/metrics") {
-                    return false;
-                }
-                panic!("agent {i} exited at start ({status}):\n{}", tail(&text, 30));
+                panic!(
+                    "agent {i} exited at start ({status}):\n{}",
+                    tail(text.get(before_len..).unwrap_or(&text), 30)
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -994,14 +978,6 @@ fn kms_key(sim: &hsm_sim::HsmSim, label: &str) -> Address {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     json["address"].as_str().unwrap().parse().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn tail(text: &str, n: usize) -> String {

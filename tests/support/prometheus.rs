@@ -151,6 +151,20 @@ pub struct Prometheus {
     _dir: tempfile::TempDir,
 }
 
+/// `targets.json` (file service discovery), written whole and renamed into place so Prometheus
+/// never reads half a file.
+fn write_targets(dir: &Path, targets: &[(String, u16)]) {
+    let groups: Vec<serde_json::Value> = targets
+        .iter()
+        .map(|(op, port)| {
+            serde_json::json!({ "targets": [format!("127.0.0.1:{port}")], "labels": { "op": op } })
+        })
+        .collect();
+    let tmp = dir.join("targets.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&groups).unwrap()).unwrap();
+    std::fs::rename(&tmp, dir.join("targets.json")).unwrap();
+}
+
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (`(op label, metrics port)` on 127.0.0.1) as job
     /// `bridge-agent`, with the scaled rules; returns once `/-/ready` answers 200
@@ -164,16 +178,14 @@ impl Prometheus {
         );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.yml"), scaled_rules(&rules_text())).unwrap();
-        let statics: String = targets
-            .iter()
-            .map(|(op, port)| {
-                format!("      - targets: ['127.0.0.1:{port}']\n        labels: {{ op: {op} }}\n")
-            })
-            .collect();
+        write_targets(dir.path(), targets);
+        // Targets from a file Prometheus watches: an agent restarted on a new port (port 0) is
+        // followed by rewriting it (`set_targets`).
         let config = format!(
             "global:\n  scrape_interval: {INTERVAL}\n  scrape_timeout: {INTERVAL}\n  \
              evaluation_interval: {INTERVAL}\nrule_files: [rules.yml]\nscrape_configs:\n  \
-             - job_name: bridge-agent\n    static_configs:\n{statics}"
+             - job_name: bridge-agent\n    file_sd_configs:\n      - files: [targets.json]\n        \
+             refresh_interval: 1s\n"
         );
         std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         let log = dir.path().join("prometheus.log");
@@ -234,6 +246,32 @@ impl Prometheus {
                 Instant::now() < deadline,
                 "prometheus scraped {up:?} of {targets:?} within 30 s:\n{}",
                 prom.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Replaces the scrape targets (an agent restarted on another port) and waits until each
+    /// is scraped up.
+    pub async fn set_targets(&self, targets: &[(String, u16)]) {
+        write_targets(self._dir.path(), targets);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = self.query("up{job=\"bridge-agent\"} == 1").await;
+            let ports: Vec<String> = up
+                .iter()
+                .filter_map(|(labels, _)| labels.get("instance").cloned())
+                .collect();
+            if targets
+                .iter()
+                .all(|(_, port)| ports.contains(&format!("127.0.0.1:{port}")))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus scraped {ports:?}, not all of {targets:?}, within 30 s:\n{}",
+                self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -110,14 +110,6 @@ impl Keys {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Writes `<dir>/<name>.toml` for an operator signing with `signer_section`.
 pub fn write_config(dir: &Path, name: &str, d: &Devnet, signer_section: &str) -> PathBuf {
     let chain = |table: &str, s: &Side| {
@@ -133,10 +125,9 @@ pub fn write_config(dir: &Path, name: &str, d: &Devnet, signer_section: &str) ->
         )
     };
     let text = format!(
-        "[agent]\ndata_dir = \"{}\"\nname = \"{name}\"\n\n[http]\nlisten = \"127.0.0.1:{}\"\n\n\
+        "[agent]\ndata_dir = \"{}\"\nname = \"{name}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
          [log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = 2\n\n{signer_section}\n{}\n{}",
         dir.join(name).display(),
-        free_port(),
         chain("parent", &d.parent),
         chain("child", &d.child),
     );

@@ -277,15 +277,12 @@ pub fn start(
         metrics: Vec::new(),
     };
     for i in 1..=n {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| step("pick a metrics port", e))?
-            .port();
+        let data_dir = agents_dir.join(format!("op{i}"));
         let config = format!(
             "# Demo operator {i}: written by `bridge-dev demo`.\n[agent]\ndata_dir = \"{}\"\nname = \"demo-op{i}\"\n\n\
-             [http]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = 5\n\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\n[log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = 5\n\n\
              {}\n{}\n{}",
-            agents_dir.join(format!("op{i}")).display(),
+            data_dir.display(),
             store.signer_section(i),
             chain_section("parent", &devnet.parent),
             chain_section("child", &devnet.child),
@@ -305,12 +302,15 @@ pub fn start(
             .spawn()
             .map_err(|e| step("start an agent", e))?;
         running.agents.push((child, log.clone()));
-        running
-            .metrics
-            .push(format!("http://127.0.0.1:{port}/metrics"));
         // One at a time: SoftHSM's file-backed token answers a login racing another
         // process's login with CKR_GENERAL_ERROR.
         wait_started(running.agents.last_mut().expect("just pushed"), &log)?;
+        // Port 0 in the config: a running agent has published the address it got.
+        let addr = std::fs::read_to_string(data_dir.join("http.addr"))
+            .map_err(|e| step("read an agent's published http address", e))?;
+        running
+            .metrics
+            .push(format!("http://{}/metrics", addr.trim()));
     }
     Ok(running)
 }

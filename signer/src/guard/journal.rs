@@ -99,6 +99,29 @@ pub enum JournalError {
         /// The journal file.
         path: PathBuf,
     },
+    /// The file was written by a newer version (its schema is unknown here). Nothing was
+    /// changed in it.
+    #[error(
+        "vote journal {}: schema version {found} is newer than this build supports \
+         ({supported}); run the agent version that wrote it (never delete the journal)",
+        path.display()
+    )]
+    NewerSchema {
+        /// The journal file.
+        path: PathBuf,
+        /// `PRAGMA user_version` in the file.
+        found: i64,
+        /// The newest version this build reads.
+        supported: i64,
+    },
+    /// The file's schema version is one no build wrote.
+    #[error("vote journal {}: schema version {found} is unknown; do NOT delete the journal, investigate", path.display())]
+    UnknownSchema {
+        /// The journal file.
+        path: PathBuf,
+        /// `PRAGMA user_version` in the file.
+        found: i64,
+    },
     /// A stored row is corrupt.
     #[error("vote journal {}: corrupt row for {key}: {reason}; do NOT delete the journal, investigate", path.display())]
     Corrupt {
@@ -132,8 +155,11 @@ CREATE TABLE IF NOT EXISTS conflicts (
     function     TEXT    NOT NULL,
     attempted_at INTEGER NOT NULL
 );
-PRAGMA user_version = 1;
 ";
+
+/// The schema [`SCHEMA`] describes, kept in `PRAGMA user_version`. A change to the tables
+/// raises it, and [`prepare`] learns to bring the previous version up to it.
+const SCHEMA_VERSION: i64 = 1;
 
 /// Most records one transaction takes; a bound on how long the first caller waits.
 const MAX_BATCH: usize = 256;
@@ -184,17 +210,49 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
+/// Checks the file's schema version and creates the tables of a new file, in one exclusive
+/// transaction (two processes opening a new file at once create it once). A file from a newer
+/// build is refused untouched: its rows may mean something this build does not know.
+fn prepare(conn: &Connection, path: &Path) -> Result<(), JournalError> {
+    let err = |source| JournalError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    conn.execute_batch("BEGIN EXCLUSIVE").map_err(err)?;
+    let result = (|| {
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        match found {
+            // A new file (or one from before the version was written: same tables).
+            0 => conn
+                .execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))
+                .map_err(err),
+            SCHEMA_VERSION => Ok(()),
+            found if found > SCHEMA_VERSION => Err(JournalError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            // No build wrote a negative version. (Versions between 0 and the current one get
+            // their upgrade here once a second version exists.)
+            found => Err(JournalError::UnknownSchema {
+                path: path.to_owned(),
+                found,
+            }),
+        }
+    })();
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(err)?;
+    result
+}
+
 impl Journal {
     /// Opens (creating if needed) the journal at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
         let path = path.as_ref().to_owned();
         let writer_conn = open_connection(&path)?;
-        writer_conn
-            .execute_batch(SCHEMA)
-            .map_err(|source| JournalError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
+        prepare(&writer_conn, &path)?;
         let conn = open_connection(&path)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_path = path.clone();
@@ -421,6 +479,68 @@ fn now_secs() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn schema_version_is_written_and_checked_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        drop(Journal::open(&path).unwrap());
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+        // Reopening the current version keeps it.
+        drop(Journal::open(&path).unwrap());
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
+
+        // A file a newer build wrote: refused, naming file and both versions, left as it was.
+        let newer = dir.path().join("newer.sqlite");
+        Connection::open(&newer)
+            .unwrap()
+            .execute_batch("CREATE TABLE future (x); PRAGMA user_version = 7;")
+            .unwrap();
+        let e = Journal::open(&newer).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                JournalError::NewerSchema {
+                    found: 7,
+                    supported: SCHEMA_VERSION,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        for needle in ["newer.sqlite", "version 7", "supports (1)"] {
+            assert!(text.contains(needle), "{needle:?} not in: {text}");
+        }
+        assert_eq!(user_version(&newer), 7);
+        let tables: i64 = Connection::open(&newer)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('votes', 'conflicts')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "a refused journal was written to");
+
+        let odd = dir.path().join("odd.sqlite");
+        Connection::open(&odd)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = -3;")
+            .unwrap();
+        let e = Journal::open(&odd).unwrap_err();
+        assert!(
+            matches!(e, JournalError::UnknownSchema { found: -3, .. }),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn same_new_conflict_and_reopen() {

@@ -28,6 +28,7 @@ pub use config::{KeySelector, Pkcs11Config};
 pub use error::Pkcs11Error;
 pub use key_store::Pkcs11KeyStore;
 pub use keys::{KeyAttributes, KeyInfo};
+pub use token::module_users;
 
 use session_pool::{Pooled, SessionPool};
 use token::TokenHandle;

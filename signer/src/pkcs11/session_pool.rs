@@ -15,7 +15,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
@@ -113,15 +114,18 @@ impl Drop for Slot {
 
 type Job = Box<dyn FnOnce(&mut Slot) + Send>;
 
-fn worker(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, mut slot: Slot) {
+fn worker(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, mut slot: Slot, exited: mpsc::Sender<()>) {
     loop {
         // The lock is held only while waiting for the next job, never while running one.
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match job {
             Ok(job) => job(&mut slot),
-            Err(_) => return, // the pool was dropped
+            Err(_) => break, // the pool was dropped
         }
     }
+    // Session closed and token handle released before the pool's drop hears of it.
+    drop(slot);
+    let _ = exited.send(());
 }
 
 /// The pool. Cheap to share behind the signer's `Arc`.
@@ -129,6 +133,36 @@ pub(crate) struct SessionPool {
     jobs: Mutex<mpsc::Sender<Job>>,
     shared: Arc<Shared>,
     call_timeout: Duration,
+    workers: Vec<JoinHandle<()>>,
+    /// Each worker says here that it has stopped (a Mutex only to make the pool `Sync`).
+    exited: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Drop for SessionPool {
+    /// Stops the workers and waits for them (bounded: a call stuck in the HSM is left behind
+    /// after its timeout), so that once the pool is gone its sessions are closed and, with the
+    /// last token handle, the module is finalized: nothing is left for exit to race with.
+    fn drop(&mut self) {
+        drop(std::mem::replace(
+            self.jobs.get_mut().unwrap_or_else(PoisonError::into_inner),
+            mpsc::channel().0,
+        ));
+        let deadline = Instant::now() + self.call_timeout + Duration::from_secs(1);
+        for _ in 0..self.workers.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let exited = self
+                .exited
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            if exited.recv_timeout(left).is_err() {
+                tracing::warn!("a PKCS#11 session worker did not stop in time; not waiting for it");
+                return;
+            }
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
 }
 
 impl SessionPool {
@@ -147,23 +181,29 @@ impl SessionPool {
         });
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let mut first = Some(first);
-        for i in 0..size.max(1) {
-            let slot = Slot {
-                shared: Arc::clone(&shared),
-                pooled: first.take(),
-            };
-            let rx = Arc::clone(&rx);
-            std::thread::Builder::new()
-                .name(format!("pkcs11-session-{i}"))
-                .spawn(move || worker(rx, slot))
-                .map_err(|e| Pkcs11Error::Task(format!("cannot start a session worker: {e}")))?;
-        }
-        Ok(Self {
+        let (exited_tx, exited) = mpsc::channel();
+        let mut pool = Self {
             jobs: Mutex::new(tx),
             shared,
             call_timeout,
-        })
+            workers: Vec::new(),
+            exited: Mutex::new(exited),
+        };
+        let mut first = Some(first);
+        for i in 0..size.max(1) {
+            let slot = Slot {
+                shared: Arc::clone(&pool.shared),
+                pooled: first.take(),
+            };
+            let (rx, exited) = (Arc::clone(&rx), exited_tx.clone());
+            // On failure the pool built so far is dropped, stopping the workers started.
+            let handle = std::thread::Builder::new()
+                .name(format!("pkcs11-session-{i}"))
+                .spawn(move || worker(rx, slot, exited))
+                .map_err(|e| Pkcs11Error::Task(format!("cannot start a session worker: {e}")))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
     }
 
     /// Sessions re-opened after a loss, since start.

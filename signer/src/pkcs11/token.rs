@@ -14,9 +14,10 @@ use super::error::{Pkcs11Error, init_ok, login_ok};
 use crate::Pin;
 
 /// One token in one loaded module, with the PIN to log in. Shared by the session pool and the
-/// key-management functions.
+/// key-management functions. The last handle of a module to go finalizes it (see [`Lease`]).
 pub(crate) struct TokenHandle {
     ctx: Pkcs11,
+    _lease: Lease,
     slot: Slot,
     label: String,
     module: PathBuf,
@@ -44,7 +45,8 @@ impl TokenHandle {
                 reason: "no such file".into(),
             });
         }
-        let ctx = context(module, label)?;
+        let lease = Lease::take(module, label)?;
+        let ctx = lease.ctx.clone();
         let slots = ctx
             .get_slots_with_initialized_token()
             .map_err(|e| Pkcs11Error::from_cryptoki(e, label))?;
@@ -57,6 +59,7 @@ impl TokenHandle {
             if found == label {
                 return Ok(Self {
                     ctx,
+                    _lease: lease,
                     slot,
                     label: label.to_owned(),
                     module: module.to_owned(),
@@ -101,25 +104,85 @@ impl TokenHandle {
     }
 }
 
-/// One initialised context per module file and process. `C_Initialize` is called once, under a
-/// lock: modules such as SoftHSM2 are not safe against concurrent first initialisation, and
-/// PKCS#11 expects one context per application anyway.
-fn context(module: &Path, label: &str) -> Result<Pkcs11, Pkcs11Error> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let key = std::fs::canonicalize(module).unwrap_or_else(|_| module.to_owned());
-    let mut modules = MODULES
+/// A loaded module and how many token handles use it now.
+struct Module {
+    ctx: Pkcs11,
+    owners: usize,
+}
+
+/// The modules loaded in this process, by canonical path. `C_Initialize`/`C_Finalize` happen
+/// under this lock: modules such as SoftHSM2 are not safe against concurrent first
+/// initialisation, and PKCS#11 expects one context per application. A module stays loaded
+/// (never `dlclose`d) once loaded: unloading a library that registered exit handlers (OpenSSL,
+/// under SoftHSM2) is what would crash at exit.
+static MODULES: OnceLock<Mutex<HashMap<PathBuf, Module>>> = OnceLock::new();
+
+fn modules() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Module>> {
+    MODULES
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some(ctx) = modules.get(&key) {
-        return Ok(ctx.clone());
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One user of an initialised module. The first lease (again) initialises it; dropping the last
+/// one finalizes it, so a process that drops its tokens and signers before exiting leaves the
+/// module with no session and no state for its static destructors to race with (SoftHSM2
+/// crashed at exit about once in six test runs before).
+struct Lease {
+    key: PathBuf,
+    ctx: Pkcs11,
+}
+
+impl Lease {
+    fn take(module: &Path, label: &str) -> Result<Self, Pkcs11Error> {
+        let key = std::fs::canonicalize(module).unwrap_or_else(|_| module.to_owned());
+        let mut modules = modules();
+        let entry = match modules.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let ctx = Pkcs11::new(module).map_err(|e| Pkcs11Error::ModuleMissing {
+                    path: module.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                e.insert(Module { ctx, owners: 0 })
+            }
+        };
+        if entry.owners == 0 {
+            init_ok(
+                entry
+                    .ctx
+                    .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)),
+            )
+            .map_err(|e| Pkcs11Error::from_cryptoki(e, label))?;
+        }
+        entry.owners += 1;
+        Ok(Self {
+            key,
+            ctx: entry.ctx.clone(),
+        })
     }
-    let ctx = Pkcs11::new(module).map_err(|e| Pkcs11Error::ModuleMissing {
-        path: module.to_owned(),
-        reason: e.to_string(),
-    })?;
-    init_ok(ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)))
-        .map_err(|e| Pkcs11Error::from_cryptoki(e, label))?;
-    modules.insert(key, ctx.clone());
-    Ok(ctx)
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut modules = modules();
+        let Some(module) = modules.get_mut(&self.key) else {
+            return;
+        };
+        module.owners = module.owners.saturating_sub(1);
+        if module.owners == 0 {
+            match module.ctx.clone().finalize() {
+                Ok(()) => tracing::debug!(module = %self.key.display(), "PKCS#11 module finalized"),
+                Err(e) => {
+                    tracing::warn!(module = %self.key.display(), error = %e, "PKCS#11 C_Finalize failed")
+                }
+            }
+        }
+    }
+}
+
+/// Handles currently holding `module` initialised (tests: everything dropped means 0).
+pub fn module_users(module: &Path) -> usize {
+    let key = std::fs::canonicalize(module).unwrap_or_else(|_| module.to_owned());
+    modules().get(&key).map_or(0, |m| m.owners)
 }

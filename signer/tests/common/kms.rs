@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -119,34 +119,31 @@ impl Moto {
             "{moto_server} is missing: run ./scripts/setup in the repository root (it installs \
              moto[server]==5.2.5 from scripts/requirements-kms.txt into .venv)"
         );
-        let mut last_log = String::new();
-        // A free port is picked, then bound by moto: another process may take it in between,
-        // so a few attempts, each bounded.
-        for _ in 0..4 {
-            let port = free_port();
-            let log = tempfile::NamedTempFile::new().expect("moto log file");
-            let mut child = Command::new(&python)
-                .arg(LAUNCHER)
-                .arg(port.to_string())
-                .arg(MOTO_LIFETIME_SECS.to_string())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(log.reopen().expect("moto log"))
-                .spawn()
-                .expect("start the moto launcher with .venv/bin/python");
-            let stdin = child.stdin.take().expect("moto stdin");
-            let mut moto = Moto {
-                child,
-                _stdin: stdin,
-                port,
-                log,
-            };
-            if moto.wait_ready(Duration::from_secs(30)) {
-                return moto;
-            }
-            last_log = moto.log();
+        // Port 0: moto binds a free port and prints it (" * Running on http://127.0.0.1:PORT").
+        let log = tempfile::NamedTempFile::new().expect("moto log file");
+        let mut child = Command::new(&python)
+            .arg(LAUNCHER)
+            .arg("0")
+            .arg(MOTO_LIFETIME_SECS.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("moto log"))
+            .spawn()
+            .expect("start the moto launcher with .venv/bin/python");
+        let stdin = child.stdin.take().expect("moto stdin");
+        let mut moto = Moto {
+            child,
+            _stdin: stdin,
+            port: 0,
+            log,
+        };
+        if moto.wait_ready(Duration::from_secs(30)) {
+            return moto;
         }
-        panic!("moto server did not start on 127.0.0.1; its log:\n{last_log}");
+        panic!(
+            "moto server did not start on 127.0.0.1; its log:\n{}",
+            moto.log()
+        );
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -161,14 +158,30 @@ impl Moto {
         s
     }
 
+    /// Waits for the port moto printed, then for it to accept a connection.
     fn wait_ready(&mut self, limit: Duration) -> bool {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let started = Instant::now();
         while started.elapsed() < limit {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if self.port == 0 {
+                self.port = self
+                    .log()
+                    .lines()
+                    .find_map(|l| {
+                        l.split("Running on http://127.0.0.1:")
+                            .nth(1)?
+                            .trim()
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or(0);
+            }
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+            if self.port != 0
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -182,13 +195,6 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("free port on 127.0.0.1")
-        .port()
 }
 
 /// Creates a key of `spec` directly in a KMS-protocol server (for the wrong-spec tests: the

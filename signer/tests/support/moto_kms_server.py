@@ -9,7 +9,7 @@ private key. ``RAW`` messages still go to moto unchanged.
 
 Usage (the Rust harness in ``signer/tests/common/moto.rs`` does this):
 
-    .venv/bin/python moto_kms_server.py PORT MAX_LIFETIME_SECS
+    .venv/bin/python moto_kms_server.py PORT MAX_LIFETIME_SECS   # PORT 0: a free one, printed
 
 It listens on 127.0.0.1 only, and exits on its own when stdin reaches EOF (the test process that
 started it has gone) or after MAX_LIFETIME_SECS, whichever comes first.
