@@ -4,7 +4,7 @@
 // Each test binary uses part of it.
 #![allow(dead_code)]
 
-use crate::support::agent::{Agent, Endpoints, enc, send, write_config};
+use crate::support::agent::{Agent, Endpoints, enc, http_address, send, write_config};
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::Provider;
 use bridge_agent::contracts::Bridge;
@@ -82,12 +82,6 @@ pub async fn start_with(dir: &Path, opts: DevnetOptions) -> (Devnet, Agent, u16)
     .unwrap();
     let config = write_config(dir, &d, Endpoints::of(&d.parent), Endpoints::of(&d.child));
     let text = std::fs::read_to_string(&config).unwrap();
-    let port: u16 = text
-        .split("listen = \"127.0.0.1:")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .and_then(|p| p.parse().ok())
-        .expect("metrics port in the config");
     // The planner's reason for each skip, at debug.
     std::fs::write(
         &config,
@@ -98,6 +92,8 @@ pub async fn start_with(dir: &Path, opts: DevnetOptions) -> (Devnet, Agent, u16)
     )
     .unwrap();
     let agent = Agent::start(&config, dir.join("agent.log"));
+    // `[http] listen` is port 0: the agent publishes the address it bound.
+    let port = http_address(&config).await.port();
     (d, agent, port)
 }
 
