@@ -201,6 +201,8 @@ async fn alerts_stay_silent_in_a_normal_run_and_fire_on_conflicting_vote_revert_
     assert_eq!(seeded, 1, "{} has no vote on the child to copy", op(i));
     drop(journal);
     cluster.start_agent(i).await;
+    // Port 0: the restarted agent listens elsewhere; Prometheus follows.
+    prom.set_targets(&targets(&cluster)).await;
     native(&d, &d.parent, "conflict", 1_000).await;
     prom.wait_firing(
         "BridgeConflictingVoteRefused",

@@ -252,12 +252,12 @@ impl Prometheus {
     }
 
     /// Replaces the scrape targets (an agent restarted on another port) and waits until each
-    /// is scraped up.
+    /// has been scraped (up or down: a killed agent stays a target).
     pub async fn set_targets(&self, targets: &[(String, u16)]) {
         write_targets(self._dir.path(), targets);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let up = self.query("up{job=\"bridge-agent\"} == 1").await;
+            let up = self.query("up{job=\"bridge-agent\"}").await;
             let ports: Vec<String> = up
                 .iter()
                 .filter_map(|(labels, _)| labels.get("instance").cloned())
