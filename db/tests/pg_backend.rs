@@ -336,3 +336,33 @@ fn round_trip_per_call() {
     let tx = started.elapsed() / n;
     eprintln!("round trip: one query {select:?}, one insert transaction (fsync on) {tx:?}");
 }
+
+#[test]
+fn verify_full_never_falls_back_to_plaintext() {
+    // The test server has no TLS (PostgreSQL does not speak it on a Unix socket; the proxy
+    // forwards there), so a TLS connection must fail, not go on unencrypted.
+    let server = PgServer::start().unwrap();
+    server.create_database("tls").unwrap();
+    let proxy = SocketProxy::start(&server).unwrap();
+    let mut config = proxy.pg_config("tls");
+    config.tls = bridge_db::PgTls::VerifyFull { ca_file: None };
+    config.application_name = "tls-attempt".into();
+    let e = Db::postgres(&config).unwrap_err();
+    assert!(e.is_unavailable(), "{e:?}");
+    assert!(texts(&e).contains("TLS"), "{e:?}");
+    assert!(!texts(&e).contains(server.password()), "{e:?}");
+    // Nobody got in under that name.
+    let db = Db::postgres(&server.pg_config("tls")).unwrap();
+    let n = db
+        .run(|sql| {
+            sql.query_opt(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tls-attempt'",
+                &[],
+            )
+        })
+        .unwrap()
+        .unwrap()
+        .int(0)
+        .unwrap();
+    assert_eq!(n, 0);
+}
