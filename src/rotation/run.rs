@@ -132,17 +132,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
         let journal = if opts.dry_run {
             None
         } else {
-            let file = databases.journal_file(side).ok_or_else(|| {
-                RotationError::Usage(
-                    "[store] backend = \"postgres\": the vote journal on PostgreSQL is not wired \
-                     into this build yet"
-                        .into(),
-                )
-            })?;
-            if let Some(dir) = file.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            Some(Arc::new(Journal::open(file)?))
+            Some(Arc::new(databases.open_journal(side, None)?))
         };
         chains.push(Chain {
             side,

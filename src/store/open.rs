@@ -20,7 +20,10 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use bridge_db::{Db, DbError, Kind, PgConfig, PgTls, SqliteOptions, Synchronous};
+use std::sync::Arc;
+
+use bridge_db::{Db, DbError, Fence, Kind, PgConfig, PgTls, SqliteOptions, Synchronous};
+use bridge_signer::guard::{Journal, JournalError};
 
 use crate::config::{AgentConfig, DbUrlSource, PgSettings, Side, StoreBackend, StoreTls};
 
@@ -135,6 +138,42 @@ impl Databases {
             }
             Backend::Postgres(pg) => Ok(Db::postgres(&named(pg, &format!("journal-{side}")))?),
         })
+    }
+
+    /// The guard's journal of `side`: SQLite, the file (with its own writer and reader
+    /// connections, `Journal::open`); PostgreSQL, [`Self::journal`]'s connection, every batch
+    /// checked against `fence` (the replicas' leader lease) when one is given.
+    pub fn open_journal(
+        &self,
+        side: Side,
+        fence: Option<Arc<dyn Fence>>,
+    ) -> Result<Journal, JournalError> {
+        match &self.backend {
+            Backend::Sqlite { data_dir } => {
+                create_dir(data_dir).map_err(|e| JournalError::Db {
+                    at: data_dir.display().to_string(),
+                    source: DbError::Unavailable {
+                        at: data_dir.display().to_string(),
+                        reason: e.to_string(),
+                    },
+                })?;
+                Journal::open(data_dir.join(format!("journal-{side}.sqlite")))
+            }
+            Backend::Postgres(_) => match self.journal(side) {
+                Ok(db) => Journal::with_db(db, fence),
+                Err(OpenError::Db(source)) => Err(JournalError::Db {
+                    at: format!("journal-{side}"),
+                    source,
+                }),
+                Err(other) => Err(JournalError::Db {
+                    at: format!("journal-{side}"),
+                    source: DbError::Unavailable {
+                        at: format!("journal-{side}"),
+                        reason: other.to_string(),
+                    },
+                }),
+            },
+        }
     }
 
     /// The SQLite store file, when the backend is SQLite (for commands that look at the file
