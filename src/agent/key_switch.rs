@@ -43,7 +43,11 @@ pub struct SwitchSide {
 /// Watches the store for rotations and switches each chain's key once its seat moved. Runs
 /// until `shutdown`.
 pub async fn watch(cfg: AgentConfig, sides: Vec<SwitchSide>, shutdown: CancellationToken) {
-    let store = match RotationStore::open(cfg.store_path()) {
+    let opened = crate::store::Databases::open(&cfg)
+        .and_then(|dbs| dbs.store())
+        .map_err(|e| crate::rotation::RotationStoreError::Store(e.into()))
+        .and_then(RotationStore::with_db);
+    let store = match opened {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "key switch disabled: cannot open the rotation records");

@@ -240,7 +240,10 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         path: cfg.data_dir().to_owned(),
         source,
     })?;
-    let store = Arc::new(Store::open(cfg.store_path())?);
+    let databases = crate::store::Databases::open(&cfg).map_err(StoreError::from)?;
+    let store = Arc::new(Store::with_db(
+        databases.store().map_err(StoreError::from)?,
+    )?);
     let metrics = Arc::new(AgentMetrics::new());
     let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
@@ -249,8 +252,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         path: published,
         source,
     })?;
-    let rotations =
-        RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
+    let rotations = databases
+        .store()
+        .map_err(StoreError::from)
+        .map_err(crate::rotation::RotationStoreError::from)
+        .and_then(RotationStore::with_db)
+        .map_err(crate::rotation::RotationError::from)?;
     let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &metrics, &shutdown).await?;
     let mut child = chain_parts(&cfg, Side::Child, &rotations, &metrics, &shutdown).await?;
     drop(rotations);
