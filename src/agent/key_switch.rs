@@ -14,11 +14,11 @@
 //! the other operators cover them). The new key's guard shares the chain's vote journal, so it
 //! re-sends exactly the votes the old key journalled and never a different one.
 
+use crate::bridge_check::watch::Leads;
 use crate::chain::ChainClient;
 use crate::config::{AgentConfig, Side};
 use crate::contracts::Bridge;
 use crate::rotation::{NewKey, RotationStore, Step};
-use crate::bridge_check::watch::Leads;
 use crate::txmgr::{ActiveKey, GuardedSigner, TxError, TxManager, TxManagerConfig};
 use alloy::primitives::Address;
 use bridge_signer::Guard;

@@ -34,6 +34,8 @@ use crate::store::{Store, StoreError};
 use crate::txmgr::{ActiveKey, TxError, TxManager, TxManagerConfig};
 use crate::votes::Request;
 use crate::watcher::{WatchError, Watcher, WatcherConfig};
+use bridge_db::Db;
+use bridge_signer::guard::Journal;
 use bridge_signer::{Guard, Signer, SignerError};
 use key_switch::SwitchSide;
 use replica::Replica;
@@ -77,8 +79,14 @@ pub enum AgentError {
     Tx { side: Side, source: TxError },
     #[error(transparent)]
     Rotation(#[from] crate::rotation::RotationError),
-    #[error("replicas' leader lease: {0}")]
-    Lease(#[source] bridge_db::DbError),
+    #[error("{what}: {source}")]
+    Db {
+        what: &'static str,
+        source: bridge_db::DbError,
+    },
+    /// `[store] url` could not be read (the message never holds the URL).
+    #[error("{0}")]
+    StoreUrl(String),
 }
 
 /// The source and destination of a direction.
@@ -122,6 +130,7 @@ async fn chain_parts(
     side: Side,
     rotations: &RotationStore,
     metrics: &AgentMetrics,
+    replica: &Replica,
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
     let client = retry_at_start(
@@ -141,9 +150,22 @@ async fn chain_parts(
     let seated = crate::rotation::keys::seated(cfg, side, rotations)?;
     let signer: Arc<dyn Signer> = connect_signer(&seated, side).await?;
     let operator = signer.address();
+    // The vote journal: in PostgreSQL (shared by the replicas, fenced by the lease), or the
+    // SQLite file beside the store.
+    let journal_err = |source| AgentError::Journal { side, source };
     let guard = Arc::new(
-        Guard::open(signer, &cfg.guard_config(side))
-            .map_err(|source| AgentError::Journal { side, source })?,
+        match replica::pg_config(cfg, &format!("journal-{side}")).map_err(AgentError::StoreUrl)? {
+            None => Guard::open(signer, &cfg.guard_config(side)).map_err(journal_err)?,
+            Some(pg) => {
+                let db = Db::postgres(&pg).map_err(|source| AgentError::Db {
+                    what: "vote journal database",
+                    source,
+                })?;
+                let journal = Journal::with_db(db, replica.fence()).map_err(journal_err)?;
+                let chain = cfg.chain(side);
+                Guard::new(signer, chain.chain_id, chain.bridge, journal)
+            }
+        },
     );
     let chain = cfg.chain(side);
     let txm = retry_at_start(
@@ -233,10 +255,21 @@ async fn connect_signer(
     unreachable!("the loop returns by its last attempt")
 }
 
-/// What this process is among its operator's replicas: one of them, ticking the leader lease,
-/// with the PostgreSQL store; the only one (always leading) with SQLite.
-async fn replica_of(_cfg: &AgentConfig) -> Result<Replica, AgentError> {
-    Ok(Replica::sole())
+/// What this process is among its operator's replicas: one of them, ticking the leader lease
+/// on its own connection (a tick never waits behind store work), with the PostgreSQL store;
+/// the only one (always leading) with SQLite.
+async fn replica_of(cfg: &AgentConfig) -> Result<Replica, AgentError> {
+    let Some(pg) = replica::pg_config(cfg, "lease").map_err(AgentError::StoreUrl)? else {
+        return Ok(Replica::sole());
+    };
+    let (name, ttl) = (cfg.store.lease_name.clone(), cfg.store.lease_ttl);
+    tokio::task::spawn_blocking(move || Replica::with_lease(Db::postgres(&pg)?, name, ttl))
+        .await
+        .map_err(|e| AgentError::StoreUrl(format!("opening the leader lease: {e}")))?
+        .map_err(|source| AgentError::Db {
+            what: "replicas' leader lease",
+            source,
+        })
 }
 
 /// Writes `addr` to `path` whole (a temp file renamed over it), so a reader never sees a
@@ -266,8 +299,17 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     })?;
     let rotations =
         RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
-    let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &metrics, &shutdown).await?;
-    let mut child = chain_parts(&cfg, Side::Child, &rotations, &metrics, &shutdown).await?;
+    let mut parent = chain_parts(
+        &cfg,
+        Side::Parent,
+        &rotations,
+        &metrics,
+        &replica,
+        &shutdown,
+    )
+    .await?;
+    let mut child =
+        chain_parts(&cfg, Side::Child, &rotations, &metrics, &replica, &shutdown).await?;
     drop(rotations);
     // Nothing is built to vote before both bridges answered as bridges (their dialects set the
     // directions' rules); a key without a seat keeps its chain's gate shut until it has one.
