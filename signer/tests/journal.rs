@@ -265,7 +265,8 @@ fn fenced_journal_refuses_after_takeover() {
 
     // A stops renewing; past the TTL, B takes over.
     std::thread::sleep(ttl + Duration::from_millis(200));
-    let b = lease(&fx, "replica-b", ttl);
+    // B's term is long enough for the rest of the test.
+    let b = lease(&fx, "replica-b", Duration::from_secs(5));
     assert_eq!(b.term(), bridge_db::Term::Leading { epoch: 2 });
     assert!(!a.holds_now());
     let jb = fenced(&fx, &b);
