@@ -195,13 +195,21 @@ async fn main() {
     println!("| configuration | guarded votes/s (median) | vs sqlite same callers |");
     println!("|---|---:|---:|");
     for ((name, _, in_flight), m) in configs.iter().zip(&med) {
-        let base = rate(if *in_flight == 1 { "sqlite-1" } else { "sqlite-8" });
+        let base = rate(if *in_flight == 1 {
+            "sqlite-1"
+        } else {
+            "sqlite-8"
+        });
         println!("| {name} | {m:.0} | {:.2} |", m / base);
     }
     println!();
     let ratio =
         |a: &str, b: &str, goal: &str| println!("{a} / {b} = {:.2}{goal}", rate(a) / rate(b));
     ratio("pg-8", "sqlite-8", " (issue 15 goal ≥ 0.80)");
-    ratio("pg-fenced-8", "sqlite-8", " (with the leader fence; goal ≥ 0.80)");
+    ratio(
+        "pg-fenced-8",
+        "sqlite-8",
+        " (with the leader fence; goal ≥ 0.80)",
+    );
     ratio("pg-1", "sqlite-1", " (one vote at a time)");
 }
