@@ -51,7 +51,11 @@ pub async fn watch(
     leads: Leads,
     shutdown: CancellationToken,
 ) {
-    let store = match RotationStore::open(cfg.store_path()) {
+    let opened = crate::store::Databases::open(&cfg)
+        .and_then(|dbs| dbs.store())
+        .map_err(|e| crate::rotation::RotationStoreError::Store(e.into()))
+        .and_then(RotationStore::with_db);
+    let store = match opened {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "key switch disabled: cannot open the rotation records");

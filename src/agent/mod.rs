@@ -34,8 +34,6 @@ use crate::store::{Store, StoreError};
 use crate::txmgr::{ActiveKey, TxError, TxManager, TxManagerConfig};
 use crate::votes::Request;
 use crate::watcher::{WatchError, Watcher, WatcherConfig};
-use bridge_db::Db;
-use bridge_signer::guard::Journal;
 use bridge_signer::{Guard, Signer, SignerError};
 use key_switch::SwitchSide;
 use replica::Replica;
@@ -84,9 +82,6 @@ pub enum AgentError {
         what: &'static str,
         source: bridge_db::DbError,
     },
-    /// `[store] url` could not be read (the message never holds the URL).
-    #[error("{0}")]
-    StoreUrl(String),
 }
 
 /// The source and destination of a direction.
@@ -130,7 +125,7 @@ async fn chain_parts(
     side: Side,
     rotations: &RotationStore,
     metrics: &AgentMetrics,
-    replica: &Replica,
+    (databases, replica): (&crate::store::Databases, &Replica),
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
     let client = retry_at_start(
@@ -152,22 +147,11 @@ async fn chain_parts(
     let operator = signer.address();
     // The vote journal: in PostgreSQL (shared by the replicas, fenced by the lease), or the
     // SQLite file beside the store.
-    let journal_err = |source| AgentError::Journal { side, source };
-    let guard = Arc::new(
-        match replica::pg_config(cfg, &format!("journal-{side}")).map_err(AgentError::StoreUrl)? {
-            None => Guard::open(signer, &cfg.guard_config(side)).map_err(journal_err)?,
-            Some(pg) => {
-                let db = Db::postgres(&pg).map_err(|source| AgentError::Db {
-                    what: "vote journal database",
-                    source,
-                })?;
-                let journal = Journal::with_db(db, replica.fence()).map_err(journal_err)?;
-                let chain = cfg.chain(side);
-                Guard::new(signer, chain.chain_id, chain.bridge, journal)
-            }
-        },
-    );
+    let journal = databases
+        .open_journal(side, replica.fence())
+        .map_err(|source| AgentError::Journal { side, source })?;
     let chain = cfg.chain(side);
+    let guard = Arc::new(Guard::new(signer, chain.chain_id, chain.bridge, journal));
     let txm = retry_at_start(
         side,
         "reading the operator's nonce",
@@ -258,14 +242,23 @@ async fn connect_signer(
 /// What this process is among its operator's replicas: one of them, ticking the leader lease
 /// on its own connection (a tick never waits behind store work), with the PostgreSQL store;
 /// the only one (always leading) with SQLite.
-async fn replica_of(cfg: &AgentConfig) -> Result<Replica, AgentError> {
-    let Some(pg) = replica::pg_config(cfg, "lease").map_err(AgentError::StoreUrl)? else {
+async fn replica_of(
+    cfg: &AgentConfig,
+    databases: &crate::store::Databases,
+) -> Result<Replica, AgentError> {
+    let Some(db) = databases.lease().map_err(StoreError::from)? else {
         return Ok(Replica::sole());
     };
     let (name, ttl) = (cfg.store.lease_name.clone(), cfg.store.lease_ttl);
-    tokio::task::spawn_blocking(move || Replica::with_lease(Db::postgres(&pg)?, name, ttl))
+    tokio::task::spawn_blocking(move || Replica::with_lease(db, name, ttl))
         .await
-        .map_err(|e| AgentError::StoreUrl(format!("opening the leader lease: {e}")))?
+        .map_err(|e| AgentError::Db {
+            what: "replicas' leader lease",
+            source: bridge_db::DbError::Unavailable {
+                at: "lease".into(),
+                reason: e.to_string(),
+            },
+        })?
         .map_err(|source| AgentError::Db {
             what: "replicas' leader lease",
             source,
@@ -286,9 +279,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         path: cfg.data_dir().to_owned(),
         source,
     })?;
-    let store = Arc::new(Store::open(cfg.store_path())?);
+    let databases = crate::store::Databases::open(&cfg).map_err(StoreError::from)?;
+    let store = Arc::new(Store::with_db(
+        databases.store().map_err(StoreError::from)?,
+    )?);
     let metrics = Arc::new(AgentMetrics::new());
-    let replica = replica_of(&cfg).await?;
+    let replica = replica_of(&cfg, &databases).await?;
     replica.announce(&metrics);
     let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
@@ -297,19 +293,30 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         path: published,
         source,
     })?;
-    let rotations =
-        RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
+    let rotations = databases
+        .store()
+        .map_err(StoreError::from)
+        .map_err(crate::rotation::RotationStoreError::from)
+        .and_then(RotationStore::with_db)
+        .map_err(crate::rotation::RotationError::from)?;
     let mut parent = chain_parts(
         &cfg,
         Side::Parent,
         &rotations,
         &metrics,
-        &replica,
+        (&databases, &replica),
         &shutdown,
     )
     .await?;
-    let mut child =
-        chain_parts(&cfg, Side::Child, &rotations, &metrics, &replica, &shutdown).await?;
+    let mut child = chain_parts(
+        &cfg,
+        Side::Child,
+        &rotations,
+        &metrics,
+        (&databases, &replica),
+        &shutdown,
+    )
+    .await?;
     drop(rotations);
     // Nothing is built to vote before both bridges answered as bridges (their dialects set the
     // directions' rules); a key without a seat keeps its chain's gate shut until it has one.

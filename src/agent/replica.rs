@@ -23,9 +23,8 @@
 
 use super::key_switch::{SwitchSide, start_key};
 use crate::bridge_check::watch::Leads;
-use crate::config::{AgentConfig, DbUrlSource, StoreBackend, StoreTls};
 use crate::metrics::{AgentMetrics, Role};
-use bridge_db::{Db, DbError, Fence, Lease, LeaseConfig, PgConfig, PgTls, Term};
+use bridge_db::{Db, DbError, Fence, Lease, LeaseConfig, Term};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -217,40 +216,4 @@ fn holder() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{host}:{}:{nanos}", std::process::id())
-}
-
-/// The PostgreSQL connection settings of `[store]` (None: SQLite), for the connection named
-/// `what` (`application_name` "bridge-agent <what>"). The URL is read now, from the environment
-/// variable or file the config names; no error shows it.
-// Until `store::open::Databases` lands (branch `store`), the one place the agent reads it.
-pub(super) fn pg_config(cfg: &AgentConfig, what: &str) -> Result<Option<PgConfig>, String> {
-    let StoreBackend::Postgres(pg) = &cfg.store.backend else {
-        return Ok(None);
-    };
-    let url = match &pg.url {
-        DbUrlSource::Env(var) => std::env::var(var)
-            .map_err(|_| format!("[store] url: environment variable {var} is not set"))?,
-        DbUrlSource::File(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("[store] url: cannot read {}: {}", path.display(), e.kind()))?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-    };
-    if url.is_empty() {
-        return Err("[store] url: empty".into());
-    }
-    Ok(Some(PgConfig {
-        url,
-        tls: match pg.tls {
-            StoreTls::Disable => PgTls::Disable,
-            StoreTls::VerifyFull => PgTls::VerifyFull {
-                ca_file: pg.ca_file.clone(),
-            },
-        },
-        connect_timeout: Duration::from_secs(5),
-        statement_timeout: Duration::from_secs(10),
-        application_name: format!("bridge-agent {what}"),
-    }))
 }
