@@ -143,6 +143,11 @@ impl Agent {
         Self { child, log }
     }
 
+    /// The log file (still there after [`Agent::stop`]).
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

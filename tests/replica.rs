@@ -1,0 +1,203 @@
+//! Two replicas of one operator (t = 1, one SoftHSM key) on one PostgreSQL database, through
+//! the real `bridge-agent run` binary on the anvil devnet: exactly one leads (its metrics), the
+//! follower is ready and says whom it follows, transfers execute; kill -9 the leader → the
+//! follower leads within 2 × TTL and the transfers requested meanwhile execute; the journal in
+//! PostgreSQL holds no conflicting attempt.
+
+use alloy::primitives::{Address, Bytes, U256, keccak256};
+use bridge_agent::contracts::Bridge;
+use bridge_devkit::postgres::PgServer;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::agent::{
+    Agent, Endpoints, enc, executed, http_address, one_operator_devnet, send, write_config,
+};
+
+/// The lease's TTL the replicas run with.
+const TTL: Duration = Duration::from_secs(2);
+
+/// A config for one replica in `dir`: the devnet's, with the shared PostgreSQL store.
+fn replica_config(dir: &Path, d: &bridge_devkit::devnet::Devnet) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = write_config(dir, d, Endpoints::of(&d.parent), Endpoints::of(&d.child));
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "\n[store]\nbackend = \"postgres\"\nurl = {{ env = \"BRIDGE_STORE_URL\" }}\ntls = \"disable\"\n\
+         lease_ttl_secs = {}\nlease_name = \"replica-test\"\n",
+        TTL.as_secs()
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let r = reqwest::get(format!("http://{addr}{path}")).await.ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.ok()?))
+}
+
+/// `bridge_replica_leading` of the agent at `addr` (None: not answering).
+async fn leading(addr: SocketAddr) -> Option<bool> {
+    let (_, text) = get(addr, "/metrics").await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("bridge_replica_leading "))
+        .map(|v| v.trim() == "1")
+}
+
+/// Sends one native transfer parent → child; its nonce.
+async fn request(d: &bridge_devkit::devnet::Devnet, n: u64) -> u64 {
+    let p = &d.parent;
+    let nonce = Bridge::new(p.bridge, p.reader())
+        .requestNonce()
+        .call()
+        .await
+        .unwrap();
+    send(
+        p,
+        &d.users()[0],
+        p.bridge,
+        enc(Bridge::requestKLAYTransferCall {
+            to: Address::from_word(keccak256(format!("replica recipient {n}"))),
+            value: U256::from(1 + n),
+            extraData: Bytes::new(),
+        }),
+        U256::from(1 + n),
+    )
+    .await;
+    nonce
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_replica_leads_and_the_other_takes_over_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = PgServer::start().unwrap();
+    let url = pg.create_database("replicas").unwrap();
+    // SAFETY: set before any agent starts; the agents inherit it (never on argv or in a file).
+    unsafe { std::env::set_var("BRIDGE_STORE_URL", &url) };
+    let d = one_operator_devnet(dir.path()).await;
+    let configs = ["r1", "r2"].map(|r| replica_config(&dir.path().join(r), &d));
+    let mut agents: Vec<Option<Agent>> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Some(Agent::start(c, dir.path().join(format!("replica-{i}.log")))))
+        .collect();
+    let addrs = [
+        http_address(&configs[0]).await,
+        http_address(&configs[1]).await,
+    ];
+    let logs = |agents: &Vec<Option<Agent>>| {
+        agents
+            .iter()
+            .flatten()
+            .map(Agent::log)
+            .collect::<Vec<_>>()
+            .join("\n-----\n")
+    };
+
+    // Exactly one leads; the other is ready, following it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let leader = loop {
+        let roles = [leading(addrs[0]).await, leading(addrs[1]).await];
+        match roles {
+            [Some(true), Some(false)] => break 0,
+            [Some(false), Some(true)] => break 1,
+            [Some(true), Some(true)] => panic!("two replicas lead:\n{}", logs(&agents)),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single leader within 60 s ({roles:?}):\n{}",
+            logs(&agents)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let follower = 1 - leader;
+    let ready = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = get(addrs[follower], "/readyz").await.unwrap_or_default();
+        if status == 200 && body.contains("following, leader ") {
+            break;
+        }
+        assert!(
+            Instant::now() < ready,
+            "follower not ready: {status} {body}\n{}",
+            logs(&agents)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Transfers execute under the leader.
+    let agent = agents[leader].as_ref().unwrap();
+    for n in 0..3 {
+        let nonce = request(&d, n).await;
+        executed(&d.child, nonce, agent).await;
+    }
+
+    // The follower signed and sent nothing (its gate shut, its sends held).
+    let text = get(addrs[follower], "/metrics").await.unwrap().1;
+    for family in ["bridge_guard_signed_total{", "bridge_txs_sent_total{"] {
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(family)).collect();
+        assert!(!lines.is_empty(), "{family} not exported:\n{text}");
+        assert!(
+            lines.iter().all(|l| l.ends_with(" 0")),
+            "the follower signed or sent: {lines:?}"
+        );
+    }
+
+    // kill -9 the leader, then request more at once: the follower takes over and votes them.
+    agents[leader].take(); // Drop: SIGKILL
+    let killed = Instant::now();
+    let mut pending = Vec::new();
+    for n in 3..6 {
+        pending.push(request(&d, n).await);
+    }
+    loop {
+        if leading(addrs[follower]).await == Some(true) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < 2 * TTL + Duration::from_millis(500),
+            "the follower did not lead within 2 × TTL:\n{}",
+            logs(&agents)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = killed.elapsed();
+    eprintln!("takeover (kill -9 → the follower leads): {took:?}");
+    let survivor = agents[follower].as_ref().unwrap();
+    for nonce in pending {
+        executed(&d.child, nonce, survivor).await;
+    }
+    assert!(
+        survivor.log().contains("leading: took the leader lease"),
+        "{}",
+        survivor.log()
+    );
+    let metrics = get(addrs[follower], "/metrics").await.unwrap().1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("bridge_replica_takeovers_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
+    // The journal (in PostgreSQL) logged no conflicting attempt.
+    let db = bridge_db::Db::postgres(&pg.pg_config("replicas")).unwrap();
+    let conflicts = db
+        .run(|sql| sql.query_opt("SELECT COUNT(*) FROM conflicts", &[]))
+        .unwrap()
+        .expect("a count")
+        .int(0)
+        .unwrap();
+    assert_eq!(conflicts, 0, "{}", logs(&agents));
+    // A clean stop gives the lease up.
+    let survivor = agents[follower].take().unwrap();
+    let log = survivor.log_path();
+    let status = survivor.stop();
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("leader lease released"), "{text}");
+}
