@@ -136,9 +136,16 @@ async fn one_replica_leads_and_the_other_takes_over_after_kill_9() {
         executed(&d.child, nonce, agent).await;
     }
 
-    // The follower signed and sent nothing (its gate shut, its sends held).
+    // The follower tried nothing (its gate shut: no vote planned, none refused by its fenced
+    // journal), signed and sent nothing.
     let text = get(addrs[follower], "/metrics").await.unwrap().1;
-    for family in ["bridge_guard_signed_total{", "bridge_txs_sent_total{"] {
+    for family in [
+        "bridge_guard_signed_total{",
+        "bridge_guard_refused_total{",
+        "bridge_txs_sent_total{",
+        "bridge_votes_failed_total{",
+        "bridge_votes_mined_total{",
+    ] {
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(family)).collect();
         assert!(!lines.is_empty(), "{family} not exported:\n{text}");
         assert!(
