@@ -154,6 +154,16 @@ async fn one_replica_leads_and_the_other_takes_over_after_kill_9() {
         );
     }
 
+    // `status` says the follower's role.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bridge-agent"))
+        .args(["status", "--config"])
+        .arg(&configs[follower])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("following, leader "), "{stdout}");
+
     // kill -9 the leader, then request more at once: the follower takes over and votes them.
     agents[leader].take(); // Drop: SIGKILL
     let killed = Instant::now();
@@ -200,11 +210,46 @@ async fn one_replica_leads_and_the_other_takes_over_after_kill_9() {
         .int(0)
         .unwrap();
     assert_eq!(conflicts, 0, "{}", logs(&agents));
-    // A clean stop gives the lease up.
+
+    // The killed replica comes back as a follower.
+    agents[leader] = Some(Agent::start(
+        &configs[leader],
+        dir.path().join("replica-restarted.log"),
+    ));
+    let back = http_address(&configs[leader]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(back, "/readyz").await.unwrap_or_default();
+        if status == 200 && body.contains("following, leader ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted replica does not follow: {status} {body}\n{}",
+            logs(&agents)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(leading(addrs[follower]).await, Some(true));
+
+    // A clean stop gives the lease up: the other leads at its next tick, well before the
+    // lease would have expired, and votes.
     let survivor = agents[follower].take().unwrap();
     let log = survivor.log_path();
+    let stopped = Instant::now();
     let status = survivor.stop();
     assert!(status.success(), "{status:?}");
     let text = std::fs::read_to_string(log).unwrap();
     assert!(text.contains("leader lease released"), "{text}");
+    while leading(back).await != Some(true) {
+        assert!(
+            stopped.elapsed() < TTL,
+            "no takeover within the TTL after a release:\n{}",
+            logs(&agents)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("takeover after a clean stop: {:?}", stopped.elapsed());
+    let nonce = request(&d, 6).await;
+    executed(&d.child, nonce, agents[leader].as_ref().unwrap()).await;
 }
