@@ -2,7 +2,9 @@
 //! the real `bridge-agent run` binary on the anvil devnet: exactly one leads (its metrics), the
 //! follower is ready and says whom it follows, transfers execute; kill -9 the leader → the
 //! follower leads within 2 × TTL and the transfers requested meanwhile execute; the journal in
-//! PostgreSQL holds no conflicting attempt.
+//! PostgreSQL holds no conflicting attempt. The killed replica returns as a follower; SIGSTOP
+//! the leader past its term → the other leads, and the woken one steps down and signs nothing;
+//! a clean stop releases the lease (the other leads within the TTL).
 
 use alloy::primitives::{Address, Bytes, U256, keccak256};
 use bridge_agent::contracts::Bridge;
@@ -232,16 +234,64 @@ async fn one_replica_leads_and_the_other_takes_over_after_kill_9() {
     }
     assert_eq!(leading(addrs[follower]).await, Some(true));
 
+    // SIGSTOP the leader past its term: the follower takes over; woken, the old leader steps
+    // down and signs nothing more.
+    let signed = |text: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("bridge_guard_signed_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let paused = agents[follower].as_ref().unwrap().pid().to_string();
+    let kill = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &paused])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {paused}");
+    };
+    let before = signed(&get(addrs[follower], "/metrics").await.unwrap().1);
+    kill("-STOP");
+    let stopped_at = Instant::now();
+    while leading(back).await != Some(true) {
+        if stopped_at.elapsed() > 2 * TTL + Duration::from_millis(500) {
+            kill("-CONT");
+            panic!(
+                "no takeover from a paused leader within 2 × TTL:\n{}",
+                logs(&agents)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill("-CONT");
+    let woke = Instant::now();
+    while leading(addrs[follower]).await != Some(false) {
+        assert!(
+            woke.elapsed() < TTL,
+            "the woken leader did not step down:\n{}",
+            logs(&agents)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let nonce = request(&d, 6).await;
+    executed(&d.child, nonce, agents[leader].as_ref().unwrap()).await;
+    let after = signed(&get(addrs[follower], "/metrics").await.unwrap().1);
+    assert_eq!(before, after, "the woken leader signed");
+    let woken_log = agents[follower].as_ref().unwrap().log();
+    assert!(woken_log.contains("stepped down"), "{woken_log}");
+
     // A clean stop gives the lease up: the other leads at its next tick, well before the
     // lease would have expired, and votes.
-    let survivor = agents[follower].take().unwrap();
-    let log = survivor.log_path();
+    let (stop, next) = (leader, follower);
+    let leader_now = agents[stop].take().unwrap();
+    let log = leader_now.log_path();
     let stopped = Instant::now();
-    let status = survivor.stop();
+    let status = leader_now.stop();
     assert!(status.success(), "{status:?}");
     let text = std::fs::read_to_string(log).unwrap();
     assert!(text.contains("leader lease released"), "{text}");
-    while leading(back).await != Some(true) {
+    while leading(addrs[next]).await != Some(true) {
         assert!(
             stopped.elapsed() < TTL,
             "no takeover within the TTL after a release:\n{}",
@@ -250,6 +300,6 @@ async fn one_replica_leads_and_the_other_takes_over_after_kill_9() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("takeover after a clean stop: {:?}", stopped.elapsed());
-    let nonce = request(&d, 6).await;
-    executed(&d.child, nonce, agents[leader].as_ref().unwrap()).await;
+    let nonce = request(&d, 7).await;
+    executed(&d.child, nonce, agents[next].as_ref().unwrap()).await;
 }

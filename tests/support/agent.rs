@@ -143,6 +143,11 @@ impl Agent {
         Self { child, log }
     }
 
+    /// The process id (to signal it: SIGSTOP, SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log file (still there after [`Agent::stop`]).
     pub fn log_path(&self) -> PathBuf {
         self.log.clone()
