@@ -218,9 +218,17 @@ fn two_journals_race_the_same_keys(fx: &Fixture) {
         assert_eq!(firsts.len(), 1, "key {n}: {} first votes", firsts.len());
         assert_eq!(journals[0].lookup(&key(n)).unwrap(), Some(firsts[0]));
         assert_eq!(journals[1].lookup(&key(n)).unwrap(), Some(firsts[0]));
-        let others = outcomes.iter().filter(|(k, _, r)| *k == n && *r != Recorded::New);
+        let others = outcomes
+            .iter()
+            .filter(|(k, _, r)| *k == n && *r != Recorded::New);
         for (_, _, r) in others {
-            assert_eq!(*r, Recorded::Conflict { recorded: firsts[0] }, "key {n}");
+            assert_eq!(
+                *r,
+                Recorded::Conflict {
+                    recorded: firsts[0]
+                },
+                "key {n}"
+            );
         }
     }
     assert_eq!(journals[0].conflict_count().unwrap(), KEYS * 7);
@@ -265,7 +273,8 @@ fn fenced_journal_refuses_after_takeover() {
 
     // A stops renewing; past the TTL, B takes over.
     std::thread::sleep(ttl + Duration::from_millis(200));
-    let b = lease(&fx, "replica-b", ttl);
+    // B's term is long enough for the rest of the test.
+    let b = lease(&fx, "replica-b", Duration::from_secs(5));
     assert_eq!(b.term(), bridge_db::Term::Leading { epoch: 2 });
     assert!(!a.holds_now());
     let jb = fenced(&fx, &b);
@@ -285,7 +294,11 @@ fn fenced_journal_refuses_after_takeover() {
         assert!(e.to_string().contains("not the leader"), "{e}");
     }
     for n in 2..6 {
-        assert_eq!(jb.lookup(&key(n)).unwrap(), None, "a fenced vote was recorded");
+        assert_eq!(
+            jb.lookup(&key(n)).unwrap(),
+            None,
+            "a fenced vote was recorded"
+        );
     }
     assert_eq!(
         jb.check_and_record(&key(2), &B256::repeat_byte(0xb2), "f")
@@ -317,7 +330,13 @@ fn fenced_journal_refuses_after_takeover() {
         .unwrap();
     let rows: Vec<(i64, i64, String)> = rows
         .iter()
-        .map(|r| (r.int(0).unwrap(), r.int(1).unwrap(), r.text(2).unwrap().into()))
+        .map(|r| {
+            (
+                r.int(0).unwrap(),
+                r.int(1).unwrap(),
+                r.text(2).unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         rows,

@@ -12,8 +12,12 @@
 //! watcher's message; the other direction goes on. SIGINT/SIGTERM cancel every task: nothing new
 //! is started, votes in flight finish or are dropped, and what was recorded stays in the store
 //! and the journals for the next start.
+//!
+//! With the PostgreSQL store the process is one replica of its operator (`replica.rs`): it
+//! starts everything above, warm, and votes only while it holds the leader lease.
 
 mod key_switch;
+mod replica;
 
 use crate::auditor::{Auditor, AuditorConfig};
 use crate::bridge_check::watch::{BridgeWatch, Gate};
@@ -32,6 +36,7 @@ use crate::votes::Request;
 use crate::watcher::{WatchError, Watcher, WatcherConfig};
 use bridge_signer::{Guard, Signer, SignerError};
 use key_switch::SwitchSide;
+use replica::Replica;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -72,6 +77,11 @@ pub enum AgentError {
     Tx { side: Side, source: TxError },
     #[error(transparent)]
     Rotation(#[from] crate::rotation::RotationError),
+    #[error("{what}: {source}")]
+    Db {
+        what: &'static str,
+        source: bridge_db::DbError,
+    },
 }
 
 /// The source and destination of a direction.
@@ -115,6 +125,7 @@ async fn chain_parts(
     side: Side,
     rotations: &RotationStore,
     metrics: &AgentMetrics,
+    (databases, replica): (&crate::store::Databases, &Replica),
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
     let client = retry_at_start(
@@ -134,11 +145,13 @@ async fn chain_parts(
     let seated = crate::rotation::keys::seated(cfg, side, rotations)?;
     let signer: Arc<dyn Signer> = connect_signer(&seated, side).await?;
     let operator = signer.address();
-    let guard = Arc::new(
-        Guard::open(signer, &cfg.guard_config(side))
-            .map_err(|source| AgentError::Journal { side, source })?,
-    );
+    // The vote journal: in PostgreSQL (shared by the replicas, fenced by the lease), or the
+    // SQLite file beside the store.
+    let journal = databases
+        .open_journal(side, replica.fence())
+        .map_err(|source| AgentError::Journal { side, source })?;
     let chain = cfg.chain(side);
+    let guard = Arc::new(Guard::new(signer, chain.chain_id, chain.bridge, journal));
     let txm = retry_at_start(
         side,
         "reading the operator's nonce",
@@ -226,6 +239,32 @@ async fn connect_signer(
     unreachable!("the loop returns by its last attempt")
 }
 
+/// What this process is among its operator's replicas: one of them, ticking the leader lease
+/// on its own connection (a tick never waits behind store work), with the PostgreSQL store;
+/// the only one (always leading) with SQLite.
+async fn replica_of(
+    cfg: &AgentConfig,
+    databases: &crate::store::Databases,
+) -> Result<Replica, AgentError> {
+    let Some(db) = databases.lease().map_err(StoreError::from)? else {
+        return Ok(Replica::sole());
+    };
+    let (name, ttl) = (cfg.store.lease_name.clone(), cfg.store.lease_ttl);
+    tokio::task::spawn_blocking(move || Replica::with_lease(db, name, ttl))
+        .await
+        .map_err(|e| AgentError::Db {
+            what: "replicas' leader lease",
+            source: bridge_db::DbError::Unavailable {
+                at: "lease".into(),
+                reason: e.to_string(),
+            },
+        })?
+        .map_err(|source| AgentError::Db {
+            what: "replicas' leader lease",
+            source,
+        })
+}
+
 /// Writes `addr` to `path` whole (a temp file renamed over it), so a reader never sees a
 /// partial line.
 fn publish_address(path: &std::path::Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
@@ -245,6 +284,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         databases.store().map_err(StoreError::from)?,
     )?);
     let metrics = Arc::new(AgentMetrics::new());
+    let replica = replica_of(&cfg, &databases).await?;
+    replica.announce(&metrics);
     let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
     let published = cfg.http_address_path();
@@ -258,14 +299,31 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         .map_err(crate::rotation::RotationStoreError::from)
         .and_then(RotationStore::with_db)
         .map_err(crate::rotation::RotationError::from)?;
-    let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &metrics, &shutdown).await?;
-    let mut child = chain_parts(&cfg, Side::Child, &rotations, &metrics, &shutdown).await?;
+    let mut parent = chain_parts(
+        &cfg,
+        Side::Parent,
+        &rotations,
+        &metrics,
+        (&databases, &replica),
+        &shutdown,
+    )
+    .await?;
+    let mut child = chain_parts(
+        &cfg,
+        Side::Child,
+        &rotations,
+        &metrics,
+        (&databases, &replica),
+        &shutdown,
+    )
+    .await?;
     drop(rotations);
     // Nothing is built to vote before both bridges answered as bridges (their dialects set the
     // directions' rules); a key without a seat keeps its chain's gate shut until it has one.
     let mut gate = crate::bridge_check::watch::spawn(
         [(Side::Parent, &parent), (Side::Child, &child)]
             .map(|(side, p)| bridge_watch(&cfg, side, p, &metrics)),
+        replica.leads(),
         &shutdown,
     );
     let Some([parent_dialect, child_dialect]) = gate.dialects(&shutdown).await else {
@@ -362,7 +420,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         .report_silent_to(planner.silent_seats())
         .sync_own_votes_to(planner.own_votes_synced())
         .count_into(metrics.direction(direction));
-        tasks.spawn(audit_loop(direction, auditor, shutdown.clone()));
+        tasks.spawn(audit_loop(
+            direction,
+            auditor,
+            gate.clone(),
+            shutdown.clone(),
+        ));
         metrics.set_direction_running(direction);
         let heads = source.client.new_heads(&shutdown);
         tasks.spawn(direction_loop(
@@ -383,7 +446,14 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     // Key rotation: switch a chain to the new key once its seat moved (agent/key_switch.rs).
     tokio::spawn(key_switch::watch(
         cfg.clone(),
+        switch_sides.clone(),
+        replica.leads(),
+        shutdown.clone(),
+    ));
+    // Replicas: vote only while holding the leader lease (replica.rs); released at the end.
+    let lease_loop = tokio::spawn(replica.clone().run(
         switch_sides,
+        Arc::clone(&metrics),
         shutdown.clone(),
     ));
     tracing::info!("agent running");
@@ -394,6 +464,9 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         }
     }
     shutdown.cancel();
+    if let Err(e) = lease_loop.await {
+        tracing::error!(error = %e, "the leader lease loop panicked");
+    }
     http.stopped().await;
     tracing::info!("agent stopped");
     Ok(())
@@ -450,14 +523,20 @@ async fn balance_loop(
 }
 
 /// Audits other operators' votes on the destination every [`AUDIT_EVERY`], until shutdown
-/// (the auditor counts into the direction's handles itself).
-async fn audit_loop(direction: Direction, mut auditor: Auditor, shutdown: CancellationToken) {
+/// (the auditor counts into the direction's handles itself). A replica that does not lead
+/// audits nothing: the audit writes the store (its cursor, this operator's own votes).
+async fn audit_loop(
+    direction: Direction,
+    mut auditor: Auditor,
+    gate: Gate,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(AUDIT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => if let Err(e) = auditor.check().await {
+            _ = tick.tick(), if gate.leads() => if let Err(e) = auditor.check().await {
                 tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying");
             },
         }
@@ -472,8 +551,10 @@ struct Parts {
     /// Requests that are other seats' turn.
     standby: Standby,
     metrics: Arc<AgentMetrics>,
-    /// Shut while either bridge of the direction is unverified or the key holds no seat on the
-    /// destination: no watcher step, recovery or standby vote then.
+    /// Shut while either bridge of the direction is unverified, the key holds no seat on the
+    /// destination, or this replica does not lead: no watcher step, recovery or standby vote
+    /// then. When it opens again an overdue recovery tick fires at once (a takeover starts
+    /// with a recovery check).
     gate: Gate,
 }
 

@@ -176,6 +176,16 @@ impl Databases {
         }
     }
 
+    /// A connection of its own for the replicas' leader lease (`agent/replica.rs`), so a lease
+    /// tick never waits behind store work; `None` with SQLite (no replicas). Not cached: one
+    /// caller, at start.
+    pub fn lease(&self) -> Result<Option<Db>, OpenError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(None),
+            Backend::Postgres(pg) => Ok(Some(Db::postgres(&named(pg, "lease"))?)),
+        }
+    }
+
     /// The SQLite store file, when the backend is SQLite (for commands that look at the file
     /// before creating one).
     pub fn store_file(&self) -> Option<PathBuf> {
