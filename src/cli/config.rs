@@ -79,8 +79,7 @@ async fn operator(cfg: &AgentConfig, side: Side) -> Result<Address, String> {
     // A SQLite store that does not exist yet is not created by a check.
     let has_store = databases.store_file().is_none_or(|f| f.is_file());
     let signer_cfg = if has_store {
-        let store = databases
-            .open_rotations()
+        let store = bridge_agent::rotation::RotationStore::open_in(&databases)
             .map_err(|e| format!("the agent's store: {e}"))?;
         bridge_agent::rotation::keys::seated(cfg, side, &store).map_err(|e| e.to_string())?
     } else {

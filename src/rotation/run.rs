@@ -122,7 +122,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
     }
     let databases = crate::store::Databases::open(cfg)
         .map_err(|e| RotationError::Store(crate::store::StoreError::from(e).into()))?;
-    let store = databases.open_rotations()?;
+    let store = RotationStore::open_in(&databases)?;
     let mut chains = Vec::new();
     for side in Side::ALL {
         let client = ChainClient::connect(crate::chain::access_config(cfg, side))

@@ -194,6 +194,13 @@ impl RotationStore {
         Self::with_db(Db::sqlite(path, SQLITE_OPTIONS)?)
     }
 
+    /// The rotation records in the agent's store database (the SQLite file or PostgreSQL), as
+    /// every command opens them.
+    pub fn open_in(databases: &crate::store::Databases) -> Result<Self, RotationStoreError> {
+        let db = databases.store().map_err(crate::store::StoreError::from)?;
+        Self::with_db(db)
+    }
+
     /// The rotation tables in the store's database `db` (see `crate::store::Databases`).
     pub fn with_db(db: Db) -> Result<Self, RotationStoreError> {
         // The store's schema version, checked (a newer agent's store is refused untouched)

@@ -209,14 +209,6 @@ impl Databases {
         super::Store::with_db(self.store()?)
     }
 
-    /// The rotation records, in the store's database.
-    pub fn open_rotations(
-        &self,
-    ) -> Result<crate::rotation::RotationStore, crate::rotation::RotationStoreError> {
-        let db = self.store().map_err(super::StoreError::from)?;
-        crate::rotation::RotationStore::with_db(db)
-    }
-
     fn cached(
         &self,
         slot: &Mutex<Option<Db>>,
@@ -458,8 +450,6 @@ mod tests {
         let store = dbs.store().unwrap();
         assert_eq!(store.describe(), cfg.store_path().display().to_string());
         let s = super::super::Store::with_db(store).unwrap();
-        let r = crate::rotation::RotationStore::with_db(dbs.store().unwrap()).unwrap();
-        assert!(r.latest().unwrap().is_none());
         drop(s);
         assert!(cfg.store_path().is_file());
         assert_eq!(
