@@ -563,6 +563,9 @@ fn record_batch(
 const SELECT_VOTE: &str = "SELECT vote_hash FROM votes
      WHERE chain_id = $1 AND bridge = $2 AND namespace = $3 AND nonce = $4";
 
+/// A key as the database returns it: chain id, bridge bytes, namespace, nonce.
+type StoredKey = (i64, Vec<u8>, String, i64);
+
 /// Inserts each vote unless its key has one; the keys it inserted. In PostgreSQL the insert
 /// waits for another replica's uncommitted insert of the same key (and skips it once that
 /// commits), so of two replicas racing, one inserts.
@@ -572,7 +575,7 @@ fn insert_votes(
     epoch: &Value,
     holder: &Value,
     now: i64,
-) -> Result<Vec<(i64, Vec<u8>, String, i64)>, DbError> {
+) -> Result<Vec<StoredKey>, DbError> {
     const COLUMNS: usize = 9;
     let mut statement = String::from(
         "INSERT INTO votes
