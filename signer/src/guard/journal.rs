@@ -24,6 +24,7 @@
 //! caller ─Job─┘                       └─ reply to each caller (nothing is answered before COMMIT)
 //! ```
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -507,8 +508,10 @@ fn writer_loop(db: &Db, at: &str, fence: Option<&Arc<dyn Fence>>, jobs: mpsc::Re
     }
 }
 
-/// One batch, inside its transaction: the fence first, then each entry. An error rolls all of
-/// it back.
+/// One batch, inside its transaction: the fence first, then the first vote of each key in one
+/// multi-row insert (one statement for the batch: a round trip per batch, not per vote, to a
+/// PostgreSQL server), then the rest one by one against what is recorded. An error rolls all
+/// of it back.
 fn record_batch(
     sql: &mut dyn Sql,
     fence: Option<&dyn Fence>,
@@ -526,22 +529,94 @@ fn record_batch(
         None => (Value::Null, Value::Null),
     };
     let now = now_secs();
-    let mut outcomes = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
+    let mut outcomes: Vec<Option<Recorded>> = vec![None; entries.len()];
+    // The first entry of each key is tried in the insert; a later one for the same key is
+    // compared with whatever the insert left (it sees this transaction's own rows).
+    let mut seen = HashSet::new();
+    let fresh: Vec<&Entry> = entries.iter().filter(|e| seen.insert(e.key)).collect();
+    failed.store(0, Ordering::Relaxed);
+    for (chain, bridge, namespace, nonce) in insert_votes(sql, &fresh, &epoch, &holder, now)? {
+        for (entry, outcome) in entries.iter().zip(outcomes.iter_mut()) {
+            if outcome.is_none()
+                && entry.chain == chain
+                && entry.nonce == nonce
+                && entry.key.bridge.as_slice() == bridge.as_slice()
+                && entry.key.namespace.as_str() == namespace
+            {
+                *outcome = Some(Recorded::New);
+                break;
+            }
+        }
+    }
+    let mut done = Vec::with_capacity(entries.len());
+    for (i, (entry, outcome)) in entries.iter().zip(outcomes).enumerate() {
         failed.store(i, Ordering::Relaxed);
-        outcomes.push(record_one(sql, entry, &epoch, &holder, now)?);
+        done.push(match outcome {
+            Some(recorded) => recorded,
+            None => compare_recorded(sql, entry, &epoch, &holder, now)?,
+        });
     }
     failed.store(entries.len(), Ordering::Relaxed);
-    Ok(outcomes)
+    Ok(done)
 }
 
 const SELECT_VOTE: &str = "SELECT vote_hash FROM votes
      WHERE chain_id = $1 AND bridge = $2 AND namespace = $3 AND nonce = $4";
 
-/// Inserts the vote unless its key has one; only then reads the one recorded. In PostgreSQL
-/// the insert waits for another replica's uncommitted insert of the same key, and the read
-/// after it sees that row once committed (READ COMMITTED reads afresh per statement).
-fn record_one(
+/// A key as the database returns it: chain id, bridge bytes, namespace, nonce.
+type StoredKey = (i64, Vec<u8>, String, i64);
+
+/// Inserts each vote unless its key has one; the keys it inserted. In PostgreSQL the insert
+/// waits for another replica's uncommitted insert of the same key (and skips it once that
+/// commits), so of two replicas racing, one inserts.
+fn insert_votes(
+    sql: &mut dyn Sql,
+    fresh: &[&Entry],
+    epoch: &Value,
+    holder: &Value,
+    now: i64,
+) -> Result<Vec<StoredKey>, DbError> {
+    const COLUMNS: usize = 9;
+    let mut statement = String::from(
+        "INSERT INTO votes
+             (chain_id, bridge, namespace, nonce, vote_hash, function, recorded_at, epoch, holder)
+         VALUES ",
+    );
+    let mut params = Vec::with_capacity(fresh.len() * COLUMNS);
+    for (row, entry) in fresh.iter().enumerate() {
+        let at = row * COLUMNS;
+        let placeholders: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", at + c)).collect();
+        if row > 0 {
+            statement.push_str(", ");
+        }
+        statement.push_str(&format!("({})", placeholders.join(", ")));
+        params.extend(key_params(&entry.key, entry.chain, entry.nonce));
+        params.extend([
+            Value::from(entry.vote.as_slice()),
+            Value::from(entry.function.as_str()),
+            Value::Int(now),
+            epoch.clone(),
+            holder.clone(),
+        ]);
+    }
+    statement.push_str(" ON CONFLICT DO NOTHING RETURNING chain_id, bridge, namespace, nonce");
+    sql.query(&statement, &params)?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.int(0)?,
+                r.bytes(1)?.to_vec(),
+                r.text(2)?.to_owned(),
+                r.int(3)?,
+            ))
+        })
+        .collect()
+}
+
+/// An entry whose key already has a vote (recorded before, or earlier in this batch): the
+/// same vote is a re-send; another one is logged in `conflicts`. In PostgreSQL the read after
+/// the insert sees another replica's committed row (READ COMMITTED reads afresh per statement).
+fn compare_recorded(
     sql: &mut dyn Sql,
     entry: &Entry,
     epoch: &Value,
@@ -549,25 +624,6 @@ fn record_one(
     now: i64,
 ) -> Result<Recorded, DbError> {
     let key = key_params(&entry.key, entry.chain, entry.nonce);
-    let mut insert = key.clone();
-    insert.extend([
-        Value::from(entry.vote.as_slice()),
-        Value::from(entry.function.as_str()),
-        Value::Int(now),
-        epoch.clone(),
-        holder.clone(),
-    ]);
-    let inserted = sql.query(
-        "INSERT INTO votes
-             (chain_id, bridge, namespace, nonce, vote_hash, function, recorded_at, epoch, holder)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT DO NOTHING
-         RETURNING 1",
-        &insert,
-    )?;
-    if !inserted.is_empty() {
-        return Ok(Recorded::New);
-    }
     let row = sql.query_opt(SELECT_VOTE, &key)?.ok_or(DbError::Column {
         index: 0,
         expected: "the vote the insert conflicted with",
