@@ -2,11 +2,12 @@
 //! run on it, each bounded by a client-side timeout. A fault (closed connection, I/O error, no
 //! answer in time) drops the connection; the next call connects again.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::Answer;
 use super::connect::{Target, Tls};
@@ -17,7 +18,14 @@ pub(crate) struct Worker {
     rt: tokio::runtime::Runtime,
     target: Target,
     client: Option<Client>,
+    /// Statements prepared on this connection, by their text: a repeated statement costs one
+    /// round trip instead of two (prepare, then bind and execute).
+    statements: HashMap<String, Statement>,
 }
+
+/// Most statements kept prepared; past it the cache starts again (the journal's multi-row
+/// INSERT has one text per batch size).
+const MAX_PREPARED: usize = 512;
 
 impl Worker {
     /// Must run on the worker thread: a runtime cannot be driven (or dropped) from inside the
@@ -34,6 +42,7 @@ impl Worker {
             rt,
             target,
             client: None,
+            statements: HashMap::new(),
         })
     }
 
@@ -47,6 +56,7 @@ impl Worker {
     /// `statement_timeout`.
     pub(super) fn connect(&mut self) -> Result<(), DbError> {
         self.client = None;
+        self.statements.clear();
         let t = &self.target;
         let statement_ms = t.statement_timeout.as_millis().max(1);
         let result = self.rt.block_on(async {
@@ -103,6 +113,7 @@ impl Worker {
         let mut conn = Conn {
             rt: &self.rt,
             client,
+            statements: &mut self.statements,
             at: &self.target.at,
             call_timeout,
             broken: false,
@@ -124,6 +135,7 @@ impl Worker {
 struct Conn<'a> {
     rt: &'a tokio::runtime::Runtime,
     client: &'a Client,
+    statements: &'a mut HashMap<String, Statement>,
     at: &'a str,
     call_timeout: Duration,
     /// A fault: the connection is dropped after this call.
@@ -178,6 +190,34 @@ impl Conn<'_> {
             },
             e => e,
         })
+    }
+
+    /// `sql` prepared on this connection (once; then from the cache).
+    fn statement(&mut self, sql: &str) -> Result<Statement, DbError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let client = self.client;
+        let prepared = self.call(client.prepare(sql))?;
+        if self.statements.len() >= MAX_PREPARED {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Runs `call`; after an error the statement is prepared again next time (a schema change
+    /// can invalidate a prepared plan).
+    fn forget_on_error<T>(
+        &mut self,
+        sql: &str,
+        call: impl FnOnce(&mut Self) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let out = call(self);
+        if out.is_err() {
+            self.statements.remove(sql);
+        }
+        out
     }
 
     fn gone(&self) -> DbError {
@@ -272,15 +312,15 @@ fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 
 impl Sql for Conn<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let client = self.client;
+        let (client, statement) = (self.client, self.statement(sql)?);
         let params = refs(params);
-        self.call(client.execute(sql, &params))
+        self.forget_on_error(sql, |c| c.call(client.execute(&statement, &params)))
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
-        let client = self.client;
+        let (client, statement) = (self.client, self.statement(sql)?);
         let params = refs(params);
-        let rows = self.call(client.query(sql, &params))?;
+        let rows = self.forget_on_error(sql, |c| c.call(client.query(&statement, &params)))?;
         rows.iter().map(|r| read_row(self.at, r)).collect()
     }
 
