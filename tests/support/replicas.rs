@@ -33,6 +33,8 @@ pub struct PgStore {
     server: PgServer,
     /// Per operator: its database's name (None: SQLite store).
     databases: Vec<Option<String>>,
+    /// Per operator: its database's own URL (the Unix socket; holds the password).
+    urls: Vec<Option<String>>,
     /// Per operator on PostgreSQL: a direct connection (the harness's own reads).
     direct: Vec<Option<Db>>,
     terms: Arc<Mutex<Terms>>,
@@ -48,6 +50,8 @@ pub struct Terms(pub BTreeMap<usize, BTreeMap<u64, BTreeSet<String>>>);
 pub struct PgLink {
     pub proxy: SocketProxy,
     url: String,
+    /// The database's own URL (its Unix socket), for runs that skip the proxy.
+    direct: String,
     /// The operator runs more than one process (the node's label names its replica).
     pub replicated: bool,
 }
@@ -56,6 +60,12 @@ impl PgLink {
     /// The URL the replica is given (through its proxy; holds the password: never logged).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Points the replica at the database's socket itself, not through its proxy (benchmarks:
+    /// the proxy is a hop in the test process). Takes effect at its next start.
+    pub fn bypass_proxy(&mut self) {
+        self.url = self.direct.clone();
     }
 
     /// Passes, cuts or stalls this replica's database connections.
@@ -87,21 +97,24 @@ impl PgStore {
             .await
             .unwrap_or_else(|e| panic!("starting PostgreSQL: {e}"));
         let mut databases = Vec::new();
+        let mut urls = Vec::new();
         let mut direct = Vec::new();
         for op in 0..opts.operators {
             if !opts.on_postgres(op) {
                 databases.push(None);
+                urls.push(None);
                 direct.push(None);
                 continue;
             }
             let name = format!("op{}", op + 1);
-            server
+            let url = server
                 .create_database(&name)
                 .await
                 .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
             let db = Db::postgres(&server.pg_config(&name))
                 .unwrap_or_else(|e| panic!("connecting to database {name}: {e}"));
             databases.push(Some(name));
+            urls.push(Some(url));
             direct.push(Some(db));
         }
         let terms = Arc::new(Mutex::new(Terms::default()));
@@ -121,6 +134,7 @@ impl PgStore {
         Self {
             server,
             databases,
+            urls,
             direct,
             terms,
             stop,
@@ -148,6 +162,7 @@ impl PgStore {
         PgLink {
             proxy,
             url,
+            direct: self.urls[op].clone().expect("operator on PostgreSQL"),
             replicated,
         }
     }
