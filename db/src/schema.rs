@@ -74,7 +74,10 @@ fn read_version(sql: &mut dyn Sql, component: &str) -> Result<i64, DbError> {
             .query_opt("PRAGMA user_version", &[])?
             .map_or(Ok(0), |r| r.int(0)),
         Kind::Postgres => {
-            sql.execute("SELECT pg_advisory_xact_lock($1)", &[Value::Int(SCHEMA_LOCK)])?;
+            sql.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[Value::Int(SCHEMA_LOCK)],
+            )?;
             sql.execute_batch(
                 "CREATE TABLE IF NOT EXISTS schema_versions (
                      component TEXT PRIMARY KEY,

@@ -69,7 +69,10 @@ impl SqliteDb {
         let at = self.describe();
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(lock) = lock else {
-            return work(&mut Conn { conn: &conn, at: &at });
+            return work(&mut Conn {
+                conn: &conn,
+                at: &at,
+            });
         };
         let behavior = match lock {
             Lock::Write => rusqlite::TransactionBehavior::Immediate,
