@@ -270,7 +270,7 @@ impl Cluster {
         .await
         .unwrap();
         let pg = if (0..opts.operators).any(|op| opts.on_postgres(op)) {
-            Some(PgStore::start(dir.path(), &opts).await)
+            Some(PgStore::start(&opts))
         } else {
             None
         };
@@ -283,9 +283,7 @@ impl Cluster {
                     format!("op{}", i + 1)
                 };
                 let pg_link = match &pg {
-                    Some(pg) if opts.on_postgres(i) => {
-                        Some(pg.link(i, opts.replicas_of(i) > 1).await)
-                    }
+                    Some(pg) if opts.on_postgres(i) => Some(pg.link(i, opts.replicas_of(i) > 1)),
                     _ => None,
                 };
                 let store = pg_link

@@ -16,7 +16,6 @@ use alloy::primitives::B256;
 use bridge_db::{Db, Value};
 use bridge_devkit::postgres::{PgServer, ProxyMode, SocketProxy};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +29,8 @@ const WATCH_EVERY: Duration = Duration::from_millis(50);
 
 /// The PostgreSQL side of a cluster.
 pub struct PgStore {
-    server: PgServer,
+    /// Behind a lock: stopping and starting it again change it.
+    server: Mutex<PgServer>,
     /// Per operator: its database's name (None: SQLite store).
     databases: Vec<Option<String>>,
     /// Per operator: its database's own URL (the Unix socket; holds the password).
@@ -70,7 +70,7 @@ impl PgLink {
 
     /// Passes, cuts or stalls this replica's database connections.
     pub fn set(&self, mode: ProxyMode) {
-        self.proxy.set(mode);
+        self.proxy.set_mode(mode);
     }
 }
 
@@ -90,12 +90,11 @@ pub fn holder_pid(holder: &str) -> Option<u32> {
 }
 
 impl PgStore {
-    /// Starts the server in `dir` and creates a database per operator on PostgreSQL; starts
-    /// the lease watcher.
-    pub async fn start(dir: &Path, opts: &ClusterOptions) -> Self {
-        let server = PgServer::start_in(&dir.join("postgres"))
-            .await
-            .unwrap_or_else(|e| panic!("starting PostgreSQL: {e}"));
+    /// Starts the server (in a temporary folder of its own) and creates a database per
+    /// operator on PostgreSQL; starts the lease watcher.
+    pub fn start(opts: &ClusterOptions) -> Self {
+        let server = tokio::task::block_in_place(PgServer::start)
+            .unwrap_or_else(|e| panic!("starting PostgreSQL: {e:#}"));
         let mut databases = Vec::new();
         let mut urls = Vec::new();
         let mut direct = Vec::new();
@@ -107,10 +106,8 @@ impl PgStore {
                 continue;
             }
             let name = format!("op{}", op + 1);
-            let url = server
-                .create_database(&name)
-                .await
-                .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+            let url = tokio::task::block_in_place(|| server.create_database(&name))
+                .unwrap_or_else(|e| panic!("creating database {name}: {e:#}"));
             let db = Db::postgres(&server.pg_config(&name))
                 .unwrap_or_else(|e| panic!("connecting to database {name}: {e}"));
             databases.push(Some(name));
@@ -132,7 +129,7 @@ impl PgStore {
                 .unwrap()
         };
         Self {
-            server,
+            server: Mutex::new(server),
             databases,
             urls,
             direct,
@@ -151,14 +148,13 @@ impl PgStore {
     }
 
     /// A new link (its own proxy) to operator `op`'s database.
-    pub async fn link(&self, op: usize, replicated: bool) -> PgLink {
+    pub fn link(&self, op: usize, replicated: bool) -> PgLink {
         let name = self.databases[op]
             .as_deref()
             .expect("operator on PostgreSQL");
-        let proxy = SocketProxy::start(&self.server)
-            .await
-            .unwrap_or_else(|e| panic!("starting a socket proxy: {e}"));
-        let url = proxy.url(&self.server, name);
+        let proxy = SocketProxy::start(&self.server.lock().unwrap())
+            .unwrap_or_else(|e| panic!("starting a socket proxy: {e:#}"));
+        let url = proxy.url(name);
         PgLink {
             proxy,
             url,
@@ -167,24 +163,16 @@ impl PgStore {
         }
     }
 
-    pub fn server(&self) -> &PgServer {
-        &self.server
-    }
-
     /// Stops the server (fast shutdown: open connections are closed).
     pub async fn stop(&self) {
-        self.server
-            .stop()
-            .await
-            .unwrap_or_else(|e| panic!("stopping PostgreSQL: {e}"));
+        tokio::task::block_in_place(|| self.server.lock().unwrap().stop())
+            .unwrap_or_else(|e| panic!("stopping PostgreSQL: {e:#}"));
     }
 
     /// Starts the stopped server again on the same data.
     pub async fn start_again(&self) {
-        self.server
-            .start()
-            .await
-            .unwrap_or_else(|e| panic!("starting PostgreSQL again: {e}"));
+        tokio::task::block_in_place(|| self.server.lock().unwrap().start_again())
+            .unwrap_or_else(|e| panic!("starting PostgreSQL again: {e:#}"));
     }
 
     fn db(&self, op: usize) -> &Db {
