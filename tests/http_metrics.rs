@@ -11,7 +11,7 @@ use bridge_agent::config::Side;
 use bridge_agent::direction::Direction;
 use bridge_agent::http::{HttpError, HttpServer};
 use bridge_agent::metrics::exposition::{Encoder, Kind, Value};
-use bridge_agent::metrics::{AgentMetrics, GuardStats, NotReady};
+use bridge_agent::metrics::{AgentMetrics, GuardStats, NotReady, Role};
 use bridge_signer::health::Health;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -413,6 +413,47 @@ async fn readyz_follows_directions_balances_chains_and_signer() {
     );
     has_line(&r.scrape().await, "bridge_rpc_degraded{chain=\"child\"} 1");
     degraded.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(r.get("/readyz").await, (200, "ready\n".to_owned()));
+}
+
+/// A replica that follows is ready (it is warm, to take over) and says whom it follows; the
+/// leader says its epoch; without replicas the body is unchanged.
+#[tokio::test]
+async fn readyz_names_a_replicas_role_and_a_follower_is_ready() {
+    let r = Running::start().await;
+    r.make_ready();
+    has_line(&r.scrape().await, "bridge_replica_leading 1");
+    has_line(&r.scrape().await, "bridge_replica_epoch 0");
+    r.metrics.replica().leading.set(0);
+    r.metrics.replica().epoch.set(3);
+    r.metrics.set_role(Role::Following {
+        leader: Some("host-a:41:1796509800000000000".into()),
+        epoch: 3,
+    });
+    assert_eq!(
+        r.get("/readyz").await,
+        (
+            200,
+            "ready\nfollowing, leader host-a:41:1796509800000000000, epoch 3\n".to_owned()
+        )
+    );
+    let text = r.scrape().await;
+    has_line(&text, "bridge_ready 1");
+    has_line(&text, "bridge_replica_leading 0");
+    has_line(&text, "bridge_replica_epoch 3");
+    has_line(&text, "bridge_replica_takeovers_total 0");
+    has_line(&text, "bridge_replica_lease_errors_total 0");
+    r.metrics.set_role(Role::Leading { epoch: 4 });
+    r.metrics.halt_direction(Direction::ParentToChild, "stop");
+    assert_eq!(
+        r.get("/readyz").await,
+        (
+            503,
+            "not ready:\n- direction parent_to_child: halted: stop\nleading, epoch 4\n".to_owned()
+        )
+    );
+    r.metrics.set_role(Role::Sole);
+    r.metrics.set_direction_running(Direction::ParentToChild);
     assert_eq!(r.get("/readyz").await, (200, "ready\n".to_owned()));
 }
 

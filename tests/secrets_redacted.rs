@@ -35,6 +35,7 @@ const WS_PATH_KEY: &str = "WSPATHKEY-Pa1xC6";
 const WS_QUERY_KEY: &str = "WSQUERYKEY-Tb3kM8";
 const KMS_QUERY_KEY: &str = "KMSQUERYKEY-Nd8bV2";
 const KMS_USERINFO: &str = "KMSUSERPW-Gc5tY0";
+const STORE_PASSWORD: &str = "SECRET-StorePw-Qv6";
 
 /// Every planted secret.
 const SECRETS: &[&str] = &[
@@ -51,6 +52,7 @@ const SECRETS: &[&str] = &[
     WS_QUERY_KEY,
     KMS_QUERY_KEY,
     KMS_USERINFO,
+    STORE_PASSWORD,
 ];
 
 /// The env var an `rpc = { env = … }` source reads.
@@ -304,6 +306,33 @@ fn config_errors_print_no_secret() {
             "signer",
             format!("backend = \"aws-kms\"\nkey_id = \"k\"\nsecret_access_key = \"{AWS_SECRET}\""),
         ),
+        (
+            "database URL written inline",
+            "store",
+            format!(
+                "backend = \"postgres\"\nurl = \"postgres://u:{STORE_PASSWORD}@db.example/bridge\""
+            ),
+        ),
+        (
+            "database URL inline, beside a bad key",
+            "store",
+            format!(
+                "backend = \"postgres\"\nurl = \"postgres://u:{STORE_PASSWORD}@db.example/bridge\"\n\
+                 tls = \"prefer\""
+            ),
+        ),
+        (
+            "database URL under an unknown source key",
+            "store",
+            format!(
+                "backend = \"postgres\"\nurl = {{ value = \"postgres://u:{STORE_PASSWORD}@h/db\" }}"
+            ),
+        ),
+        (
+            "database URL with the sqlite backend",
+            "store",
+            format!("url = \"postgres://u:{STORE_PASSWORD}@db.example/bridge\""),
+        ),
     ];
     let base = secret_laden_config(dir.path());
     for (what, table, body) in cases {
@@ -324,10 +353,13 @@ fn config_errors_print_no_secret() {
     assert_hidden("logs", &logs());
 }
 
-/// `text` with table `[name]` (up to the next table header) replaced by `[name]` + `body`.
+/// `text` with table `[name]` (up to the next table header) replaced by `[name]` + `body`;
+/// an optional table the base config leaves out (`[store]`) is added at the end.
 fn replace_table(text: &str, name: &str, body: &str) -> String {
     let header = format!("[{name}]\n");
-    let start = text.find(&header).expect("table in the base config");
+    let Some(start) = text.find(&header) else {
+        return format!("{text}\n{header}{body}\n");
+    };
     let rest = &text[start + header.len()..];
     let end = rest
         .find("\n[")
@@ -803,6 +835,15 @@ fn every_config_subcommand_fails_clearly_without_echoing_a_secret() {
             )),
             format!("rpc = [\"https://node.example:99999/v3/{RPC_PATH_KEY}\"]"),
             "parent.rpc[0]",
+        ),
+        (
+            "database URL written inline",
+            "store",
+            format!(
+                "backend = \"postgres\"\nurl = \"postgres://u:{STORE_PASSWORD}@db.example/bridge\""
+            ),
+            format!("url = \"postgres://u:{STORE_PASSWORD}@db.example/bridge\""),
+            "store.url",
         ),
     ];
     for (case, table, body, secret_line, field) in &cases {

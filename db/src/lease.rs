@@ -80,6 +80,8 @@ pub trait Fence: Send + Sync + std::fmt::Debug {
     fn check(&self, sql: &mut dyn Sql) -> Result<u64, DbError>;
     /// By this process's clock: the term has not run out (a paused process wakes past it).
     fn holds_now(&self) -> bool;
+    /// This process, as the lease names it (recorded beside each journal row it writes).
+    fn holder(&self) -> &str;
 }
 
 #[derive(Debug)]
@@ -255,5 +257,9 @@ impl Fence for Lease {
 
     fn holds_now(&self) -> bool {
         self.term().is_leading()
+    }
+
+    fn holder(&self) -> &str {
+        &self.config.holder
     }
 }

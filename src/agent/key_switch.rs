@@ -18,7 +18,8 @@ use crate::chain::ChainClient;
 use crate::config::{AgentConfig, Side};
 use crate::contracts::Bridge;
 use crate::rotation::{NewKey, RotationStore, Step};
-use crate::txmgr::{ActiveKey, TxManager, TxManagerConfig};
+use crate::bridge_check::watch::Leads;
+use crate::txmgr::{ActiveKey, GuardedSigner, TxError, TxManager, TxManagerConfig};
 use alloy::primitives::Address;
 use bridge_signer::Guard;
 use bridge_signer::guard::Journal;
@@ -29,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 /// How often the agent looks for a rotation in its store.
 pub const SWITCH_POLL: Duration = Duration::from_millis(500);
 
-/// What the switch needs per chain.
+/// What the switch (and a replica's takeover, `replica.rs`) needs per chain.
+#[derive(Clone)]
 pub struct SwitchSide {
     pub side: Side,
     pub client: ChainClient,
@@ -41,8 +43,14 @@ pub struct SwitchSide {
 }
 
 /// Watches the store for rotations and switches each chain's key once its seat moved. Runs
-/// until `shutdown`.
-pub async fn watch(cfg: AgentConfig, sides: Vec<SwitchSide>, shutdown: CancellationToken) {
+/// until `shutdown`; a replica that does not lead (`leads`) switches and records nothing (the
+/// leader does, and a takeover starts from the key in use then).
+pub async fn watch(
+    cfg: AgentConfig,
+    sides: Vec<SwitchSide>,
+    leads: Leads,
+    shutdown: CancellationToken,
+) {
     let store = match RotationStore::open(cfg.store_path()) {
         Ok(s) => s,
         Err(e) => {
@@ -56,6 +64,9 @@ pub async fn watch(cfg: AgentConfig, sides: Vec<SwitchSide>, shutdown: Cancellat
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if !leads() {
+            continue;
         }
         let rotation = match store.latest() {
             Ok(Some(r)) => r,
@@ -119,29 +130,40 @@ async fn switch_side(
             "the recorded new key signs as {address}, the rotation names {new}; not switching"
         ));
     }
-    {
-        let chain = cfg.chain(s.side);
-        // The old guard's counters go on (bridge_guard_*_total never drop at a switch).
-        let counters = s.key.current().guard().shared_counters();
-        let guard = Arc::new(
-            Guard::with_journal(signer, chain.chain_id, chain.bridge, Arc::clone(&s.journal))
-                .sharing_counters(counters),
-        );
-        let txm = TxManager::start(
-            s.txm_config.clone(),
-            s.client.clone(),
-            Arc::clone(&guard),
-            shutdown.clone(),
-        )
+    let chain = cfg.chain(s.side);
+    // The old guard's counters go on (bridge_guard_*_total never drop at a switch).
+    let counters = s.key.current().guard().shared_counters();
+    let guard = Arc::new(
+        Guard::with_journal(signer, chain.chain_id, chain.bridge, Arc::clone(&s.journal))
+            .sharing_counters(counters),
+    );
+    let _old = start_key(s, guard, shutdown)
         .await
         .map_err(|e| e.to_string())?;
-        let g = Arc::clone(&guard);
-        s.metrics
-            .register_signer(s.side, move || g.signer().health().map(|h| h.snapshot()));
-        s.metrics.register_guard(s.side, move || {
-            crate::metrics::GuardStats::from(guard.counters())
-        });
-        let _old = s.key.switch(txm);
-    }
     Ok(())
+}
+
+/// Starts a tx manager for `guard` on `s`'s chain and puts it in use: as at start, it reads the
+/// account's nonce from the chain and takes over what an earlier sender left in the node's pool
+/// (`txmgr/leftovers.rs`). The one path of a key switch and of a replica's takeover (the earlier
+/// sender is then the old leader). Returns the tx manager it replaced.
+pub(super) async fn start_key(
+    s: &SwitchSide,
+    guard: Arc<GuardedSigner>,
+    shutdown: &CancellationToken,
+) -> Result<TxManager, TxError> {
+    let txm = TxManager::start(
+        s.txm_config.clone(),
+        s.client.clone(),
+        Arc::clone(&guard),
+        shutdown.clone(),
+    )
+    .await?;
+    let g = Arc::clone(&guard);
+    s.metrics
+        .register_signer(s.side, move || g.signer().health().map(|h| h.snapshot()));
+    s.metrics.register_guard(s.side, move || {
+        crate::metrics::GuardStats::from(guard.counters())
+    });
+    Ok(s.key.switch(txm))
 }

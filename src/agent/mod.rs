@@ -12,8 +12,12 @@
 //! watcher's message; the other direction goes on. SIGINT/SIGTERM cancel every task: nothing new
 //! is started, votes in flight finish or are dropped, and what was recorded stays in the store
 //! and the journals for the next start.
+//!
+//! With the PostgreSQL store the process is one replica of its operator (`replica.rs`): it
+//! starts everything above, warm, and votes only while it holds the leader lease.
 
 mod key_switch;
+mod replica;
 
 use crate::auditor::{Auditor, AuditorConfig};
 use crate::bridge_check::watch::{BridgeWatch, Gate};
@@ -32,6 +36,7 @@ use crate::votes::Request;
 use crate::watcher::{WatchError, Watcher, WatcherConfig};
 use bridge_signer::{Guard, Signer, SignerError};
 use key_switch::SwitchSide;
+use replica::Replica;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -72,6 +77,8 @@ pub enum AgentError {
     Tx { side: Side, source: TxError },
     #[error(transparent)]
     Rotation(#[from] crate::rotation::RotationError),
+    #[error("replicas' leader lease: {0}")]
+    Lease(#[source] bridge_db::DbError),
 }
 
 /// The source and destination of a direction.
@@ -226,6 +233,12 @@ async fn connect_signer(
     unreachable!("the loop returns by its last attempt")
 }
 
+/// What this process is among its operator's replicas: one of them, ticking the leader lease,
+/// with the PostgreSQL store; the only one (always leading) with SQLite.
+async fn replica_of(_cfg: &AgentConfig) -> Result<Replica, AgentError> {
+    Ok(Replica::sole())
+}
+
 /// Writes `addr` to `path` whole (a temp file renamed over it), so a reader never sees a
 /// partial line.
 fn publish_address(path: &std::path::Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
@@ -242,6 +255,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     })?;
     let store = Arc::new(Store::open(cfg.store_path())?);
     let metrics = Arc::new(AgentMetrics::new());
+    let replica = replica_of(&cfg).await?;
+    replica.announce(&metrics);
     let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
     let published = cfg.http_address_path();
@@ -259,6 +274,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     let mut gate = crate::bridge_check::watch::spawn(
         [(Side::Parent, &parent), (Side::Child, &child)]
             .map(|(side, p)| bridge_watch(&cfg, side, p, &metrics)),
+        replica.leads(),
         &shutdown,
     );
     let Some([parent_dialect, child_dialect]) = gate.dialects(&shutdown).await else {
@@ -355,7 +371,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         .report_silent_to(planner.silent_seats())
         .sync_own_votes_to(planner.own_votes_synced())
         .count_into(metrics.direction(direction));
-        tasks.spawn(audit_loop(direction, auditor, shutdown.clone()));
+        tasks.spawn(audit_loop(
+            direction,
+            auditor,
+            gate.clone(),
+            shutdown.clone(),
+        ));
         metrics.set_direction_running(direction);
         let heads = source.client.new_heads(&shutdown);
         tasks.spawn(direction_loop(
@@ -376,7 +397,14 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     // Key rotation: switch a chain to the new key once its seat moved (agent/key_switch.rs).
     tokio::spawn(key_switch::watch(
         cfg.clone(),
+        switch_sides.clone(),
+        replica.leads(),
+        shutdown.clone(),
+    ));
+    // Replicas: vote only while holding the leader lease (replica.rs); released at the end.
+    let lease_loop = tokio::spawn(replica.clone().run(
         switch_sides,
+        Arc::clone(&metrics),
         shutdown.clone(),
     ));
     tracing::info!("agent running");
@@ -387,6 +415,9 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         }
     }
     shutdown.cancel();
+    if let Err(e) = lease_loop.await {
+        tracing::error!(error = %e, "the leader lease loop panicked");
+    }
     http.stopped().await;
     tracing::info!("agent stopped");
     Ok(())
@@ -443,14 +474,20 @@ async fn balance_loop(
 }
 
 /// Audits other operators' votes on the destination every [`AUDIT_EVERY`], until shutdown
-/// (the auditor counts into the direction's handles itself).
-async fn audit_loop(direction: Direction, mut auditor: Auditor, shutdown: CancellationToken) {
+/// (the auditor counts into the direction's handles itself). A replica that does not lead
+/// audits nothing: the audit writes the store (its cursor, this operator's own votes).
+async fn audit_loop(
+    direction: Direction,
+    mut auditor: Auditor,
+    gate: Gate,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(AUDIT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => if let Err(e) = auditor.check().await {
+            _ = tick.tick(), if gate.leads() => if let Err(e) = auditor.check().await {
                 tracing::debug!(direction = %direction, error = %e, "vote audit failed; retrying");
             },
         }
@@ -465,8 +502,10 @@ struct Parts {
     /// Requests that are other seats' turn.
     standby: Standby,
     metrics: Arc<AgentMetrics>,
-    /// Shut while either bridge of the direction is unverified or the key holds no seat on the
-    /// destination: no watcher step, recovery or standby vote then.
+    /// Shut while either bridge of the direction is unverified, the key holds no seat on the
+    /// destination, or this replica does not lead: no watcher step, recovery or standby vote
+    /// then. When it opens again an overdue recovery tick fires at once (a takeover starts
+    /// with a recovery check).
     gate: Gate,
 }
 

@@ -4,10 +4,14 @@
 //!
 //! ```text
 //!  BridgeWatch (one task per chain) ── check() ──> BridgeState ──┬─> metrics (/readyz, /metrics)
-//!      ▲ failovers counter moved, key switched, or timer         └─> Gate ─> direction loops:
-//!                                                                    no watcher step, recovery
+//!      ▲ failovers counter moved, key switched, leadership          └─> Gate ─> direction loops:
+//!        changed, or timer                                           no watcher step, recovery
 //!                                                                    or standby vote while closed
 //! ```
+//!
+//! The gate and the chains' sends also obey [`Leads`]: a replica that does not lead its
+//! operator's replicas (`agent/replica.rs`) votes nothing and its sends stay held; the first
+//! tick after it takes over re-checks the bridge, and only that check opens its sends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,17 +43,34 @@ fn index(side: Side) -> usize {
     }
 }
 
+/// Whether this process may vote and send now: false while a replica follows (or its term
+/// ran out by its own clock); always true without replicas ([`always_leads`]).
+pub type Leads = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// [`Leads`] of a process without replicas.
+pub fn always_leads() -> Leads {
+    Arc::new(|| true)
+}
+
 /// Both chains' verdicts, for the loops that must not vote while a bridge is unverified.
 #[derive(Clone)]
 pub struct Gate {
     rx: [watch::Receiver<BridgeState>; 2],
+    leads: Leads,
 }
 
 impl Gate {
-    /// A direction from `source` to `dest` may run: `dest`'s bridge is verified with this key
-    /// seated, and `source`'s address is its bridge.
+    /// A direction from `source` to `dest` may run: this process leads, `dest`'s bridge is
+    /// verified with this key seated, and `source`'s address is its bridge.
     pub fn allows(&self, source: Side, dest: Side) -> bool {
-        self.rx[index(dest)].borrow().can_vote() && self.rx[index(source)].borrow().is_bridge()
+        (self.leads)()
+            && self.rx[index(dest)].borrow().can_vote()
+            && self.rx[index(source)].borrow().is_bridge()
+    }
+
+    /// Whether this process leads now (see [`Leads`]).
+    pub fn leads(&self) -> bool {
+        (self.leads)()
     }
 
     pub fn state(&self, side: Side) -> BridgeState {
@@ -78,20 +99,26 @@ pub struct BridgeWatch {
     pub metrics: Arc<AgentMetrics>,
 }
 
-/// Starts one watch task per chain; the [`Gate`] sees their verdicts.
-pub fn spawn(watches: [BridgeWatch; 2], shutdown: &CancellationToken) -> Gate {
+/// Starts one watch task per chain; the [`Gate`] sees their verdicts and `leads`.
+pub fn spawn(watches: [BridgeWatch; 2], leads: Leads, shutdown: &CancellationToken) -> Gate {
     let rx = watches.map(|w| {
         let (tx, rx) = watch::channel(BridgeState::Unchecked);
-        tokio::spawn(w.run(tx, shutdown.clone()));
+        tokio::spawn(w.run(tx, Arc::clone(&leads), shutdown.clone()));
         rx
     });
-    Gate { rx }
+    Gate { rx, leads }
 }
 
 impl BridgeWatch {
-    async fn run(mut self, tx: watch::Sender<BridgeState>, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        tx: watch::Sender<BridgeState>,
+        leads: Leads,
+        shutdown: CancellationToken,
+    ) {
         let mut failovers = self.client.stats().failovers;
         let mut key = self.key.address();
+        let mut leading = leads();
         // The dialect the directions were built with: fixed once known.
         let mut fixed: Option<Dialect> = None;
         let mut failing_checks = 0u32;
@@ -106,6 +133,12 @@ impl BridgeWatch {
             since_check = since_check.saturating_add(WATCH_TICK);
             let now_failovers = self.client.stats().failovers;
             let now_key = self.key.address();
+            let now_leading = leads();
+            if !now_leading {
+                // A follower (or a leader whose term ran out) sends nothing, whatever the
+                // bridge's verdict; the replica loop held them already at the step-down.
+                self.client.hold_sends();
+            }
             let period = if tx.borrow().can_vote() {
                 RECHECK_VERIFIED
             } else {
@@ -115,6 +148,8 @@ impl BridgeWatch {
                 "RPC failover"
             } else if now_key != key {
                 "key switched"
+            } else if now_leading != leading {
+                "leadership changed"
             } else if since_check >= period {
                 "periodic"
             } else {
@@ -122,6 +157,7 @@ impl BridgeWatch {
             };
             failovers = now_failovers;
             key = now_key;
+            leading = now_leading;
             since_check = Duration::ZERO;
             let Some(state) = self.check_once(now_key, why, &mut fixed).await else {
                 continue;
@@ -129,7 +165,7 @@ impl BridgeWatch {
             // The tx manager's sends obey the same verdict (chain/send_gate.rs): a failover
             // closed them already; a pass opens them for the endpoint checked (a failover
             // during the check keeps them closed until the next one).
-            if state.is_bridge() {
+            if state.is_bridge() && leads() {
                 self.client.open_sends(now_failovers);
             } else {
                 self.client.hold_sends();

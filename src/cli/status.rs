@@ -21,7 +21,7 @@ pub struct StatusArgs {
 }
 
 /// Metric families shown, in order, with a short caption.
-const SHOWN: [(&str, &str); 14] = [
+const SHOWN: [(&str, &str); 16] = [
     ("bridge_direction_halted", "halted"),
     ("bridge_request_nonce", "source requestNonce"),
     ("bridge_lower_handle_nonce", "destination lowerHandleNonce"),
@@ -42,7 +42,18 @@ const SHOWN: [(&str, &str); 14] = [
     ),
     ("bridge_dialect_info", "bridge dialect"),
     ("bridge_operator_seated", "key seated (0: votes nothing)"),
+    ("bridge_replica_leading", "leading (0: a follower, votes nothing)"),
+    ("bridge_replica_epoch", "leader lease epoch"),
 ];
+
+/// The role line of a `/readyz` body (a replica's: "leading, epoch N" or "following, leader
+/// H, epoch N"); `None` without replicas.
+fn role_line(readyz: &str) -> Option<&str> {
+    readyz
+        .lines()
+        .last()
+        .filter(|l| l.starts_with("leading") || l.starts_with("following"))
+}
 
 /// Standard output that ends quietly when the reader goes away (`status | head`): the first
 /// failed write (EPIPE, Rust ignores SIGPIPE) stops all further output instead of panicking as
@@ -133,6 +144,9 @@ pub async fn run(args: StatusArgs) -> ExitCode {
                 "agent at http://{addr}: {}",
                 if ready == 200 { "READY" } else { "NOT READY" }
             );
+            if let Some(role) = role_line(&reasons) {
+                outln!(out, "  {:<44} {role}", "replica role");
+            }
             if ready != 200 {
                 out.write(format_args!("{reasons}"));
             }

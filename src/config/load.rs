@@ -10,14 +10,16 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::error::{ConfigError, Location, Problem};
-use super::schema::{AgentSection, ChainSection, HttpSection, LogSection, RecoverySection};
+use super::schema::{
+    AgentSection, ChainSection, HttpSection, LogSection, RecoverySection, StoreSection,
+};
 use super::validate::{self, Sections};
 use super::{AgentConfig, Secrets};
 use bridge_signer::SignerConfig;
 
 /// The top-level tables, in the order they are documented.
-const SECTIONS: [&str; 7] = [
-    "agent", "http", "log", "recovery", "signer", "parent", "child",
+const SECTIONS: [&str; 8] = [
+    "agent", "http", "log", "recovery", "store", "signer", "parent", "child",
 ];
 
 /// Reads, parses and checks the config file at `path`, including that its secrets can be read
@@ -112,6 +114,7 @@ fn parse(text: &str, secrets: Secrets) -> Result<AgentConfig, Vec<Problem>> {
         http: de.section::<HttpSection>("http"),
         log: de.section::<LogSection>("log"),
         recovery: de.section::<RecoverySection>("recovery"),
+        store: de.section::<StoreSection>("store"),
         signer: de.section::<SignerConfig>("signer"),
         parent: de.section::<ChainSection>("parent"),
         child: de.section::<ChainSection>("child"),
@@ -350,7 +353,7 @@ fn redact_echoed_string(message: &str, path: &str) -> String {
         return message.to_owned();
     };
     let value = &rest[..end];
-    let secret_place = [".rpc", ".ws", ".endpoint", ".pin"]
+    let secret_place = [".rpc", ".ws", ".endpoint", ".pin", "store.url"]
         .iter()
         .any(|k| path.contains(k))
         || path.starts_with("pin");

@@ -48,7 +48,7 @@ pub enum Secrets {
     /// For commands that never sign.
     Skip,
 }
-pub use schema::{FeeMode, LogFormat};
+pub use schema::{FeeMode, LogFormat, StoreTls};
 
 /// One of the two chains the bridge connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,6 +101,66 @@ pub struct AgentConfig {
     pub parent: ChainConfig,
     /// `[child]`.
     pub child: ChainConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where the agent's store and the guard's journals live, and the replicas' lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// SQLite files under `data_dir`, or a PostgreSQL server.
+    pub backend: StoreBackend,
+    /// How long the replicas' leader lease lasts without renewal (PostgreSQL).
+    pub lease_ttl: Duration,
+    /// The lease's name: one per operator, shared by its replicas.
+    pub lease_name: String,
+}
+
+/// Default lease length (`[store] lease_ttl_secs`).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
+/// Default lease name (`[store] lease_name`).
+pub const DEFAULT_LEASE_NAME: &str = "bridge-agent";
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Sqlite,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            lease_name: DEFAULT_LEASE_NAME.into(),
+        }
+    }
+}
+
+/// The database engine of `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// `store.sqlite` and `journal-<side>.sqlite` under `agent.data_dir`.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres(PgSettings),
+}
+
+/// `[store]` with `backend = "postgres"`. Holds where the URL is, never the URL itself: it is
+/// read when the database is opened (`crate::store::open`), so no config value carries the
+/// password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgSettings {
+    /// Where the connection URL is.
+    pub url: DbUrlSource,
+    /// Encryption of the connection.
+    pub tls: StoreTls,
+    /// With `verify-full`: the CA bundle that signed the server's certificate; `None`: the
+    /// Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where a database URL (which holds a password) is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrlSource {
+    /// The environment variable of this name.
+    Env(String),
+    /// The first line of this file.
+    File(PathBuf),
 }
 
 /// `[agent]`.

@@ -319,3 +319,55 @@ fn default_rpc_timeout_ms() -> u64 {
 fn default_min_balance() -> String {
     "0.5".into()
 }
+
+/// Which database holds the agent's store and the guard's journals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackendName {
+    /// SQLite files under `agent.data_dir` (default): one agent per operator.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server the operator's replicas share (one leader signs at a time).
+    Postgres,
+}
+
+/// How the PostgreSQL connection is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreTls {
+    /// TLS, the server's certificate and name verified (default).
+    #[default]
+    VerifyFull,
+    /// No TLS: only for a server on this host (a Unix socket or a loopback address).
+    Disable,
+}
+
+/// `[store]`: where the store and the journals live. Optional table; without it, SQLite.
+/// The PostgreSQL-only keys are options here so that validation can tell "left out" from
+/// "written for the wrong backend".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `"sqlite"` (default) or `"postgres"`.
+    #[serde(default)]
+    pub backend: StoreBackendName,
+    /// PostgreSQL only, required there: `{ env = "VAR" }` or `{ file = "PATH" }` holding the
+    /// connection URL. An inline string is refused: the URL holds the password.
+    #[serde(default)]
+    pub url: Option<UrlSource>,
+    /// PostgreSQL only: `"verify-full"` (default) or `"disable"`.
+    #[serde(default)]
+    pub tls: Option<StoreTls>,
+    /// PostgreSQL with `verify-full` only: the CA bundle (PEM) that signed the server's
+    /// certificate. Default: the Mozilla roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PostgreSQL only: seconds the replicas' leader lease lasts without renewal. Default 5,
+    /// 1..=300.
+    #[serde(default)]
+    pub lease_ttl_secs: Option<u64>,
+    /// PostgreSQL only: the lease's name, shared by one operator's replicas. Default
+    /// `"bridge-agent"`.
+    #[serde(default)]
+    pub lease_name: Option<String>,
+}

@@ -635,3 +635,112 @@ fn unreadable_file_is_a_problem() {
     assert!(e.problems[0].message.contains("cannot read"), "{e}");
     assert_eq!(check(Path::new("/nonexistent/bridge-agent.toml")).len(), 1);
 }
+
+#[test]
+fn store_defaults_to_sqlite() {
+    let f = Fixture::new();
+    let c = load(&f.valid()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.store, StoreConfig::default());
+    assert_eq!(c.store.backend, StoreBackend::Sqlite);
+    assert_eq!(c.store.lease_ttl, Duration::from_secs(5));
+    assert_eq!(c.store.lease_name, "bridge-agent");
+}
+
+#[test]
+fn store_postgres_is_read_into_its_settings() {
+    let f = Fixture::new();
+    let c = load(&format!(
+        "{}\n[store]\nbackend = \"postgres\"\nurl = {{ env = \"BRIDGE_STORE_URL\" }}\n\
+         ca_file = \"/etc/bridge/pg-ca.pem\"\nlease_ttl_secs = 12\nlease_name = \"op-1\"\n",
+        f.valid()
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.store,
+        StoreConfig {
+            backend: StoreBackend::Postgres(PgSettings {
+                url: DbUrlSource::Env("BRIDGE_STORE_URL".into()),
+                tls: StoreTls::VerifyFull,
+                ca_file: Some("/etc/bridge/pg-ca.pem".into()),
+            }),
+            lease_ttl: Duration::from_secs(12),
+            lease_name: "op-1".into(),
+        }
+    );
+    let c = load(&format!(
+        "{}\n[store]\nbackend = \"postgres\"\nurl = {{ file = \"/run/secrets/u\" }}\ntls = \"disable\"\n",
+        f.valid()
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let StoreBackend::Postgres(pg) = &c.store.backend else {
+        panic!("{c:?}")
+    };
+    assert_eq!(pg.url, DbUrlSource::File("/run/secrets/u".into()));
+    assert_eq!(pg.tls, StoreTls::Disable);
+}
+
+#[test]
+fn store_mistakes_are_named_with_their_line_and_never_echo_the_url() {
+    let f = Fixture::new();
+    let base = f.valid();
+    let base_lines = base.lines().count();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "backend = \"postgres\"\nurl = \"postgres://u:SECRET@h/db\"",
+            &["store.url"],
+        ),
+        ("backend = \"postgres\"", &["store.url"]),
+        (
+            "backend = \"postgres\"\nurl = { env = \"V\" }\nlease_ttl_secs = 0",
+            &["store.lease_ttl_secs"],
+        ),
+        (
+            "backend = \"postgres\"\nurl = { env = \"V\" }\nlease_ttl_secs = 301",
+            &["store.lease_ttl_secs"],
+        ),
+        (
+            "backend = \"postgres\"\nurl = { env = \"V\" }\nlease_name = \" \"",
+            &["store.lease_name"],
+        ),
+        (
+            "backend = \"postgres\"\nurl = { env = \"V\" }\ntls = \"disable\"\nca_file = \"/x\"",
+            &["store.ca_file"],
+        ),
+        (
+            "url = { env = \"V\" }\ntls = \"disable\"\nlease_ttl_secs = 5\nlease_name = \"x\"",
+            &[
+                "store.url",
+                "store.tls",
+                "store.lease_ttl_secs",
+                "store.lease_name",
+            ],
+        ),
+        ("backend = \"mysql\"", &["store.backend"]),
+        (
+            "backend = \"postgres\"\nurl = { env = \"V\" }\ntls = \"prefer\"",
+            &["store.tls"],
+        ),
+        (
+            "backend = \"postgres\"\nurl = { value = \"postgres://u:SECRET@h/db\" }",
+            &["store.url.value"],
+        ),
+        (
+            "backend = \"postgres\"\nurl = [\"postgres://u:SECRET@h/db\"]",
+            &["store.url"],
+        ),
+        (
+            "backend = \"postgres\"\nurl = \"postgres://u:SECRET@h/db\"\ntls = \"nope\"",
+            &["store.tls"],
+        ),
+    ];
+    for (body, paths) in cases {
+        let e = problems(&format!("{base}\n[store]\n{body}\n"));
+        assert_eq!(&e.paths(), paths, "{body}: {e}");
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("SECRET"), "{body}: {shown}");
+        for p in &e.problems {
+            let line = p.location.unwrap_or_else(|| panic!("{body}: {p}")).line;
+            assert!(line > base_lines, "{body}: {p} is not in [store]");
+        }
+    }
+}

@@ -12,11 +12,12 @@ use super::error::Problem;
 use super::load::Section;
 use super::schema::{
     AgentSection, ChainSection, FeeMode, FeeSection, HttpSection, LogSection, RecoverySection,
-    UrlSource,
+    StoreBackendName, StoreSection, StoreTls, UrlSource,
 };
 use super::{
-    AgentConfig, AgentSettings, ChainConfig, FeePolicy, GWEI, HttpConfig, LogConfig,
-    RecoveryConfig, Side,
+    AgentConfig, AgentSettings, ChainConfig, DEFAULT_LEASE_NAME, DEFAULT_LEASE_TTL, DbUrlSource,
+    FeePolicy, GWEI, HttpConfig, LogConfig, PgSettings, RecoveryConfig, Side, StoreBackend,
+    StoreConfig,
 };
 
 /// The top-level tables as deserialized.
@@ -25,6 +26,7 @@ pub(crate) struct Sections {
     pub http: Section<HttpSection>,
     pub log: Section<LogSection>,
     pub recovery: Section<RecoverySection>,
+    pub store: Section<StoreSection>,
     pub signer: Section<SignerConfig>,
     pub parent: Section<ChainSection>,
     pub child: Section<ChainSection>,
@@ -58,6 +60,7 @@ pub(crate) fn build(
     let http = optional(s.http).and_then(|h| http(h, &mut sink));
     let log = optional(s.log).and_then(|l| log(l, &mut sink));
     let recovery = optional(s.recovery).and_then(|r| recovery(r, &mut sink));
+    let store = optional(s.store).and_then(|st| store(st, &mut sink));
 
     // The top-level signer, and whether its absence is a problem (decided once both chains
     // are known).
@@ -109,6 +112,7 @@ pub(crate) fn build(
         recovery: recovery?,
         parent: parent?,
         child: child?,
+        store: store?,
     })
 }
 
@@ -203,6 +207,108 @@ fn recovery(r: RecoverySection, sink: &mut Sink<'_>) -> Option<RecoveryConfig> {
     (sink.count() == before).then(|| RecoveryConfig {
         interval: Duration::from_secs(r.interval_secs),
         window_blocks: r.window_blocks,
+    })
+}
+
+/// Longest lease `[store] lease_ttl_secs` accepts: a leader that died holds the operator's
+/// votes back for up to this long.
+const MAX_LEASE_TTL_SECS: u64 = 300;
+
+/// `[store]`. The URL is not read here (it is read when the database is opened, so that no
+/// config value holds the password) and never echoed.
+fn store(st: StoreSection, sink: &mut Sink<'_>) -> Option<StoreConfig> {
+    let before = sink.count();
+    if let Some(ttl) = st.lease_ttl_secs
+        && !(1..=MAX_LEASE_TTL_SECS).contains(&ttl)
+    {
+        sink.push(
+            "store.lease_ttl_secs",
+            format!("{ttl} is not in 1..={MAX_LEASE_TTL_SECS} (seconds)"),
+        );
+    }
+    if st
+        .lease_name
+        .as_deref()
+        .is_some_and(|n| n.trim().is_empty())
+    {
+        sink.push(
+            "store.lease_name",
+            "must not be blank; remove it (default \"bridge-agent\") or name the operator",
+        );
+    }
+    let backend = match st.backend {
+        StoreBackendName::Sqlite => {
+            for (key, given) in [
+                ("url", st.url.is_some()),
+                ("tls", st.tls.is_some()),
+                ("ca_file", st.ca_file.is_some()),
+                ("lease_ttl_secs", st.lease_ttl_secs.is_some()),
+                ("lease_name", st.lease_name.is_some()),
+            ] {
+                if given {
+                    sink.push(
+                        format!("store.{key}"),
+                        "only used with backend = \"postgres\" (the SQLite store has no \
+                         server and no replicas); remove it, or set backend = \"postgres\"",
+                    );
+                }
+            }
+            Some(StoreBackend::Sqlite)
+        }
+        StoreBackendName::Postgres => {
+            let url = match st.url {
+                None => {
+                    sink.push(
+                        "store.url",
+                        "missing: backend = \"postgres\" needs url = { env = \"VAR\" } or \
+                         url = { file = \"PATH\" } (holding the postgres:// URL)",
+                    );
+                    None
+                }
+                Some(UrlSource::Inline(_)) => {
+                    sink.push(
+                        "store.url",
+                        "a database URL holds its password and is never written in the config \
+                         file (not shown here): use url = { env = \"VAR\" } (an environment \
+                         variable holding it) or url = { file = \"PATH\" } (a chmod-600 file)",
+                    );
+                    None
+                }
+                Some(UrlSource::Env(var)) if var.trim().is_empty() => {
+                    sink.push("store.url.env", "must name an environment variable");
+                    None
+                }
+                Some(UrlSource::Env(var)) => Some(DbUrlSource::Env(var)),
+                Some(UrlSource::File(path)) if path.as_os_str().is_empty() => {
+                    sink.push("store.url.file", "must name a file");
+                    None
+                }
+                Some(UrlSource::File(path)) => Some(DbUrlSource::File(path)),
+            };
+            let tls = st.tls.unwrap_or_default();
+            if tls == StoreTls::Disable && st.ca_file.is_some() {
+                sink.push(
+                    "store.ca_file",
+                    "only used with tls = \"verify-full\"; remove it, or verify the server",
+                );
+            }
+            url.map(|url| {
+                StoreBackend::Postgres(PgSettings {
+                    url,
+                    tls,
+                    ca_file: st.ca_file,
+                })
+            })
+        }
+    };
+    (sink.count() == before).then(|| StoreConfig {
+        backend: backend.expect("no problem means a backend"),
+        lease_ttl: st
+            .lease_ttl_secs
+            .map_or(DEFAULT_LEASE_TTL, Duration::from_secs),
+        lease_name: st
+            .lease_name
+            .unwrap_or_else(|| DEFAULT_LEASE_NAME.to_owned()),
     })
 }
 

@@ -207,13 +207,20 @@ fn route(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 
 fn readyz(readiness: &dyn Readiness) -> Response<Full<Bytes>> {
     let reasons = readiness.not_ready();
+    // A replica says its role on the last line either way: a follower is ready (it watches,
+    // warm, to take over) and names the leader.
+    let role = readiness
+        .role()
+        .map(|r| format!("{}\n", r.replace(['\r', '\n'], " ")))
+        .unwrap_or_default();
     if reasons.is_empty() {
-        return text(StatusCode::OK, "ready\n".to_owned());
+        return text(StatusCode::OK, format!("ready\n{role}"));
     }
     let mut body = String::from("not ready:\n");
     for r in reasons {
         body.push_str(&format!("- {r}\n"));
     }
+    body.push_str(&role);
     text(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 

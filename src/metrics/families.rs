@@ -394,3 +394,49 @@ impl ChainFamilies {
         }
     }
 }
+
+/// The replica's handles: whether this process leads its operator's replicas, and the lease's
+/// history as this process saw it (`agent/replica.rs` counts into them where the term changes).
+#[derive(Debug, Clone)]
+pub struct ReplicaMetrics {
+    /// 1 while this process leads (always 1 without replicas, SQLite store); 0 following.
+    pub leading: Gauge,
+    /// The lease's epoch this process holds or last saw (0 without replicas).
+    pub epoch: Gauge,
+    /// Terms this process began: it took the lease (a first start counts one).
+    pub takeovers: Counter,
+    /// Lease ticks that failed (the database did not answer or refused).
+    pub lease_errors: Counter,
+}
+
+impl ReplicaMetrics {
+    pub(super) fn register(r: &mut Registrar<'_>) -> Self {
+        Self {
+            leading: r
+                .gauge(
+                    "bridge_replica_leading",
+                    "1 while this process leads its operator's replicas and may sign (always 1 with \
+                     the SQLite store: one process, no lease); 0 while it follows.",
+                )
+                .handle(vec![]),
+            epoch: r
+                .gauge(
+                    "bridge_replica_epoch",
+                    "The leader lease's epoch (fencing number) this process holds or last saw; 0 without replicas.",
+                )
+                .handle(vec![]),
+            takeovers: r
+                .counter(
+                    "bridge_replica_takeovers_total",
+                    "Terms this process began as leader (it took the lease, at start or from another replica).",
+                )
+                .handle(vec![]),
+            lease_errors: r
+                .counter(
+                    "bridge_replica_lease_errors_total",
+                    "Leader lease ticks that failed (database unreachable or refusing); past the term's deadline the leader steps down.",
+                )
+                .handle(vec![]),
+        }
+    }
+}

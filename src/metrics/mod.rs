@@ -37,12 +37,14 @@ pub mod exposition;
 mod families;
 mod handles;
 mod readiness;
+mod role;
 
 pub use bridges::BridgeState;
 pub use exposition::CONTENT_TYPE;
-pub use families::{ChainMetrics, DirectionMetrics, Reachability, SkipReason};
+pub use families::{ChainMetrics, DirectionMetrics, Reachability, ReplicaMetrics, SkipReason};
 pub use handles::{Counter, FloatGauge, Gauge};
 pub use readiness::{NotReady, Readiness};
+pub use role::Role;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -113,6 +115,10 @@ pub struct AgentMetrics {
     sources: RwLock<Sources>,
     /// What the last bridge check found per chain (`bridge_check::watch`).
     bridges: [Mutex<BridgeState>; 2],
+    /// The replica's handles (`agent/replica.rs`).
+    replica: ReplicaMetrics,
+    /// This process's role among its operator's replicas (`/readyz`'s role line).
+    role: Mutex<Role>,
 }
 
 impl Default for AgentMetrics {
@@ -159,6 +165,9 @@ impl AgentMetrics {
             .set(1);
         let directions = families::DirectionFamilies::register(&mut r);
         let chains = families::ChainFamilies::register(&mut r);
+        let replica = ReplicaMetrics::register(&mut r);
+        // One process without replicas leads; a replica says otherwise before its first tick.
+        replica.leading.set(1);
         Self {
             directions: Direction::ALL.map(|d| directions.handles(d)),
             chains: Side::ALL.map(|s| Arc::new(chains.handles(s))),
@@ -166,7 +175,23 @@ impl AgentMetrics {
             states: Default::default(),
             sources: RwLock::default(),
             bridges: Default::default(),
+            replica,
+            role: Mutex::default(),
         }
+    }
+
+    /// The replica's handles, for the lease loop that counts into them.
+    pub fn replica(&self) -> &ReplicaMetrics {
+        &self.replica
+    }
+
+    /// This process's role among its operator's replicas (`/readyz`, `status`).
+    pub fn set_role(&self, role: Role) {
+        *lock(&self.role) = role;
+    }
+
+    pub fn role(&self) -> Role {
+        lock(&self.role).clone()
     }
 
     pub fn direction(&self, d: Direction) -> &DirectionMetrics {

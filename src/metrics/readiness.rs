@@ -115,11 +115,23 @@ impl fmt::Display for NotReady {
 /// What `/readyz` asks: every reason not to be ready, empty when ready.
 pub trait Readiness: Send + Sync {
     fn not_ready(&self) -> Vec<NotReady>;
+    /// A line saying what this process is among its operator's replicas, served after the
+    /// verdict (a follower is ready, and says whom it follows); `None` without replicas.
+    fn role(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Readiness for AgentMetrics {
     fn not_ready(&self) -> Vec<NotReady> {
         AgentMetrics::not_ready(self)
+    }
+
+    fn role(&self) -> Option<String> {
+        match AgentMetrics::role(self) {
+            super::Role::Sole => None,
+            role => Some(role.to_string()),
+        }
     }
 }
 

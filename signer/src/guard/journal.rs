@@ -1,28 +1,38 @@
-//! The vote journal: (chain id, bridge, namespace, nonce) → keccak256(calldata), in SQLite
-//! (WAL, `synchronous=FULL`), written before any signature is requested.
+//! The vote journal: (chain id, bridge, namespace, nonce) → keccak256(calldata), written before
+//! any signature is requested. On this host in SQLite (WAL, `synchronous=FULL`), or shared by
+//! an operator's replicas in PostgreSQL (`bridge_db`).
 //!
-//! Check and record happen in one exclusive transaction (as Lighthouse's slashing protection
-//! does), so two tasks, or two processes sharing the file, cannot both record a first vote.
+//! Check and record happen in one transaction (SQLite: exclusive, as Lighthouse's slashing
+//! protection does; PostgreSQL: the vote's primary key decides, `INSERT … ON CONFLICT DO
+//! NOTHING` waits for a concurrent insert of the same key to commit), so two tasks, two
+//! processes sharing the file, or two replicas sharing the database cannot both record a first
+//! vote.
 //!
 //! Group commit: one writer thread owns the writing connection. Callers queue their
 //! check-and-record and block until it is durable; the writer takes everything queued, runs it
-//! in one exclusive transaction, commits (one fsync for the batch), then answers each caller.
-//! Alone, a vote costs one fsync as before; with votes in flight they share it.
+//! in one transaction, commits (one fsync for the batch), then answers each caller. Alone, a
+//! vote costs one fsync as before; with votes in flight they share it.
+//!
+//! Fencing (replicas): with a [`Fence`], the batch's transaction first checks that this
+//! process still holds the leader lease (and locks the lease row until the commit, so a
+//! takeover is ordered after it). If it does not, nothing of the batch is recorded and every
+//! caller gets [`JournalError::Fenced`]. Rows record the epoch and holder that wrote them.
 //!
 //! ```text
-//! caller ─Job─┐                       ┌─ BEGIN EXCLUSIVE; check/record job 1..k; COMMIT (fsync)
+//! caller ─Job─┐                       ┌─ BEGIN; fence.check; check/record job 1..k; COMMIT
 //! caller ─Job─┼─> channel ─> writer ──┤
 //! caller ─Job─┘                       └─ reply to each caller (nothing is answered before COMMIT)
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, B256};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use bridge_db::{Db, DbError, Fence, Lock, Migration, Sql, SqliteOptions, Synchronous, Value};
 
 use super::calldata::Namespace;
 
@@ -69,15 +79,15 @@ pub enum Recorded {
 /// A journal failure. The guard refuses to sign when the journal cannot be written.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    /// SQLite failed.
-    #[error("vote journal {}: {source}", path.display())]
-    Sqlite {
-        /// The journal file.
-        path: PathBuf,
-        /// The SQLite error.
-        source: rusqlite::Error,
+    /// The database failed (or cannot be reached: see [`DbError::is_unavailable`]).
+    #[error("vote journal {at}: {source}")]
+    Db {
+        /// The file, or the server and database (no password).
+        at: String,
+        /// What the database layer said.
+        source: DbError,
     },
-    /// A value does not fit SQLite's signed 64-bit integers.
+    /// A value does not fit the databases' signed 64-bit integers.
     #[error("vote journal: {what} {value} is out of range")]
     OutOfRange {
         /// Which value.
@@ -85,48 +95,59 @@ pub enum JournalError {
         /// The value.
         value: u64,
     },
-    /// The batch this record shared a transaction with failed; nothing of it was recorded.
-    #[error("vote journal {}: batch rolled back, nothing recorded: {reason}", path.display())]
+    /// The batch this record shared a transaction with failed; this record was not answered
+    /// as recorded, and nothing of the batch may be signed.
+    #[error("vote journal {at}: batch failed, nothing of it may be signed: {reason}")]
     BatchAborted {
-        /// The journal file.
-        path: PathBuf,
+        /// The file, or the server and database.
+        at: String,
         /// The error that aborted the batch.
         reason: String,
     },
-    /// The writer thread is gone (it panicked); the journal cannot record.
-    #[error("vote journal {}: writer thread stopped; restart the agent", path.display())]
-    WriterStopped {
-        /// The journal file.
-        path: PathBuf,
-    },
-    /// The file was written by a newer version (its schema is unknown here). Nothing was
-    /// changed in it.
+    /// This replica does not hold the leader lease (any more): the batch was rolled back,
+    /// nothing was recorded, and nothing may be signed. Another replica leads now.
     #[error(
-        "vote journal {}: schema version {found} is newer than this build supports \
-         ({supported}); run the agent version that wrote it (never delete the journal)",
-        path.display()
+        "vote journal {at}: not the leader, nothing recorded and nothing may be signed: {reason}"
+    )]
+    Fenced {
+        /// The database.
+        at: String,
+        /// What the fence check found.
+        reason: String,
+    },
+    /// The writer thread is gone (it panicked); the journal cannot record.
+    #[error("vote journal {at}: writer thread stopped; restart the agent")]
+    WriterStopped {
+        /// The file, or the server and database.
+        at: String,
+    },
+    /// The tables were written by a newer version (their schema is unknown here). Nothing was
+    /// changed in them.
+    #[error(
+        "vote journal {at}: schema version {found} is newer than this build supports \
+         ({supported}); run the agent version that wrote it (never delete the journal)"
     )]
     NewerSchema {
-        /// The journal file.
-        path: PathBuf,
-        /// `PRAGMA user_version` in the file.
+        /// The file, or the server and database.
+        at: String,
+        /// The version found (SQLite `PRAGMA user_version`).
         found: i64,
         /// The newest version this build reads.
         supported: i64,
     },
-    /// The file's schema version is one no build wrote.
-    #[error("vote journal {}: schema version {found} is unknown; do NOT delete the journal, investigate", path.display())]
+    /// The schema version is one no build wrote.
+    #[error("vote journal {at}: schema version {found} is unknown; do NOT delete the journal, investigate")]
     UnknownSchema {
-        /// The journal file.
-        path: PathBuf,
-        /// `PRAGMA user_version` in the file.
+        /// The file, or the server and database.
+        at: String,
+        /// The version found.
         found: i64,
     },
     /// A stored row is corrupt.
-    #[error("vote journal {}: corrupt row for {key}: {reason}; do NOT delete the journal, investigate", path.display())]
+    #[error("vote journal {at}: corrupt row for {key}: {reason}; do NOT delete the journal, investigate")]
     Corrupt {
-        /// The journal file.
-        path: PathBuf,
+        /// The file, or the server and database.
+        at: String,
         /// The row's key.
         key: VoteKey,
         /// What is wrong.
@@ -134,7 +155,13 @@ pub enum JournalError {
     },
 }
 
-const SCHEMA: &str = "
+/// The journal's tables, version by version. v1 is the schema of the SQLite journal before
+/// `bridge_db` (files written then open unchanged and gain v2); v2 records which lease term
+/// (`epoch`, `holder`; NULL without a fence) wrote each row.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: "
 CREATE TABLE IF NOT EXISTS votes (
     chain_id    INTEGER NOT NULL,
     bridge      BLOB    NOT NULL,
@@ -154,151 +181,175 @@ CREATE TABLE IF NOT EXISTS conflicts (
     attempted    BLOB    NOT NULL,
     function     TEXT    NOT NULL,
     attempted_at INTEGER NOT NULL
+);",
+        postgres: "
+CREATE TABLE IF NOT EXISTS votes (
+    chain_id    BIGINT NOT NULL,
+    bridge      BYTEA  NOT NULL,
+    namespace   TEXT   NOT NULL,
+    nonce       BIGINT NOT NULL,
+    vote_hash   BYTEA  NOT NULL,
+    function    TEXT   NOT NULL,
+    recorded_at BIGINT NOT NULL,
+    PRIMARY KEY (chain_id, bridge, namespace, nonce)
 );
-";
+CREATE TABLE IF NOT EXISTS conflicts (
+    chain_id     BIGINT NOT NULL,
+    bridge       BYTEA  NOT NULL,
+    namespace    TEXT   NOT NULL,
+    nonce        BIGINT NOT NULL,
+    recorded     BYTEA  NOT NULL,
+    attempted    BYTEA  NOT NULL,
+    function     TEXT   NOT NULL,
+    attempted_at BIGINT NOT NULL
+);",
+    },
+    Migration {
+        version: 2,
+        sqlite: "
+ALTER TABLE votes ADD COLUMN epoch INTEGER;
+ALTER TABLE votes ADD COLUMN holder TEXT;
+ALTER TABLE conflicts ADD COLUMN epoch INTEGER;
+ALTER TABLE conflicts ADD COLUMN holder TEXT;",
+        postgres: "
+ALTER TABLE votes ADD COLUMN IF NOT EXISTS epoch BIGINT, ADD COLUMN IF NOT EXISTS holder TEXT;
+ALTER TABLE conflicts ADD COLUMN IF NOT EXISTS epoch BIGINT,
+    ADD COLUMN IF NOT EXISTS holder TEXT;",
+    },
+];
 
-/// The schema [`SCHEMA`] describes, kept in `PRAGMA user_version`. A change to the tables
-/// raises it, and [`prepare`] learns to bring the previous version up to it.
-const SCHEMA_VERSION: i64 = 1;
+/// The newest schema this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == SCHEMA_VERSION);
 
 /// Most records one transaction takes; a bound on how long the first caller waits.
 const MAX_BATCH: usize = 256;
 
-/// One queued check-and-record.
-struct Job {
+/// How long a SQLite call waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One check-and-record, its integers already converted.
+#[derive(Clone)]
+struct Entry {
     key: VoteKey,
     chain: i64,
     nonce: i64,
     vote: B256,
     function: String,
+}
+
+/// One queued check-and-record and where its answer goes.
+struct Job {
+    entry: Entry,
     reply: mpsc::SyncSender<Result<Recorded, JournalError>>,
 }
 
-/// The journal file, opened.
+/// The journal, opened.
 pub struct Journal {
-    path: PathBuf,
+    /// The file, or the server and database (no password).
+    at: String,
+    /// Reads (SQLite: a second connection, which WAL lets read while the writer writes).
+    reader: Db,
+    fence: Option<Arc<dyn Fence>>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// A second connection for reads (WAL lets it read while the writer writes).
-    conn: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal")
-            .field("path", &self.path)
+            .field("at", &self.at)
+            .field("fence", &self.fence)
             .finish_non_exhaustive()
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection, JournalError> {
-    let err = |source| JournalError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let conn = Connection::open(path).map_err(err)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(err)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(err(rusqlite::Error::InvalidParameterName(format!(
-            "journal_mode is {mode}, WAL required"
-        ))));
-    }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
-        .map_err(err)?;
-    Ok(conn)
-}
-
-/// Checks the file's schema version and creates the tables of a new file, in one exclusive
-/// transaction (two processes opening a new file at once create it once). A file from a newer
-/// build is refused untouched: its rows may mean something this build does not know.
-fn prepare(conn: &Connection, path: &Path) -> Result<(), JournalError> {
-    let err = |source| JournalError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    conn.execute_batch("BEGIN EXCLUSIVE").map_err(err)?;
-    let result = (|| {
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        match found {
-            // A new file (or one from before the version was written: same tables).
-            0 => conn
-                .execute_batch(&format!("{SCHEMA} PRAGMA user_version = {SCHEMA_VERSION};"))
-                .map_err(err),
-            SCHEMA_VERSION => Ok(()),
-            found if found > SCHEMA_VERSION => Err(JournalError::NewerSchema {
-                path: path.to_owned(),
-                found,
-                supported: SCHEMA_VERSION,
-            }),
-            // No build wrote a negative version. (Versions between 0 and the current one get
-            // their upgrade here once a second version exists.)
-            found => Err(JournalError::UnknownSchema {
-                path: path.to_owned(),
-                found,
-            }),
-        }
-    })();
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    conn.execute_batch(end).map_err(err)?;
-    result
-}
-
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`.
+    /// Opens (creating if needed) the SQLite journal at `path`: WAL, `synchronous=FULL`, schema
+    /// version checked (a file from a newer build is refused untouched).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
-        let path = path.as_ref().to_owned();
-        let writer_conn = open_connection(&path)?;
-        prepare(&writer_conn, &path)?;
-        let conn = open_connection(&path)?;
+        let path = path.as_ref();
+        let options = SqliteOptions {
+            synchronous: Synchronous::Full,
+            busy_timeout: BUSY_TIMEOUT,
+        };
+        let at = path.display().to_string();
+        let db = |at: &str| {
+            Db::sqlite(path, options).map_err(|source| JournalError::Db {
+                at: at.to_owned(),
+                source,
+            })
+        };
+        let writer = db(&at)?;
+        prepare(&writer, &at)?;
+        let reader = db(&at)?;
+        Self::start(at, writer, reader, None)
+    }
+
+    /// Opens the journal in `db` (PostgreSQL, shared by the replicas; or SQLite), creating or
+    /// upgrading its tables. With a `fence`, every batch first checks that this process holds
+    /// the leader lease, and the guard checks [`Fence::holds_now`] again before signing.
+    pub fn with_db(db: Db, fence: Option<Arc<dyn Fence>>) -> Result<Self, JournalError> {
+        let at = db.describe();
+        prepare(&db, &at)?;
+        Self::start(at, db.clone(), db, fence)
+    }
+
+    fn start(
+        at: String,
+        writer_db: Db,
+        reader: Db,
+        fence: Option<Arc<dyn Fence>>,
+    ) -> Result<Self, JournalError> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let writer_path = path.clone();
+        let (writer_at, writer_fence) = (at.clone(), fence.clone());
         let writer = std::thread::Builder::new()
             .name("vote-journal".into())
-            .spawn(move || writer_loop(writer_conn, &writer_path, rx))
+            .spawn(move || writer_loop(&writer_db, &writer_at, writer_fence.as_ref(), rx))
             .map_err(|e| JournalError::BatchAborted {
-                path: path.clone(),
+                at: at.clone(),
                 reason: format!("cannot start the writer thread: {e}"),
             })?;
         Ok(Self {
-            path,
+            at,
+            reader,
+            fence,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
-            conn: Mutex::new(conn),
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the journal is: the file, or the server and database (no password).
+    pub fn describe(&self) -> &str {
+        &self.at
     }
 
-    /// Records `vote` for `key` unless a vote is already there, in one exclusive transaction
-    /// that is durable (fsync'd) when this returns. Blocks: call it off the async executor.
+    /// The leader fence every record is checked against, if this journal has one.
+    pub fn fence(&self) -> Option<&Arc<dyn Fence>> {
+        self.fence.as_ref()
+    }
+
+    /// Records `vote` for `key` unless a vote is already there, in one transaction that is
+    /// durable when this returns. Blocks: call it off the async executor.
     pub fn check_and_record(
         &self,
         key: &VoteKey,
         vote: &B256,
         function: &str,
     ) -> Result<Recorded, JournalError> {
-        let (chain, nonce) = (
-            to_i64("chain id", key.chain_id)?,
-            to_i64("nonce", key.nonce)?,
-        );
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Job {
-            key: *key,
-            chain,
-            nonce,
-            vote: *vote,
-            function: function.to_owned(),
+            entry: Entry {
+                key: *key,
+                chain: to_i64("chain id", key.chain_id)?,
+                nonce: to_i64("nonce", key.nonce)?,
+                vote: *vote,
+                function: function.to_owned(),
+            },
             reply,
         };
         let stopped = || JournalError::WriterStopped {
-            path: self.path.clone(),
+            at: self.at.clone(),
         };
         self.jobs
             .lock()
@@ -312,28 +363,42 @@ impl Journal {
 
     /// The vote recorded for `key`, if any.
     pub fn lookup(&self, key: &VoteKey) -> Result<Option<B256>, JournalError> {
-        let (chain, nonce) = (
+        let params = key_params(
+            key,
             to_i64("chain id", key.chain_id)?,
             to_i64("nonce", key.nonce)?,
         );
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let row = select_vote(&conn, key, chain, nonce).map_err(|source| JournalError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })?;
-        Ok(row.and_then(|b| B256::try_from(b.as_slice()).ok()))
+        let row = self
+            .reader
+            .run(move |sql| sql.query_opt(SELECT_VOTE, &params))
+            .map_err(|source| self.db_error(source))?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let bytes = row.bytes(0).map_err(|source| self.db_error(source))?;
+                Ok(B256::try_from(bytes).ok())
+            }
+        }
     }
 
-    /// Conflicting attempts ever logged.
+    /// Conflicting attempts ever logged (in PostgreSQL: by every journal in the database).
     pub fn conflict_count(&self) -> Result<u64, JournalError> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM conflicts", [], |r| r.get(0))
-            .map_err(|source| JournalError::Sqlite {
-                path: self.path.clone(),
-                source,
-            })?;
+        let row = self
+            .reader
+            .run(|sql| sql.query_opt("SELECT COUNT(*) FROM conflicts", &[]))
+            .map_err(|source| self.db_error(source))?;
+        let n = match row {
+            Some(row) => row.int(0).map_err(|source| self.db_error(source))?,
+            None => 0,
+        };
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn db_error(&self, source: DbError) -> JournalError {
+        JournalError::Db {
+            at: self.at.clone(),
+            source,
+        }
     }
 }
 
@@ -355,25 +420,82 @@ impl Drop for Journal {
     }
 }
 
-fn writer_loop(mut conn: Connection, path: &Path, jobs: mpsc::Receiver<Job>) {
+/// Brings the tables to [`SCHEMA_VERSION`] (see `bridge_db::schema`), mapping its refusals.
+fn prepare(db: &Db, at: &str) -> Result<(), JournalError> {
+    match bridge_db::schema::prepare(db, "journal", MIGRATIONS) {
+        Ok(_) => Ok(()),
+        Err(DbError::NewerSchema {
+            found, supported, ..
+        }) => Err(JournalError::NewerSchema {
+            at: at.to_owned(),
+            found,
+            supported,
+        }),
+        Err(DbError::UnknownSchema { found, .. }) => Err(JournalError::UnknownSchema {
+            at: at.to_owned(),
+            found,
+        }),
+        Err(source) => Err(JournalError::Db {
+            at: at.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn writer_loop(db: &Db, at: &str, fence: Option<&Arc<dyn Fence>>, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
-        match record_batch(&mut conn, path, &batch) {
+        let entries: Vec<Entry> = batch.iter().map(|j| j.entry.clone()).collect();
+        // Which entry the transaction was at when it failed (`len` once all are done: the
+        // commit failed).
+        let failed = Arc::new(AtomicUsize::new(0));
+        let result = db.transaction(Lock::Exclusive, {
+            let (fence, failed) = (fence.cloned(), Arc::clone(&failed));
+            move |sql| record_batch(sql, fence.as_deref(), &entries, &failed)
+        });
+        match result {
             Ok(outcomes) => {
                 for (job, outcome) in batch.iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
             }
-            Err((failed, error)) => {
+            Err(DbError::Fenced { reason }) => {
+                tracing::warn!(
+                    target: "bridge_signer::guard",
+                    journal = at,
+                    votes = batch.len(),
+                    reason,
+                    "not the leader: nothing recorded, nothing will be signed"
+                );
+                for job in &batch {
+                    let _ = job.reply.send(Err(JournalError::Fenced {
+                        at: at.to_owned(),
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+            Err(error) => {
+                let failed = failed.load(Ordering::Relaxed);
                 let reason = error.to_string();
                 let mut error = Some(error);
                 for (i, job) in batch.iter().enumerate() {
                     let own = if i == failed { error.take() } else { None };
-                    let e = own.unwrap_or_else(|| JournalError::BatchAborted {
-                        path: path.to_owned(),
-                        reason: reason.clone(),
-                    });
+                    let e = match own {
+                        Some(DbError::Column { .. }) => JournalError::Corrupt {
+                            at: at.to_owned(),
+                            key: job.entry.key,
+                            reason: reason.clone(),
+                        },
+                        Some(source) => JournalError::Db {
+                            at: at.to_owned(),
+                            source,
+                        },
+                        None => JournalError::BatchAborted {
+                            at: at.to_owned(),
+                            reason: reason.clone(),
+                        },
+                    };
                     let _ = job.reply.send(Err(e));
                 }
             }
@@ -381,88 +503,107 @@ fn writer_loop(mut conn: Connection, path: &Path, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs a batch in one exclusive transaction. On error: the index of the job that failed
-/// (`batch.len()` for the commit) and its error; the transaction is rolled back.
+/// One batch, inside its transaction: the fence first, then each entry. An error rolls all of
+/// it back.
 fn record_batch(
-    conn: &mut Connection,
-    path: &Path,
-    batch: &[Job],
-) -> Result<Vec<Recorded>, (usize, JournalError)> {
-    let err = |i: usize| {
-        move |source| {
+    sql: &mut dyn Sql,
+    fence: Option<&dyn Fence>,
+    entries: &[Entry],
+    failed: &AtomicUsize,
+) -> Result<Vec<Recorded>, DbError> {
+    let (epoch, holder) = match fence {
+        Some(fence) => {
+            let epoch = fence.check(sql)?;
             (
-                i,
-                JournalError::Sqlite {
-                    path: path.to_owned(),
-                    source,
-                },
+                Value::Int(bridge_db::int("epoch", epoch)?),
+                Value::from(fence.holder()),
             )
         }
+        None => (Value::Null, Value::Null),
     };
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Exclusive)
-        .map_err(err(0))?;
     let now = now_secs();
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for (i, job) in batch.iter().enumerate() {
-        outcomes.push(record_one(&tx, path, job, now).map_err(|e| (i, e))?);
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        failed.store(i, Ordering::Relaxed);
+        outcomes.push(record_one(sql, entry, &epoch, &holder, now)?);
     }
-    tx.commit().map_err(err(batch.len()))?;
+    failed.store(entries.len(), Ordering::Relaxed);
     Ok(outcomes)
 }
 
+const SELECT_VOTE: &str = "SELECT vote_hash FROM votes
+     WHERE chain_id = $1 AND bridge = $2 AND namespace = $3 AND nonce = $4";
+
+/// Inserts the vote unless its key has one; only then reads the one recorded. In PostgreSQL
+/// the insert waits for another replica's uncommitted insert of the same key, and the read
+/// after it sees that row once committed (READ COMMITTED reads afresh per statement).
 fn record_one(
-    tx: &Transaction<'_>,
-    path: &Path,
-    job: &Job,
+    sql: &mut dyn Sql,
+    entry: &Entry,
+    epoch: &Value,
+    holder: &Value,
     now: i64,
-) -> Result<Recorded, JournalError> {
-    let err = |source| JournalError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let (key, chain, nonce) = (&job.key, job.chain, job.nonce);
-    let existing = select_vote(tx, key, chain, nonce).map_err(err)?;
-    let Some(bytes) = existing else {
-        tx.execute(
-            "INSERT INTO votes (chain_id, bridge, namespace, nonce, vote_hash, function, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![chain, key.bridge.as_slice(), key.namespace.as_str(), nonce, job.vote.as_slice(), job.function, now],
-        )
-        .map_err(err)?;
+) -> Result<Recorded, DbError> {
+    let key = key_params(&entry.key, entry.chain, entry.nonce);
+    let mut insert = key.clone();
+    insert.extend([
+        Value::from(entry.vote.as_slice()),
+        Value::from(entry.function.as_str()),
+        Value::Int(now),
+        epoch.clone(),
+        holder.clone(),
+    ]);
+    let inserted = sql.query(
+        "INSERT INTO votes
+             (chain_id, bridge, namespace, nonce, vote_hash, function, recorded_at, epoch, holder)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT DO NOTHING
+         RETURNING 1",
+        &insert,
+    )?;
+    if !inserted.is_empty() {
         return Ok(Recorded::New);
-    };
-    let recorded = B256::try_from(bytes.as_slice()).map_err(|_| JournalError::Corrupt {
-        path: path.to_owned(),
-        key: *key,
-        reason: format!("vote_hash has {} bytes", bytes.len()),
+    }
+    let row = sql.query_opt(SELECT_VOTE, &key)?.ok_or(DbError::Column {
+        index: 0,
+        expected: "the vote the insert conflicted with",
+        found: "no row",
     })?;
-    if recorded == job.vote {
+    let recorded = B256::try_from(row.bytes(0)?).map_err(|_| DbError::Column {
+        index: 0,
+        expected: "a 32-byte vote_hash",
+        found: "bytes of another length",
+    })?;
+    if recorded == entry.vote {
         return Ok(Recorded::Same);
     }
-    tx.execute(
-        "INSERT INTO conflicts (chain_id, bridge, namespace, nonce, recorded, attempted, function, attempted_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![chain, key.bridge.as_slice(), key.namespace.as_str(), nonce, recorded.as_slice(), job.vote.as_slice(), job.function, now],
-    )
-    .map_err(err)?;
+    let mut conflict = key;
+    conflict.extend([
+        Value::from(recorded.as_slice()),
+        Value::from(entry.vote.as_slice()),
+        Value::from(entry.function.as_str()),
+        Value::Int(now),
+        epoch.clone(),
+        holder.clone(),
+    ]);
+    sql.execute(
+        "INSERT INTO conflicts
+             (chain_id, bridge, namespace, nonce, recorded, attempted, function, attempted_at,
+              epoch, holder)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &conflict,
+    )?;
     Ok(Recorded::Conflict { recorded })
 }
 
-/// The vote hash recorded for `key` (with its integers already converted), if any.
-fn select_vote(
-    conn: &Connection,
-    key: &VoteKey,
-    chain: i64,
-    nonce: i64,
-) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.query_row(
-        "SELECT vote_hash FROM votes
-         WHERE chain_id = ?1 AND bridge = ?2 AND namespace = ?3 AND nonce = ?4",
-        params![chain, key.bridge.as_slice(), key.namespace.as_str(), nonce],
-        |r| r.get(0),
-    )
-    .optional()
+/// The key's columns, in the order the statements bind them.
+fn key_params(key: &VoteKey, chain: i64, nonce: i64) -> Vec<Value> {
+    vec![
+        Value::Int(chain),
+        Value::from(key.bridge.as_slice()),
+        Value::from(key.namespace.as_str()),
+        Value::Int(nonce),
+    ]
 }
 
 fn to_i64(what: &'static str, value: u64) -> Result<i64, JournalError> {
@@ -477,193 +618,4 @@ fn now_secs() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user_version(path: &Path) -> i64 {
-        Connection::open(path)
-            .unwrap()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    #[test]
-    fn schema_version_is_written_and_checked_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.sqlite");
-        drop(Journal::open(&path).unwrap());
-        assert_eq!(user_version(&path), SCHEMA_VERSION);
-        // Reopening the current version keeps it.
-        drop(Journal::open(&path).unwrap());
-        assert_eq!(user_version(&path), SCHEMA_VERSION);
-
-        // A file a newer build wrote: refused, naming file and both versions, left as it was.
-        let newer = dir.path().join("newer.sqlite");
-        Connection::open(&newer)
-            .unwrap()
-            .execute_batch("CREATE TABLE future (x); PRAGMA user_version = 7;")
-            .unwrap();
-        let e = Journal::open(&newer).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                JournalError::NewerSchema {
-                    found: 7,
-                    supported: SCHEMA_VERSION,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
-        let text = e.to_string();
-        for needle in ["newer.sqlite", "version 7", "supports (1)"] {
-            assert!(text.contains(needle), "{needle:?} not in: {text}");
-        }
-        assert_eq!(user_version(&newer), 7);
-        let tables: i64 = Connection::open(&newer)
-            .unwrap()
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('votes', 'conflicts')",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(tables, 0, "a refused journal was written to");
-
-        let odd = dir.path().join("odd.sqlite");
-        Connection::open(&odd)
-            .unwrap()
-            .execute_batch("PRAGMA user_version = -3;")
-            .unwrap();
-        let e = Journal::open(&odd).unwrap_err();
-        assert!(
-            matches!(e, JournalError::UnknownSchema { found: -3, .. }),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn same_new_conflict_and_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.sqlite");
-        let key = VoteKey {
-            chain_id: 1001,
-            bridge: Address::repeat_byte(0xbb),
-            namespace: Namespace::Request,
-            nonce: 7,
-        };
-        let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
-        {
-            let j = Journal::open(&path).unwrap();
-            assert_eq!(j.check_and_record(&key, &a, "f").unwrap(), Recorded::New);
-            assert_eq!(j.check_and_record(&key, &a, "f").unwrap(), Recorded::Same);
-            let config_key = VoteKey {
-                namespace: Namespace::Config,
-                ..key
-            };
-            assert_eq!(
-                j.check_and_record(&config_key, &b, "g").unwrap(),
-                Recorded::New
-            );
-        }
-        let j = Journal::open(&path).unwrap();
-        assert_eq!(
-            j.check_and_record(&key, &b, "f").unwrap(),
-            Recorded::Conflict { recorded: a }
-        );
-        assert_eq!(j.lookup(&key).unwrap(), Some(a));
-        assert_eq!(j.conflict_count().unwrap(), 1);
-        let mode: String = j
-            .conn
-            .lock()
-            .unwrap()
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
-        let sync: i64 = j
-            .conn
-            .lock()
-            .unwrap()
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(sync, 2, "synchronous must be FULL");
-        let huge = VoteKey {
-            nonce: u64::MAX,
-            ..key
-        };
-        assert!(matches!(
-            j.check_and_record(&huge, &a, "f"),
-            Err(JournalError::OutOfRange { .. })
-        ));
-    }
-
-    /// Many threads at once (group commit): every key gets exactly one first vote, racing
-    /// different votes for one key yield one `New` and the rest `Conflict`, and everything
-    /// is there after reopening.
-    #[test]
-    fn concurrent_records_are_exact() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.sqlite");
-        let j = std::sync::Arc::new(Journal::open(&path).unwrap());
-        let key = |nonce| VoteKey {
-            chain_id: 1,
-            bridge: Address::repeat_byte(0xbb),
-            namespace: Namespace::Request,
-            nonce,
-        };
-        let outcomes: Vec<(u64, Recorded)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8u64)
-                .map(|t| {
-                    let j = std::sync::Arc::clone(&j);
-                    s.spawn(move || {
-                        let mut out = Vec::new();
-                        for i in 0..40u64 {
-                            let nonce = 1000 + t * 40 + i;
-                            out.push((
-                                nonce,
-                                j.check_and_record(&key(nonce), &B256::repeat_byte(1), "f")
-                                    .unwrap(),
-                            ));
-                        }
-                        // All threads race on nonce 1, each with its own vote.
-                        out.push((
-                            1,
-                            j.check_and_record(&key(1), &B256::repeat_byte(10 + t as u8), "f")
-                                .unwrap(),
-                        ));
-                        out
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap())
-                .collect()
-        });
-        let racing: Vec<_> = outcomes
-            .iter()
-            .filter(|(n, _)| *n == 1)
-            .map(|(_, r)| *r)
-            .collect();
-        assert_eq!(racing.iter().filter(|r| **r == Recorded::New).count(), 1);
-        assert_eq!(
-            racing
-                .iter()
-                .filter(|r| matches!(r, Recorded::Conflict { .. }))
-                .count(),
-            7
-        );
-        assert!(
-            outcomes
-                .iter()
-                .filter(|(n, _)| *n != 1)
-                .all(|(_, r)| *r == Recorded::New)
-        );
-        drop(j);
-        let j = Journal::open(&path).unwrap();
-        for nonce in 1000..1000 + 8 * 40 {
-            assert_eq!(j.lookup(&key(nonce)).unwrap(), Some(B256::repeat_byte(1)));
-        }
-        assert_eq!(j.conflict_count().unwrap(), 7);
-    }
-}
+mod tests;

@@ -10,6 +10,9 @@
 //!        propose/accept, gas transfer only under a RotationPermit (rotation.rs), own seat only
 //!    ─> journal (votes only): New → Safe::Valid · Same → Safe::SameVote
 //!                             Conflict → Refused::ConflictingVote (counted, logged as error)
+//!                             a journal with a leader fence (replicas) records only while this
+//!                             process holds the lease, else GuardError::Fenced
+//!    ─> fence.holds_now() again  else GuardError::Fenced (a process paused after the journal)
 //!    ─> backend sign_hash(tx.signature_hash())
 //! ```
 //!
@@ -142,6 +145,10 @@ pub enum GuardError {
     /// The backend failed after the guard allowed the transaction.
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// This replica does not hold the leader lease (any more): nothing was signed, and
+    /// nothing will be until it leads again. Not an alarm: another replica signs.
+    #[error("not the leader, refusing to sign: {0}")]
+    Fenced(String),
     /// The journal task died.
     #[error("journal task failed: {0}")]
     Task(String),
@@ -154,6 +161,7 @@ pub struct GuardCounters {
     same_vote: AtomicU64,
     refused: AtomicU64,
     conflicting: AtomicU64,
+    fenced: AtomicU64,
 }
 
 impl GuardCounters {
@@ -172,6 +180,11 @@ impl GuardCounters {
     /// Conflicting votes refused (each one is an alarm).
     pub fn conflicting(&self) -> u64 {
         self.conflicting.load(Ordering::Relaxed)
+    }
+    /// Signatures refused because this replica did not hold the leader lease (not counted in
+    /// [`GuardCounters::refused`], which counts policy and journal refusals).
+    pub fn fenced(&self) -> u64 {
+        self.fenced.load(Ordering::Relaxed)
     }
 }
 
@@ -303,6 +316,9 @@ impl<S: Signer> Guard<S> {
     /// Policy, then check-and-record in the journal. After `Ok`, the vote is durable.
     pub async fn authorize(&self, tx: &dyn Transaction) -> Result<Safe, GuardError> {
         let result = self.authorize_inner(tx).await;
+        if let Err(e @ GuardError::Fenced(_)) = &result {
+            self.count_fenced(e);
+        }
         if let Err(GuardError::Refused(refused)) = &result {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             if let Refused::ConflictingVote { .. } = refused {
@@ -345,7 +361,11 @@ impl<S: Signer> Guard<S> {
         let recorded =
             tokio::task::spawn_blocking(move || journal.check_and_record(&key, &vote, function))
                 .await
-                .map_err(|e| GuardError::Task(e.to_string()))??;
+                .map_err(|e| GuardError::Task(e.to_string()))?
+                .map_err(|e| match e {
+                    JournalError::Fenced { .. } => GuardError::Fenced(e.to_string()),
+                    e => GuardError::Journal(e),
+                })?;
         match recorded {
             Recorded::New => Ok(Safe::Valid),
             Recorded::Same => Ok(Safe::SameVote),
@@ -358,6 +378,25 @@ impl<S: Signer> Guard<S> {
         }
     }
 
+    /// Right before asking the backend: a journal with a fence still holds the lease by this
+    /// process's clock. The journal checked it in the database moments ago, but a process
+    /// paused (or slow) since then may have lost its term, and another replica may lead.
+    fn check_fence(&self) -> Result<(), GuardError> {
+        match self.journal.fence() {
+            Some(fence) if !fence.holds_now() => Err(GuardError::Fenced(format!(
+                "{} ({}): the lease term ran out after the vote was journalled",
+                fence.holder(),
+                self.journal.describe()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn count_fenced(&self, error: &GuardError) {
+        self.counters.fenced.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(target: "bridge_signer::guard", %error, "not the leader: not signing");
+    }
+
     /// Checks, journals, then signs. A transaction without a chain id gets the configured one.
     pub async fn sign_transaction(
         &self,
@@ -367,6 +406,7 @@ impl<S: Signer> Guard<S> {
             tx.set_chain_id(self.chain_id);
         }
         let safe = self.authorize(&*tx).await?;
+        self.check_fence().inspect_err(|e| self.count_fenced(e))?;
         let signature = self.signer.sign_hash(&tx.signature_hash()).await?;
         self.counters.signed.fetch_add(1, Ordering::Relaxed);
         if safe == Safe::SameVote {
