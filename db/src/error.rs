@@ -30,6 +30,15 @@ pub enum DbError {
         /// Why.
         reason: String,
     },
+    /// The connection settings cannot work (a URL that does not parse, TLS disabled for a
+    /// remote server, an unreadable CA file): retrying will not help.
+    #[error("{at}: {reason}")]
+    Config {
+        /// The server and database, no password.
+        at: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A column did not hold the type the code reads.
     #[error("column {index}: expected {expected}, found {found}")]
     Column {

@@ -1,11 +1,21 @@
-//! The PostgreSQL backend. (API fixed; the worker is being built: see the crate docs.)
+//! The PostgreSQL backend.
 //!
-//! A worker thread owns the connection (the `postgres` crate runs its own small runtime, which
-//! must not be inside the agent's); calls are queued to it and the caller blocks for the answer.
-//! After a connection fault the worker reconnects on the next call; a call that finds the
-//! server down fails with [`DbError::Unavailable`] within `connect_timeout`.
+//! A worker thread owns the connection and a small runtime of its own that drives it (the
+//! client is asynchronous; its runtime must not be the agent's, whose threads must never block
+//! on it); calls are queued to it and the caller blocks for the answer. Connecting as a whole and
+//! every call are bounded on the client side too, so a stalled network fails a call instead of
+//! holding the worker. After a connection fault the worker reconnects on the next call; a call
+//! that finds the server down fails with [`DbError::Unavailable`] within `connect_timeout`.
 
+mod connect;
+mod values;
+mod worker;
+
+use std::any::Any;
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::{DbError, Lock, Work};
@@ -50,16 +60,61 @@ impl std::fmt::Debug for PgConfig {
     }
 }
 
+/// One queued call: runs on the worker, sends its own answer.
+type Job = Box<dyn FnOnce(&mut worker::Worker) + Send>;
+
+/// What a call sends back: its result, or the panic of its work (re-raised on the caller).
+type Answer<R> = Result<Result<R, DbError>, Box<dyn Any + Send>>;
+
 pub(crate) struct PgDb {
     at: String,
+    /// `None` once dropped (the worker then ends).
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl PgDb {
+    /// Checks the settings, connects once (a server that cannot be reached now is reported
+    /// here), and starts the worker.
     pub(crate) fn connect(config: &PgConfig) -> Result<Self, DbError> {
-        let _ = config;
-        Err(DbError::Unavailable {
-            at: "postgres".into(),
-            reason: "the PostgreSQL backend is not built yet".into(),
+        let target = connect::Target::new(config)?;
+        let at = target.at.clone();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready, started) = mpsc::sync_channel::<Result<(), DbError>>(1);
+        // The runtime is made, driven and dropped on the worker thread only: the caller may be
+        // on the agent's runtime, where another cannot run.
+        let thread = std::thread::Builder::new()
+            .name("bridge-db-pg".into())
+            .spawn(move || {
+                let mut worker = match worker::Worker::new(target) {
+                    Ok(w) => w,
+                    Err(e) => return drop(ready.send(Err(e))),
+                };
+                let first = worker.connect();
+                let failed = first.is_err();
+                let _ = ready.send(first);
+                if failed {
+                    return;
+                }
+                for job in queue {
+                    job(&mut worker);
+                }
+            })
+            .map_err(|e| DbError::Unavailable {
+                at: at.clone(),
+                reason: format!("cannot start the connection's thread: {e}"),
+            })?;
+        let first = started
+            .recv()
+            .unwrap_or_else(|_| Err(DbError::WorkerStopped { at: at.clone() }));
+        if let Err(e) = first {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Ok(Self {
+            at,
+            jobs: Mutex::new(Some(jobs)),
+            worker: Mutex::new(Some(thread)),
         })
     }
 
@@ -67,11 +122,53 @@ impl PgDb {
         self.at.clone()
     }
 
-    pub(crate) fn run<R>(&self, work: Work<R>, lock: Option<Lock>) -> Result<R, DbError> {
-        let _ = (work, lock);
-        Err(DbError::Unavailable {
+    pub(crate) fn run<R: Send + 'static>(
+        &self,
+        work: Work<R>,
+        lock: Option<Lock>,
+    ) -> Result<R, DbError> {
+        let stopped = || DbError::WorkerStopped {
             at: self.at.clone(),
-            reason: "the PostgreSQL backend is not built yet".into(),
-        })
+        };
+        let (reply, answer) = mpsc::sync_channel::<Answer<R>>(1);
+        let job: Job = Box::new(move |w: &mut worker::Worker| {
+            let _ = reply.send(w.run(work, lock));
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())?;
+        match answer.recv() {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(stopped()),
+        }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        // Closing the queue ends the worker once the calls before are done; it closes the
+        // connection as it ends.
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let thread = self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // The last handle may be dropped by a call's own work, on the worker itself.
+        if let Some(t) = thread
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
     }
 }
