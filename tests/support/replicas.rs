@@ -86,7 +86,7 @@ pub struct VoteRow {
 
 /// The process id in a holder name ("host:pid:start-nanos").
 pub fn holder_pid(holder: &str) -> Option<u32> {
-    holder.rsplitn(3, ':').nth(1)?.parse().ok()
+    holder.rsplit(':').nth(1)?.parse().ok()
 }
 
 impl PgStore {
