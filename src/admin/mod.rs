@@ -18,6 +18,7 @@ use crate::chain::{ChainClient, ChainError};
 use crate::config::{AgentConfig, Side};
 use crate::contracts::Bridge;
 use crate::rotation::{NewKey, RotationStore, keys};
+use crate::store::Databases;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::sol_types::SolCall;
 use bridge_signer::guard::Journal;
@@ -487,8 +488,11 @@ pub async fn run(opts: AdminOptions, say: &dyn Fn(&str)) -> Result<(), AdminErro
     if let AdminCall::VoteReplaceOperator { .. } = opts.call {
         refuse_without_rotation(cfg, &clients, "admin vote replace-operator").await?;
     }
-    let store =
-        RotationStore::open(cfg.store_path()).map_err(|e| AdminError::Usage(e.to_string()))?;
+    let databases = Databases::open(cfg).map_err(|e| AdminError::Usage(e.to_string()))?;
+    let store = databases
+        .store()
+        .map_err(|e| AdminError::Usage(e.to_string()))
+        .and_then(|db| RotationStore::with_db(db).map_err(|e| AdminError::Usage(e.to_string())))?;
     // The signer per chain: the owner key, or the operator key holding the seat.
     let mut signers: Vec<Arc<dyn Signer>> = Vec::new();
     for &(side, _) in &clients {
@@ -534,8 +538,7 @@ pub async fn run(opts: AdminOptions, say: &dyn Fn(&str)) -> Result<(), AdminErro
             tx.input
         ));
         let mined: Mined = if opts.call.is_vote() {
-            let journal = Journal::open(cfg.journal_path(v.side))
-                .map_err(|e| AdminError::Signer(e.to_string()))?;
+            let journal = open_journal(&databases, v.side)?;
             let guard = Guard::new(Arc::clone(signer), chain.chain_id, chain.bridge, journal);
             admin_tx::send(v.client, &chain.fees, &TxSigner::Guarded(&guard), tx).await
         } else {
@@ -555,4 +558,12 @@ pub async fn run(opts: AdminOptions, say: &dyn Fn(&str)) -> Result<(), AdminErro
         ));
     }
     Ok(())
+}
+
+/// The guard's journal of `side`, from `[store]`. No lease fence: an admin vote is sent by
+/// the operator by hand, not by a replica (the journal still refuses a conflicting vote).
+fn open_journal(databases: &Databases, side: Side) -> Result<Journal, AdminError> {
+    databases
+        .open_journal(side, None)
+        .map_err(|e| AdminError::Signer(e.to_string()))
 }

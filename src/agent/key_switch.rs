@@ -14,11 +14,11 @@
 //! the other operators cover them). The new key's guard shares the chain's vote journal, so it
 //! re-sends exactly the votes the old key journalled and never a different one.
 
+use crate::bridge_check::watch::Leads;
 use crate::chain::ChainClient;
 use crate::config::{AgentConfig, Side};
 use crate::contracts::Bridge;
 use crate::rotation::{NewKey, RotationStore, Step};
-use crate::bridge_check::watch::Leads;
 use crate::txmgr::{ActiveKey, GuardedSigner, TxError, TxManager, TxManagerConfig};
 use alloy::primitives::Address;
 use bridge_signer::Guard;
@@ -51,7 +51,11 @@ pub async fn watch(
     leads: Leads,
     shutdown: CancellationToken,
 ) {
-    let store = match RotationStore::open(cfg.store_path()) {
+    let opened = crate::store::Databases::open(&cfg)
+        .and_then(|dbs| dbs.store())
+        .map_err(|e| crate::rotation::RotationStoreError::Store(e.into()))
+        .and_then(RotationStore::with_db);
+    let store = match opened {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "key switch disabled: cannot open the rotation records");

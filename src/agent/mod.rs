@@ -77,8 +77,11 @@ pub enum AgentError {
     Tx { side: Side, source: TxError },
     #[error(transparent)]
     Rotation(#[from] crate::rotation::RotationError),
-    #[error("replicas' leader lease: {0}")]
-    Lease(#[source] bridge_db::DbError),
+    #[error("{what}: {source}")]
+    Db {
+        what: &'static str,
+        source: bridge_db::DbError,
+    },
 }
 
 /// The source and destination of a direction.
@@ -122,6 +125,7 @@ async fn chain_parts(
     side: Side,
     rotations: &RotationStore,
     metrics: &AgentMetrics,
+    (databases, replica): (&crate::store::Databases, &Replica),
     shutdown: &CancellationToken,
 ) -> Result<ChainParts, AgentError> {
     let client = retry_at_start(
@@ -141,11 +145,13 @@ async fn chain_parts(
     let seated = crate::rotation::keys::seated(cfg, side, rotations)?;
     let signer: Arc<dyn Signer> = connect_signer(&seated, side).await?;
     let operator = signer.address();
-    let guard = Arc::new(
-        Guard::open(signer, &cfg.guard_config(side))
-            .map_err(|source| AgentError::Journal { side, source })?,
-    );
+    // The vote journal: in PostgreSQL (shared by the replicas, fenced by the lease), or the
+    // SQLite file beside the store.
+    let journal = databases
+        .open_journal(side, replica.fence())
+        .map_err(|source| AgentError::Journal { side, source })?;
     let chain = cfg.chain(side);
+    let guard = Arc::new(Guard::new(signer, chain.chain_id, chain.bridge, journal));
     let txm = retry_at_start(
         side,
         "reading the operator's nonce",
@@ -233,10 +239,30 @@ async fn connect_signer(
     unreachable!("the loop returns by its last attempt")
 }
 
-/// What this process is among its operator's replicas: one of them, ticking the leader lease,
-/// with the PostgreSQL store; the only one (always leading) with SQLite.
-async fn replica_of(_cfg: &AgentConfig) -> Result<Replica, AgentError> {
-    Ok(Replica::sole())
+/// What this process is among its operator's replicas: one of them, ticking the leader lease
+/// on its own connection (a tick never waits behind store work), with the PostgreSQL store;
+/// the only one (always leading) with SQLite.
+async fn replica_of(
+    cfg: &AgentConfig,
+    databases: &crate::store::Databases,
+) -> Result<Replica, AgentError> {
+    let Some(db) = databases.lease().map_err(StoreError::from)? else {
+        return Ok(Replica::sole());
+    };
+    let (name, ttl) = (cfg.store.lease_name.clone(), cfg.store.lease_ttl);
+    tokio::task::spawn_blocking(move || Replica::with_lease(db, name, ttl))
+        .await
+        .map_err(|e| AgentError::Db {
+            what: "replicas' leader lease",
+            source: bridge_db::DbError::Unavailable {
+                at: "lease".into(),
+                reason: e.to_string(),
+            },
+        })?
+        .map_err(|source| AgentError::Db {
+            what: "replicas' leader lease",
+            source,
+        })
 }
 
 /// Writes `addr` to `path` whole (a temp file renamed over it), so a reader never sees a
@@ -253,9 +279,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         path: cfg.data_dir().to_owned(),
         source,
     })?;
-    let store = Arc::new(Store::open(cfg.store_path())?);
+    let databases = crate::store::Databases::open(&cfg).map_err(StoreError::from)?;
+    let store = Arc::new(Store::with_db(
+        databases.store().map_err(StoreError::from)?,
+    )?);
     let metrics = Arc::new(AgentMetrics::new());
-    let replica = replica_of(&cfg).await?;
+    let replica = replica_of(&cfg, &databases).await?;
     replica.announce(&metrics);
     let http = HttpServer::bind(&cfg.http.listen, Arc::clone(&metrics), shutdown.clone()).await?;
     tracing::info!(listen = %http.local_addr(), "serving /metrics, /healthz, /readyz");
@@ -264,10 +293,30 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         path: published,
         source,
     })?;
-    let rotations =
-        RotationStore::open(cfg.store_path()).map_err(crate::rotation::RotationError::from)?;
-    let mut parent = chain_parts(&cfg, Side::Parent, &rotations, &metrics, &shutdown).await?;
-    let mut child = chain_parts(&cfg, Side::Child, &rotations, &metrics, &shutdown).await?;
+    let rotations = databases
+        .store()
+        .map_err(StoreError::from)
+        .map_err(crate::rotation::RotationStoreError::from)
+        .and_then(RotationStore::with_db)
+        .map_err(crate::rotation::RotationError::from)?;
+    let mut parent = chain_parts(
+        &cfg,
+        Side::Parent,
+        &rotations,
+        &metrics,
+        (&databases, &replica),
+        &shutdown,
+    )
+    .await?;
+    let mut child = chain_parts(
+        &cfg,
+        Side::Child,
+        &rotations,
+        &metrics,
+        (&databases, &replica),
+        &shutdown,
+    )
+    .await?;
     drop(rotations);
     // Nothing is built to vote before both bridges answered as bridges (their dialects set the
     // directions' rules); a key without a seat keeps its chain's gate shut until it has one.

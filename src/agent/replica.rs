@@ -154,8 +154,11 @@ impl Replica {
                 }
                 Term::Following { leader, epoch } => {
                     if self.close(&sides) {
-                        tracing::warn!(epoch, leader = leader.as_deref().unwrap_or("unknown"),
-                            "stepped down: another replica holds the leader lease or this term ran out; signing and sending nothing");
+                        tracing::warn!(
+                            epoch,
+                            leader = leader.as_deref().unwrap_or("unknown"),
+                            "stepped down: another replica holds the leader lease or this term ran out; signing and sending nothing"
+                        );
                     }
                     served = None;
                     m.leading.set(0);

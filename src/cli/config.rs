@@ -74,8 +74,13 @@ pub async fn run(cmd: ConfigCommand) -> ExitCode {
 /// The operator's address on `side`: the seated key's (the one a rotation moved the seat to,
 /// if the agent's store records one), read from the signer.
 async fn operator(cfg: &AgentConfig, side: Side) -> Result<Address, String> {
-    let signer_cfg = if cfg.store_path().is_file() {
-        let store = bridge_agent::rotation::RotationStore::open(cfg.store_path())
+    let databases =
+        bridge_agent::store::Databases::open(cfg).map_err(|e| format!("the agent's store: {e}"))?;
+    // A SQLite store that does not exist yet is not created by a check.
+    let has_store = databases.store_file().is_none_or(|f| f.is_file());
+    let signer_cfg = if has_store {
+        let store = databases
+            .open_rotations()
             .map_err(|e| format!("the agent's store: {e}"))?;
         bridge_agent::rotation::keys::seated(cfg, side, &store).map_err(|e| e.to_string())?
     } else {

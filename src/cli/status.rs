@@ -42,7 +42,10 @@ const SHOWN: [(&str, &str); 16] = [
     ),
     ("bridge_dialect_info", "bridge dialect"),
     ("bridge_operator_seated", "key seated (0: votes nothing)"),
-    ("bridge_replica_leading", "leading (0: a follower, votes nothing)"),
+    (
+        "bridge_replica_leading",
+        "leading (0: a follower, votes nothing)",
+    ),
     ("bridge_replica_epoch", "leader lease epoch"),
 ];
 

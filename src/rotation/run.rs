@@ -120,7 +120,9 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             ))
         })?;
     }
-    let store = RotationStore::open(cfg.store_path())?;
+    let databases = crate::store::Databases::open(cfg)
+        .map_err(|e| RotationError::Store(crate::store::StoreError::from(e).into()))?;
+    let store = databases.open_rotations()?;
     let mut chains = Vec::new();
     for side in Side::ALL {
         let client = ChainClient::connect(crate::chain::access_config(cfg, side))
@@ -130,10 +132,7 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
         let journal = if opts.dry_run {
             None
         } else {
-            if let Some(dir) = cfg.journal_path(side).parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            Some(Arc::new(Journal::open(cfg.journal_path(side))?))
+            Some(Arc::new(databases.open_journal(side, None)?))
         };
         chains.push(Chain {
             side,
@@ -221,10 +220,9 @@ pub async fn rotate(opts: RotateOptions, ui: &dyn Ui) -> Result<Summary, Rotatio
             }
         }
         (None, false) => {
-            let (id, new_key) = store.begin(old, |id| {
-                opts.new_key
-                    .clone()
-                    .unwrap_or_else(|| keys::default_new_key(&base, id))
+            let (chosen, base) = (opts.new_key.clone(), base.clone());
+            let (id, new_key) = store.begin(old, move |id| {
+                chosen.unwrap_or_else(|| keys::default_new_key(&base, id))
             })?;
             ui.say(&format!(
                 "rotation {id}: {old} ({}) → {new_key}",

@@ -1,4 +1,5 @@
-//! The agent's store: SQLite on disk (WAL) for what it must not forget across restarts.
+//! The agent's store: what it must not forget across restarts, in SQLite on disk (WAL) or in
+//! the PostgreSQL server an operator's replicas share (`[store]`, `bridge_db`).
 //!
 //! ```text
 //! cursors       direction → next source block to scan, and the last scanned block's number+hash
@@ -11,30 +12,35 @@
 //! audit_cursor  direction → the auditor's next destination block (schema 2)
 //! ```
 //!
-//! Schema changes are additive and numbered by `PRAGMA user_version`; [`Store::open`] brings an
-//! older file up to date in place (see [`prepare`]), and refuses a file from a newer agent. The
-//! rotation tables (`rotation/store.rs`) share the file and its one version: their opener goes
-//! through the same [`prepare`] first.
+//! Schema changes are additive and numbered ([`MIGRATIONS`], component `store`: SQLite's
+//! `PRAGMA user_version`, PostgreSQL's `schema_versions` row); opening brings older tables up
+//! to date in place and refuses tables from a newer agent. The rotation tables
+//! (`rotation/store.rs`) share the database and its version: their opener prepares the store's
+//! schema first.
 //!
 //! The watcher records a window's requests and advances the cursor in one transaction, so a
 //! crash never skips a request nor leaves the cursor behind what was recorded. The vote journal
 //! that protects against double voting is not here: it belongs to the signing guard
-//! (`bridge_signer::guard::Journal`), in its own file, and must never be deleted.
+//! (`bridge_signer::guard::Journal`), in its own file or tables, and must never be deleted.
 //!
-//! `synchronous = NORMAL`: a power cut may lose the last commits, which only means rescanning
-//! a few blocks (the guard journal, which is safety-critical, runs with FULL).
+//! SQLite `synchronous = NORMAL`: a power cut may lose the last commits, which only means
+//! rescanning a few blocks (the guard journal, which is safety-critical, runs with FULL).
+//!
+//! Calls block the calling thread for one local file write or one round trip to the server.
 
+mod open;
 mod own_votes;
 mod synced;
 
+pub use open::{Databases, OpenError};
 pub use own_votes::{OwnVote, UnexecutableReason};
 pub use synced::OwnVotesSynced;
 
 use crate::direction::Direction;
 use alloy::primitives::B256;
-use rusqlite::{Connection, OptionalExtension, params};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use bridge_db::{Db, DbError, Lock, Migration, Row, SqliteOptions, Synchronous, Value};
+use std::path::Path;
+use std::time::Duration;
 
 /// The watcher's position in one direction's source chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,34 +92,59 @@ pub struct StoredRequest {
     pub vote_hash: Option<B256>,
 }
 
+/// A store call failed. `at` names the file, or the server and database (never a password).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("store {}: {what} {value} does not fit SQLite's 64-bit integers", path.display())]
+    /// The database refused the call or could not be reached ([`DbError::is_unavailable`]).
+    #[error("store {0}")]
+    Db(DbError),
+    #[error("store {at}: {what} {value} does not fit the database's 64-bit integers")]
     OutOfRange {
-        path: PathBuf,
+        at: String,
         what: &'static str,
         value: u64,
     },
-    #[error("store {}: corrupt row: {reason}", path.display())]
-    Corrupt { path: PathBuf, reason: String },
+    #[error("store {at}: corrupt row: {reason}")]
+    Corrupt { at: String, reason: String },
+    /// `[store]` could not be opened (its URL, its folder, its server).
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(
-        "store {}: schema version {found} is newer than this agent's ({supported}); run the \
-         newer agent, or restore the store from before it ran",
-        path.display()
+        "store {at}: schema version {found} is newer than this agent's ({supported}); run the \
+         newer agent, or restore the store from before it ran"
     )]
     NewerSchema {
-        path: PathBuf,
+        at: String,
         found: i64,
         supported: i64,
     },
 }
 
-const SCHEMA: &str = "
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NewerSchema {
+                at,
+                found,
+                supported,
+                ..
+            } => Self::NewerSchema {
+                at,
+                found,
+                supported,
+            },
+            e => Self::Db(e),
+        }
+    }
+}
+
+/// The store's schema, one step per version, in both dialects. 1: cursors and requests.
+/// 2: `own_votes`, `unexecutable` and `audit_cursor` (new tables only, so an older agent's
+/// file is upgraded in place).
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: "
 CREATE TABLE IF NOT EXISTS cursors (
     direction  TEXT    PRIMARY KEY,
     next_block INTEGER NOT NULL,
@@ -132,94 +163,136 @@ CREATE TABLE IF NOT EXISTS requests (
     PRIMARY KEY (direction, nonce)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (direction, state, nonce);
-";
+",
+        postgres: "
+CREATE TABLE IF NOT EXISTS cursors (
+    direction  TEXT   PRIMARY KEY,
+    next_block BIGINT NOT NULL,
+    last_block BIGINT,
+    last_hash  BYTEA
+);
+CREATE TABLE IF NOT EXISTS requests (
+    direction    TEXT   NOT NULL,
+    nonce        BIGINT NOT NULL,
+    tx_hash      BYTEA  NOT NULL,
+    block_number BIGINT NOT NULL,
+    block_hash   BYTEA  NOT NULL,
+    state        TEXT   NOT NULL,
+    vote_hash    BYTEA,
+    updated_at   BIGINT NOT NULL,
+    PRIMARY KEY (direction, nonce)
+);
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (direction, state, nonce);
+",
+    },
+    Migration {
+        version: 2,
+        sqlite: own_votes::SQLITE_V2,
+        postgres: own_votes::POSTGRES_V2,
+    },
+];
 
-/// The schema version this agent writes. 1: cursors and requests. 2: `own_votes`,
-/// `unexecutable` and `audit_cursor` (new tables only, so an older agent's file is upgraded in
-/// place).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// The schema version this agent writes (the last of [`MIGRATIONS`]).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
-/// The store, opened. Calls block briefly on SQLite; they are small and local.
+/// How the store's SQLite file is opened: NORMAL durability (a rescan recovers a lost commit),
+/// and a wait for the CLI's or another connection's write.
+pub const SQLITE_OPTIONS: SqliteOptions = SqliteOptions {
+    synchronous: Synchronous::Normal,
+    busy_timeout: Duration::from_secs(5),
+};
+
+/// The store, opened. Cheap to share behind an `Arc`; every call is one statement or one
+/// transaction on its database.
 pub struct Store {
-    conn: Mutex<Connection>,
-    path: PathBuf,
+    db: Db,
+    at: String,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("path", &self.path)
+            .field("at", &self.at)
             .finish_non_exhaustive()
     }
 }
 
+/// Brings the store's tables in `db` up to [`SCHEMA_VERSION`] (refusing a newer agent's, and
+/// changing nothing then). Every opener of the store's database calls it first.
+pub(crate) fn prepare(db: &Db) -> Result<(), StoreError> {
+    bridge_db::schema::prepare(db, "store", MIGRATIONS)?;
+    Ok(())
+}
+
 impl Store {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the SQLite store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_owned();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let conn = Connection::open(&path).map_err(err)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(err)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
-            .map_err(err)?;
-        prepare(&conn, &path)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-            path,
-        })
+        Self::with_db(Db::sqlite(path, SQLITE_OPTIONS)?)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The store in `db` (a SQLite file or a PostgreSQL database; see [`Databases`]), its
+    /// schema brought up to date.
+    pub fn with_db(db: Db) -> Result<Self, StoreError> {
+        prepare(&db)?;
+        let at = db.describe();
+        Ok(Self { db, at })
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+    /// Where the store is: the file, or the server and database.
+    pub fn describe(&self) -> &str {
+        &self.at
+    }
+
+    /// The database handle (shared with the rotation tables).
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     fn int(&self, what: &'static str, value: u64) -> Result<i64, StoreError> {
         i64::try_from(value).map_err(|_| StoreError::OutOfRange {
-            path: self.path.clone(),
+            at: self.at.clone(),
             what,
             value,
         })
     }
 
-    fn hash(&self, bytes: Vec<u8>, what: &str) -> Result<B256, StoreError> {
-        B256::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt {
-            path: self.path.clone(),
-            reason: format!("{what} has {} bytes", bytes.len()),
-        })
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            at: self.at.clone(),
+            reason,
+        }
+    }
+
+    fn hash(&self, bytes: &[u8], what: &str) -> Result<B256, StoreError> {
+        B256::try_from(bytes).map_err(|_| self.corrupt(format!("{what} has {} bytes", bytes.len())))
+    }
+
+    /// Runs one statement on its own; the rows it changed.
+    fn execute(&self, sql: &'static str, params: Vec<Value>) -> Result<u64, StoreError> {
+        Ok(self.db.run(move |c| c.execute(sql, &params))?)
+    }
+
+    /// Runs one query; every row.
+    fn query(&self, sql: impl Into<String>, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let sql = sql.into();
+        Ok(self.db.run(move |c| c.query(&sql, &params))?)
     }
 
     /// The cursor of `direction`, if the watcher ever saved one.
     pub fn cursor(&self, direction: Direction) -> Result<Option<Cursor>, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let row: Option<(i64, Option<i64>, Option<Vec<u8>>)> = conn
-            .query_row(
-                "SELECT next_block, last_block, last_hash FROM cursors WHERE direction = ?1",
-                params![direction.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        drop(conn);
-        let Some((next, last_block, last_hash)) = row else {
+        let rows = self.query(
+            "SELECT next_block, last_block, last_hash FROM cursors WHERE direction = $1",
+            vec![direction.as_str().into()],
+        )?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let last = match (last_block, last_hash) {
+        let last = match (row.opt_int(1)?, row.opt_bytes(2)?) {
             (Some(n), Some(h)) => Some((n as u64, self.hash(h, "cursor last_hash")?)),
             _ => None,
         };
         Ok(Some(Cursor {
-            next_block: next as u64,
+            next_block: row.int(0)? as u64,
             last,
         }))
     }
@@ -232,48 +305,50 @@ impl Store {
         requests: &[(u64, B256, u64, B256)],
         cursor: Cursor,
     ) -> Result<(), StoreError> {
-        let next = self.int("next_block", cursor.next_block)?;
+        let dir = direction.as_str();
+        let now = now_secs();
+        let mut rows = Vec::with_capacity(requests.len());
+        for (nonce, tx_hash, block, block_hash) in requests {
+            rows.push(vec![
+                dir.into(),
+                self.int("nonce", *nonce)?.into(),
+                tx_hash.as_slice().into(),
+                self.int("block", *block)?.into(),
+                block_hash.as_slice().into(),
+                now.into(),
+            ]);
+        }
         let last = match cursor.last {
             Some((n, h)) => Some((self.int("last_block", n)?, h)),
             None => None,
         };
-        let mut rows = Vec::with_capacity(requests.len());
-        for (nonce, tx_hash, block, block_hash) in requests {
-            rows.push((
-                self.int("nonce", *nonce)?,
-                tx_hash,
-                self.int("block", *block)?,
-                block_hash,
-            ));
-        }
-        let now = now_secs();
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        for (nonce, tx_hash, block, block_hash) in rows {
+        let cursor_row = vec![
+            dir.into(),
+            self.int("next_block", cursor.next_block)?.into(),
+            last.map(|(n, _)| n).into(),
+            last.map(|(_, h)| h.to_vec()).into(),
+        ];
+        self.db.transaction(Lock::Write, move |tx| {
+            for row in rows {
+                tx.execute(
+                    "INSERT INTO requests (direction, nonce, tx_hash, block_number, block_hash, state, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, 'seen', $6)
+                     ON CONFLICT (direction, nonce) DO UPDATE SET
+                         tx_hash = excluded.tx_hash, block_number = excluded.block_number,
+                         block_hash = excluded.block_hash, updated_at = excluded.updated_at",
+                    &row,
+                )?;
+            }
             tx.execute(
-                "INSERT INTO requests (direction, nonce, tx_hash, block_number, block_hash, state, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'seen', ?6)
-                 ON CONFLICT (direction, nonce) DO UPDATE SET
-                     tx_hash = excluded.tx_hash, block_number = excluded.block_number,
-                     block_hash = excluded.block_hash, updated_at = excluded.updated_at",
-                params![direction.as_str(), nonce, tx_hash.as_slice(), block, block_hash.as_slice(), now],
-            )
-            .map_err(|e| self.err(e))?;
-        }
-        tx.execute(
-            "INSERT INTO cursors (direction, next_block, last_block, last_hash) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (direction) DO UPDATE SET
-                 next_block = excluded.next_block, last_block = excluded.last_block,
-                 last_hash = excluded.last_hash",
-            params![
-                direction.as_str(),
-                next,
-                last.map(|(n, _)| n),
-                last.map(|(_, h)| h.as_slice().to_vec())
-            ],
-        )
-        .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))
+                "INSERT INTO cursors (direction, next_block, last_block, last_hash) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (direction) DO UPDATE SET
+                     next_block = excluded.next_block, last_block = excluded.last_block,
+                     last_hash = excluded.last_hash",
+                &cursor_row,
+            )?;
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// Moves a request to `state`, recording the vote hash when one is given.
@@ -285,19 +360,17 @@ impl Store {
         vote_hash: Option<B256>,
     ) -> Result<(), StoreError> {
         let nonce = self.int("nonce", nonce)?;
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute(
-            "UPDATE requests SET state = ?3, vote_hash = COALESCE(?4, vote_hash), updated_at = ?5
-             WHERE direction = ?1 AND nonce = ?2",
-            params![
-                direction.as_str(),
-                nonce,
-                state.as_str(),
-                vote_hash.map(|h| h.as_slice().to_vec()),
-                now_secs()
+        self.execute(
+            "UPDATE requests SET state = $3, vote_hash = COALESCE($4, vote_hash), updated_at = $5
+             WHERE direction = $1 AND nonce = $2",
+            vec![
+                direction.as_str().into(),
+                nonce.into(),
+                state.as_str().into(),
+                vote_hash.map(|h| h.to_vec()).into(),
+                now_secs().into(),
             ],
-        )
-        .map_err(|e| self.err(e))?;
+        )?;
         Ok(())
     }
 
@@ -310,17 +383,15 @@ impl Store {
         vote_hash: B256,
     ) -> Result<(), StoreError> {
         let nonce = self.int("nonce", nonce)?;
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute(
-            "UPDATE requests SET vote_hash = ?3, updated_at = ?4 WHERE direction = ?1 AND nonce = ?2",
-            params![
-                direction.as_str(),
-                nonce,
-                vote_hash.as_slice().to_vec(),
-                now_secs()
+        self.execute(
+            "UPDATE requests SET vote_hash = $3, updated_at = $4 WHERE direction = $1 AND nonce = $2",
+            vec![
+                direction.as_str().into(),
+                nonce.into(),
+                vote_hash.as_slice().into(),
+                now_secs().into(),
             ],
-        )
-        .map_err(|e| self.err(e))?;
+        )?;
         Ok(())
     }
 
@@ -332,8 +403,8 @@ impl Store {
     ) -> Result<Option<StoredRequest>, StoreError> {
         let nonce = self.int("nonce", nonce)?;
         let rows = self.query_requests(
-            "WHERE direction = ?1 AND nonce = ?2",
-            params![direction.as_str(), nonce],
+            "WHERE direction = $1 AND nonce = $2",
+            vec![direction.as_str().into(), nonce.into()],
         )?;
         Ok(rows.into_iter().next())
     }
@@ -345,85 +416,44 @@ impl Store {
         state: RequestState,
     ) -> Result<Vec<StoredRequest>, StoreError> {
         self.query_requests(
-            "WHERE direction = ?1 AND state = ?2 ORDER BY nonce",
-            params![direction.as_str(), state.as_str()],
+            "WHERE direction = $1 AND state = $2 ORDER BY nonce",
+            vec![direction.as_str().into(), state.as_str().into()],
         )
     }
 
     fn query_requests(
         &self,
         filter: &str,
-        args: impl rusqlite::Params,
+        params: Vec<Value>,
     ) -> Result<Vec<StoredRequest>, StoreError> {
-        type Row = (String, i64, Vec<u8>, i64, Vec<u8>, String, Option<Vec<u8>>);
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT direction, nonce, tx_hash, block_number, block_hash, state, vote_hash FROM requests {filter}"
-            ))
-            .map_err(|e| self.err(e))?;
-        let rows: Vec<Row> = stmt
-            .query_map(args, |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))?;
-        drop(stmt);
-        drop(conn);
-        rows.into_iter()
-            .map(|(dir, nonce, tx, block, bh, state, vote)| {
-                let corrupt = |reason: String| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    reason,
-                };
+        let rows = self.query(
+            format!(
+                "SELECT direction, nonce, tx_hash, block_number, block_hash, state, vote_hash \
+                 FROM requests {filter}"
+            ),
+            params,
+        )?;
+        rows.iter()
+            .map(|r| {
+                let dir = r.text(0)?;
+                let state = r.text(5)?;
                 Ok(StoredRequest {
-                    direction: Direction::parse(&dir)
-                        .ok_or_else(|| corrupt(format!("direction {dir:?}")))?,
-                    nonce: nonce as u64,
-                    tx_hash: self.hash(tx, "tx_hash")?,
-                    block_number: block as u64,
-                    block_hash: self.hash(bh, "block_hash")?,
-                    state: RequestState::parse(&state)
-                        .ok_or_else(|| corrupt(format!("state {state:?}")))?,
-                    vote_hash: vote.map(|v| self.hash(v, "vote_hash")).transpose()?,
+                    direction: Direction::parse(dir)
+                        .ok_or_else(|| self.corrupt(format!("direction {dir:?}")))?,
+                    nonce: r.int(1)? as u64,
+                    tx_hash: self.hash(r.bytes(2)?, "tx_hash")?,
+                    block_number: r.int(3)? as u64,
+                    block_hash: self.hash(r.bytes(4)?, "block_hash")?,
+                    state: RequestState::parse(state)
+                        .ok_or_else(|| self.corrupt(format!("state {state:?}")))?,
+                    vote_hash: r
+                        .opt_bytes(6)?
+                        .map(|v| self.hash(v, "vote_hash"))
+                        .transpose()?,
                 })
             })
             .collect()
     }
-}
-
-/// Refuses a file from a newer agent; creates what is missing and moves `user_version` up to
-/// [`SCHEMA_VERSION`], in one transaction: a crash leaves the old version, and the next open
-/// does it again. Every opener of `store.sqlite` calls it first.
-pub(crate) fn prepare(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let err = |source| StoreError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err)?;
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema {
-            path: path.to_owned(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-        own_votes::SCHEMA_V2
-    ))
-    .map_err(err)
 }
 
 fn now_secs() -> i64 {
@@ -431,58 +461,4 @@ fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const P2C: Direction = Direction::ParentToChild;
-
-    #[test]
-    fn window_cursor_and_states_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.sqlite");
-        let (h1, h2, b) = (
-            B256::repeat_byte(1),
-            B256::repeat_byte(2),
-            B256::repeat_byte(0xbb),
-        );
-        {
-            let s = Store::open(&path).unwrap();
-            assert_eq!(s.cursor(P2C).unwrap(), None);
-            let cursor = Cursor {
-                next_block: 11,
-                last: Some((10, b)),
-            };
-            s.record_window(P2C, &[(0, h1, 5, b), (1, h2, 9, b)], cursor)
-                .unwrap();
-            s.set_state(P2C, 0, RequestState::Voted, Some(h2)).unwrap();
-            // A rescan of the same window keeps the state and the vote hash.
-            s.record_window(P2C, &[(0, h1, 5, b)], cursor).unwrap();
-        }
-        let s = Store::open(&path).unwrap();
-        assert_eq!(
-            s.cursor(P2C).unwrap(),
-            Some(Cursor {
-                next_block: 11,
-                last: Some((10, b))
-            })
-        );
-        assert_eq!(s.cursor(Direction::ChildToParent).unwrap(), None);
-        let r0 = s.request(P2C, 0).unwrap().unwrap();
-        assert_eq!(
-            (r0.state, r0.vote_hash, r0.block_number),
-            (RequestState::Voted, Some(h2), 5)
-        );
-        let seen = s.requests_in(P2C, RequestState::Seen).unwrap();
-        assert_eq!(seen.iter().map(|r| r.nonce).collect::<Vec<_>>(), vec![1]);
-        s.set_state(P2C, 1, RequestState::Executed, None).unwrap();
-        assert!(s.requests_in(P2C, RequestState::Seen).unwrap().is_empty());
-        assert_eq!(s.request(P2C, 1).unwrap().unwrap().vote_hash, None);
-        assert!(matches!(
-            s.set_state(P2C, u64::MAX, RequestState::Seen, None),
-            Err(StoreError::OutOfRange { .. })
-        ));
-    }
 }

@@ -15,11 +15,9 @@
 use super::{Store, StoreError, now_secs};
 use crate::direction::Direction;
 use alloy::primitives::{Address, B256};
-use rusqlite::{OptionalExtension, params};
-use std::sync::PoisonError;
 
 /// Tables added in schema version 2 (created if missing: an older file gains them empty).
-pub(super) const SCHEMA_V2: &str = "
+pub(super) const SQLITE_V2: &str = "
 CREATE TABLE IF NOT EXISTS own_votes (
     direction      TEXT    NOT NULL,
     nonce          INTEGER NOT NULL,
@@ -42,6 +40,33 @@ CREATE TABLE IF NOT EXISTS unexecutable (
 CREATE TABLE IF NOT EXISTS audit_cursor (
     direction  TEXT    PRIMARY KEY,
     next_block INTEGER NOT NULL
+);
+";
+
+/// [`SQLITE_V2`] in PostgreSQL's types.
+pub(super) const POSTGRES_V2: &str = "
+CREATE TABLE IF NOT EXISTS own_votes (
+    direction      TEXT   NOT NULL,
+    nonce          BIGINT NOT NULL,
+    vote_key       BYTEA  NOT NULL,
+    voter          BYTEA  NOT NULL,
+    tx_hash        BYTEA  NOT NULL,
+    block_number   BIGINT NOT NULL,
+    operators_hash BYTEA,
+    recorded_at    BIGINT NOT NULL,
+    PRIMARY KEY (direction, nonce)
+);
+CREATE TABLE IF NOT EXISTS unexecutable (
+    direction   TEXT   NOT NULL,
+    nonce       BIGINT NOT NULL,
+    reason      TEXT   NOT NULL,
+    detail      TEXT   NOT NULL,
+    recorded_at BIGINT NOT NULL,
+    PRIMARY KEY (direction, nonce)
+);
+CREATE TABLE IF NOT EXISTS audit_cursor (
+    direction  TEXT   PRIMARY KEY,
+    next_block BIGINT NOT NULL
 );
 ";
 
@@ -98,27 +123,25 @@ impl Store {
     pub fn record_own_vote(&self, direction: Direction, vote: &OwnVote) -> Result<(), StoreError> {
         let nonce = self.int("nonce", vote.nonce)?;
         let block = self.int("block", vote.block_number)?;
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute(
+        self.execute(
             "INSERT INTO own_votes (direction, nonce, vote_key, voter, tx_hash, block_number,
                                     operators_hash, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (direction, nonce) DO UPDATE SET
                  vote_key = excluded.vote_key, voter = excluded.voter, tx_hash = excluded.tx_hash,
                  block_number = excluded.block_number, operators_hash = excluded.operators_hash,
                  recorded_at = excluded.recorded_at",
-            params![
-                direction.as_str(),
-                nonce,
-                vote.vote_key.as_slice(),
-                vote.voter.as_slice(),
-                vote.tx_hash.as_slice(),
-                block,
-                vote.operators_hash.map(|h| h.as_slice().to_vec()),
-                now_secs()
+            vec![
+                direction.as_str().into(),
+                nonce.into(),
+                vote.vote_key.as_slice().into(),
+                vote.voter.as_slice().into(),
+                vote.tx_hash.as_slice().into(),
+                block.into(),
+                vote.operators_hash.map(|h| h.to_vec()).into(),
+                now_secs().into(),
             ],
-        )
-        .map_err(|e| self.err(e))?;
+        )?;
         Ok(())
     }
 
@@ -128,33 +151,26 @@ impl Store {
         direction: Direction,
         nonce: u64,
     ) -> Result<Option<OwnVote>, StoreError> {
-        type Row = (Vec<u8>, Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
         let n = self.int("nonce", nonce)?;
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let row: Option<Row> = conn
-            .query_row(
-                "SELECT vote_key, voter, tx_hash, block_number, operators_hash FROM own_votes
-                 WHERE direction = ?1 AND nonce = ?2",
-                params![direction.as_str(), n],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        drop(conn);
-        let Some((key, voter, tx, block, ops)) = row else {
+        let rows = self.query(
+            "SELECT vote_key, voter, tx_hash, block_number, operators_hash FROM own_votes
+             WHERE direction = $1 AND nonce = $2",
+            vec![direction.as_str().into(), n.into()],
+        )?;
+        let Some(r) = rows.first() else {
             return Ok(None);
         };
-        let voter = Address::try_from(voter.as_slice()).map_err(|_| StoreError::Corrupt {
-            path: self.path.clone(),
-            reason: format!("own_votes voter has {} bytes", voter.len()),
-        })?;
+        let voter = r.bytes(1)?;
+        let voter = Address::try_from(voter)
+            .map_err(|_| self.corrupt(format!("own_votes voter has {} bytes", voter.len())))?;
         Ok(Some(OwnVote {
             nonce,
-            vote_key: self.hash(key, "own_votes vote_key")?,
+            vote_key: self.hash(r.bytes(0)?, "own_votes vote_key")?,
             voter,
-            tx_hash: self.hash(tx, "own_votes tx_hash")?,
-            block_number: block as u64,
-            operators_hash: ops
+            tx_hash: self.hash(r.bytes(2)?, "own_votes tx_hash")?,
+            block_number: r.int(3)? as u64,
+            operators_hash: r
+                .opt_bytes(4)?
                 .map(|h| self.hash(h, "own_votes operators_hash"))
                 .transpose()?,
         }))
@@ -163,27 +179,24 @@ impl Store {
     /// Forgets the recorded vote for `nonce` (it was reorganised away).
     pub fn forget_own_vote(&self, direction: Direction, nonce: u64) -> Result<(), StoreError> {
         let nonce = self.int("nonce", nonce)?;
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute(
-            "DELETE FROM own_votes WHERE direction = ?1 AND nonce = ?2",
-            params![direction.as_str(), nonce],
-        )
-        .map_err(|e| self.err(e))?;
+        self.execute(
+            "DELETE FROM own_votes WHERE direction = $1 AND nonce = $2",
+            vec![direction.as_str().into(), nonce.into()],
+        )?;
         Ok(())
     }
 
     /// The auditor's next destination block of `direction`, if it ever saved one.
     pub fn audit_cursor(&self, direction: Direction) -> Result<Option<u64>, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let n: Option<i64> = conn
-            .query_row(
-                "SELECT next_block FROM audit_cursor WHERE direction = ?1",
-                params![direction.as_str()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(n.map(|n| n as u64))
+        let rows = self.query(
+            "SELECT next_block FROM audit_cursor WHERE direction = $1",
+            vec![direction.as_str().into()],
+        )?;
+        Ok(rows
+            .first()
+            .map(|r| r.int(0))
+            .transpose()?
+            .map(|n| n as u64))
     }
 
     pub fn set_audit_cursor(
@@ -192,13 +205,11 @@ impl Store {
         next_block: u64,
     ) -> Result<(), StoreError> {
         let next = self.int("next_block", next_block)?;
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute(
-            "INSERT INTO audit_cursor (direction, next_block) VALUES (?1, ?2)
+        self.execute(
+            "INSERT INTO audit_cursor (direction, next_block) VALUES ($1, $2)
              ON CONFLICT (direction) DO UPDATE SET next_block = excluded.next_block",
-            params![direction.as_str(), next],
-        )
-        .map_err(|e| self.err(e))?;
+            vec![direction.as_str().into(), next.into()],
+        )?;
         Ok(())
     }
 
@@ -212,20 +223,17 @@ impl Store {
         detail: &str,
     ) -> Result<bool, StoreError> {
         let nonce = self.int("nonce", nonce)?;
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let added = conn
-            .execute(
-                "INSERT INTO unexecutable (direction, nonce, reason, detail, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (direction, nonce) DO NOTHING",
-                params![
-                    direction.as_str(),
-                    nonce,
-                    reason.as_str(),
-                    detail,
-                    now_secs()
-                ],
-            )
-            .map_err(|e| self.err(e))?;
+        let added = self.execute(
+            "INSERT INTO unexecutable (direction, nonce, reason, detail, recorded_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (direction, nonce) DO NOTHING",
+            vec![
+                direction.as_str().into(),
+                nonce.into(),
+                reason.as_str().into(),
+                detail.into(),
+                now_secs().into(),
+            ],
+        )?;
         Ok(added == 1)
     }
 
@@ -236,25 +244,17 @@ impl Store {
         nonce: u64,
     ) -> Result<Option<(UnexecutableReason, String)>, StoreError> {
         let n = self.int("nonce", nonce)?;
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let row: Option<(String, String)> = conn
-            .query_row(
-                "SELECT reason, detail FROM unexecutable WHERE direction = ?1 AND nonce = ?2",
-                params![direction.as_str(), n],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        drop(conn);
-        row.map(|(reason, detail)| {
-            UnexecutableReason::parse(&reason)
-                .map(|r| (r, detail))
-                .ok_or_else(|| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    reason: format!("unexecutable reason {reason:?}"),
-                })
-        })
-        .transpose()
+        let rows = self.query(
+            "SELECT reason, detail FROM unexecutable WHERE direction = $1 AND nonce = $2",
+            vec![direction.as_str().into(), n.into()],
+        )?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let reason = r.text(0)?;
+        let reason = UnexecutableReason::parse(reason)
+            .ok_or_else(|| self.corrupt(format!("unexecutable reason {reason:?}")))?;
+        Ok(Some((reason, r.text(1)?.to_owned())))
     }
 
     /// How many requests of `direction` are recorded unexecutable, per reason (every reason
@@ -263,24 +263,21 @@ impl Store {
         &self,
         direction: Direction,
     ) -> Result<Vec<(UnexecutableReason, u64)>, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut stmt = conn
-            .prepare(
-                "SELECT reason, COUNT(*) FROM unexecutable WHERE direction = ?1 GROUP BY reason",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows: Vec<(String, i64)> = stmt
-            .query_map(params![direction.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))?;
+        let rows = self.query(
+            "SELECT reason, COUNT(*) FROM unexecutable WHERE direction = $1 GROUP BY reason",
+            vec![direction.as_str().into()],
+        )?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for r in &rows {
+            counts.push((r.text(0)?.to_owned(), r.int(1)? as u64));
+        }
         Ok(UnexecutableReason::ALL
             .into_iter()
             .map(|r| {
-                let n = rows
+                let n = counts
                     .iter()
                     .find(|(s, _)| s == r.as_str())
-                    .map_or(0, |(_, n)| *n as u64);
+                    .map_or(0, |(_, n)| *n);
                 (r, n)
             })
             .collect())
@@ -290,7 +287,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::Connection;
+    use rusqlite::{Connection, params};
 
     const P2C: Direction = Direction::ParentToChild;
 
@@ -376,41 +373,5 @@ mod tests {
             }
         ));
         assert!(e.to_string().contains("schema version 9"), "{e}");
-    }
-
-    #[test]
-    fn own_votes_replace_and_forget_and_unexecutable_is_recorded_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path().join("s.sqlite")).unwrap();
-        assert_eq!(s.own_vote(P2C, 1).unwrap(), None);
-        let mut v = OwnVote {
-            nonce: 1,
-            vote_key: B256::repeat_byte(1),
-            voter: Address::repeat_byte(2),
-            tx_hash: B256::repeat_byte(3),
-            block_number: 4,
-            operators_hash: Some(B256::repeat_byte(5)),
-        };
-        s.record_own_vote(P2C, &v).unwrap();
-        v.tx_hash = B256::repeat_byte(6);
-        s.record_own_vote(P2C, &v).unwrap();
-        assert_eq!(s.own_vote(P2C, 1).unwrap(), Some(v.clone()));
-        assert_eq!(s.own_vote(Direction::ChildToParent, 1).unwrap(), None);
-        s.forget_own_vote(P2C, 1).unwrap();
-        assert_eq!(s.own_vote(P2C, 1).unwrap(), None);
-        assert_eq!(s.audit_cursor(P2C).unwrap(), None);
-        s.set_audit_cursor(P2C, 40).unwrap();
-        s.set_audit_cursor(P2C, 41).unwrap();
-        assert_eq!(s.audit_cursor(P2C).unwrap(), Some(41));
-
-        let r = UnexecutableReason::PayoutRefused;
-        assert!(s.record_unexecutable(P2C, 7, r, "refused").unwrap());
-        assert!(!s.record_unexecutable(P2C, 7, r, "again").unwrap());
-        assert_eq!(s.unexecutable(P2C, 7).unwrap(), Some((r, "refused".into())));
-        assert_eq!(s.unexecutable(P2C, 8).unwrap(), None);
-        let counts = s.unexecutable_counts(P2C).unwrap();
-        assert_eq!(counts.len(), 3);
-        assert!(counts.contains(&(r, 1)));
-        assert!(counts.contains(&(UnexecutableReason::MintFailed, 0)));
     }
 }

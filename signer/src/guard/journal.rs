@@ -136,7 +136,9 @@ pub enum JournalError {
         supported: i64,
     },
     /// The schema version is one no build wrote.
-    #[error("vote journal {at}: schema version {found} is unknown; do NOT delete the journal, investigate")]
+    #[error(
+        "vote journal {at}: schema version {found} is unknown; do NOT delete the journal, investigate"
+    )]
     UnknownSchema {
         /// The file, or the server and database.
         at: String,
@@ -144,7 +146,9 @@ pub enum JournalError {
         found: i64,
     },
     /// A stored row is corrupt.
-    #[error("vote journal {at}: corrupt row for {key}: {reason}; do NOT delete the journal, investigate")]
+    #[error(
+        "vote journal {at}: corrupt row for {key}: {reason}; do NOT delete the journal, investigate"
+    )]
     Corrupt {
         /// The file, or the server and database.
         at: String,
