@@ -70,10 +70,13 @@ async fn replicas_kill_9_the_leader_under_two_way_load_a_follower_takes_over_los
     // Back, the killed replica follows.
     cluster.start_agent(leader).await;
     tokio::time::sleep(ttl(1)).await;
+    let leaders = cluster.leaders(0).await;
     assert_eq!(
-        cluster.leaders(0).await,
+        leaders,
         vec![next],
-        "one leader after the restart"
+        "one leader after the restart, the one that took over; terms {:?}\n{}",
+        cluster.pg().terms(),
+        cluster.log_tails()
     );
     let traffic = load.await.unwrap();
     cluster
