@@ -134,7 +134,14 @@ async fn replicas_sigstop_the_leader_past_the_ttl_it_signs_nothing_after_waking_
         "the woken leader wrote journal rows\n{}",
         cluster.log_tails()
     );
-    assert_eq!(cluster.leaders(0).await, vec![next]);
+    let leaders = cluster.leaders(0).await;
+    assert_eq!(
+        leaders,
+        vec![next],
+        "one leader, the one that took over; terms {:?}\n{}",
+        cluster.pg().terms(),
+        cluster.log_tails()
+    );
     stop.cancel();
     let traffic = load.await.unwrap();
     cluster
