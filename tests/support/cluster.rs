@@ -169,6 +169,10 @@ pub struct Node {
     pub replica: usize,
     /// Its link to PostgreSQL (operators on the PostgreSQL store).
     pub pg: Option<PgLink>,
+    /// A second replica's own copy of the SoftHSM tokens (same keys): replicas of one key run
+    /// on separate hosts with their own HSM, and SoftHSM's file locks shared by two processes
+    /// would let a stopped replica block the other's signer.
+    softhsm_conf: Option<PathBuf>,
     pub address: Address,
     pub config: PathBuf,
     pub data_dir: PathBuf,
@@ -286,6 +290,8 @@ impl Cluster {
                     Some(pg) if opts.on_postgres(i) => Some(pg.link(i, opts.replicas_of(i) > 1)),
                     _ => None,
                 };
+                let own_softhsm = (replica > 0 && !opts.kms.contains(&i))
+                    .then(|| copy_softhsm(&hsm.conf, &dir.path().join(format!("softhsm-{name}"))));
                 let store = pg_link
                     .as_ref()
                     .map(|_| PgStore::config_section(opts.lease_ttl_secs))
@@ -375,6 +381,7 @@ impl Cluster {
                     index: i,
                     replica,
                     pg: pg_link,
+                    softhsm_conf: own_softhsm,
                     address,
                     config,
                     data_dir,
@@ -450,8 +457,11 @@ impl Cluster {
         if node.kms {
             kms_env(&mut cmd);
         } else {
-            cmd.env("SOFTHSM2_CONF", &self.softhsm_conf)
-                .env("BRIDGE_PKCS11_PIN", PIN);
+            cmd.env(
+                "SOFTHSM2_CONF",
+                node.softhsm_conf.as_ref().unwrap_or(&self.softhsm_conf),
+            )
+            .env("BRIDGE_PKCS11_PIN", PIN);
         }
         node.process = Some(cmd.spawn().unwrap());
         mark
@@ -1062,6 +1072,31 @@ fn kms_key(sim: &hsm_sim::HsmSim, label: &str) -> Address {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     json["address"].as_str().unwrap().parse().unwrap()
+}
+
+/// Copies the SoftHSM tokens named by `conf` into `dir` and writes a config naming the copy;
+/// its path.
+fn copy_softhsm(conf: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(conf).unwrap();
+    let tokens = text
+        .lines()
+        .find_map(|l| l.strip_prefix("directories.tokendir = "))
+        .expect("tokendir in the SoftHSM config")
+        .trim()
+        .to_owned();
+    std::fs::create_dir_all(dir).unwrap();
+    let copy = dir.join("tokens");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(&tokens)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "copying the SoftHSM tokens");
+    let own = dir.join("softhsm2.conf");
+    std::fs::write(&own, text.replace(&tokens, &copy.display().to_string())).unwrap();
+    own
 }
 
 /// A SQLite journal file's conflict count and its request votes by nonce.
