@@ -170,8 +170,8 @@ pub struct Node {
     /// Its link to PostgreSQL (operators on the PostgreSQL store).
     pub pg: Option<PgLink>,
     /// A second replica's own copy of the SoftHSM tokens (same keys): replicas of one key run
-    /// on separate hosts with their own HSM, and SoftHSM's file locks shared by two processes
-    /// would let a stopped replica block the other's signer.
+    /// on separate hosts with their own HSM, so they share no token files (whose locks a
+    /// stopped replica could hold).
     softhsm_conf: Option<PathBuf>,
     pub address: Address,
     pub config: PathBuf,
