@@ -73,8 +73,6 @@ macro_rules! on_both_backends {
                 super::$body(super::Backend::sqlite());
             }
             #[test]
-            #[ignore = "needs bridge-db's PostgreSQL worker (db/src/postgres.rs is still a stub \
-                        on this branch): run with --ignored once it is merged"]
             fn postgres() {
                 super::$body(super::Backend::postgres());
             }
@@ -280,8 +278,7 @@ fn a_window_is_recorded_whole_or_not_at_all(backend: Backend) {
         last: Some((4, b)),
     };
     s.record_window(P2C, &[(0, b, 1, b)], before).unwrap();
-    // A window whose second request cannot be stored: neither its first request nor its
-    // cursor is kept.
+    // A value that cannot be stored is refused before anything is written.
     let after = Cursor {
         next_block: 9,
         last: Some((8, b)),
@@ -292,6 +289,15 @@ fn a_window_is_recorded_whole_or_not_at_all(backend: Backend) {
     assert!(matches!(e, StoreError::OutOfRange { .. }), "{e:?}");
     assert_eq!(s.cursor(P2C).unwrap(), Some(before));
     assert_eq!(s.request(P2C, 1).unwrap(), None);
+    // The database fails the cursor's write after the window's requests were written: the
+    // transaction rolls back, no request of the window is kept.
+    s.db()
+        .run(|sql| sql.execute_batch("DROP TABLE cursors"))
+        .unwrap();
+    let e = s.record_window(P2C, &[(1, b, 6, b)], after).unwrap_err();
+    assert!(matches!(e, StoreError::Db(_)), "{e:?}");
+    assert_eq!(s.request(P2C, 1).unwrap(), None);
+    assert!(s.request(P2C, 0).unwrap().is_some());
 }
 
 /// N `record_window` calls of one request each (the watcher's shape at the chain's tip), on

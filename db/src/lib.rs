@@ -105,7 +105,10 @@ impl Db {
     }
 
     /// Connects to PostgreSQL (a worker thread owns the connection and reconnects after a
-    /// fault; a call made while it is down fails with [`DbError::Unavailable`]).
+    /// fault; a call made while it is down fails with [`DbError::Unavailable`]). Fails with
+    /// [`DbError::Config`] when the settings cannot work (a URL that does not parse, TLS
+    /// disabled for a remote host, an unreadable CA file) and with [`DbError::Unavailable`]
+    /// when the server cannot be reached now (within `connect_timeout`).
     pub fn postgres(config: &PgConfig) -> Result<Self, DbError> {
         Ok(Self {
             inner: Arc::new(Inner::Postgres(postgres::PgDb::connect(config)?)),

@@ -312,12 +312,13 @@ impl Drop for PgServer {
     }
 }
 
-/// A connection config for tests: no TLS, short timeouts.
+/// A connection config for tests: no TLS, short timeouts (the connect bound leaves room for
+/// SCRAM's key stretching in a debug build on a loaded machine).
 fn test_config(url: String) -> PgConfig {
     PgConfig {
         url,
         tls: PgTls::Disable,
-        connect_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(5),
         application_name: "bridge-test".into(),
     }
@@ -413,8 +414,9 @@ pub enum ProxyMode {
 struct ProxyShared {
     mode: Mutex<ProxyMode>,
     stop: AtomicBool,
-    /// Both ends of every open connection, to close them on a cut.
-    open: Mutex<Vec<(TcpStream, UnixStream)>>,
+    /// Both ends of every open connection (by number), to close them on a cut.
+    open: Mutex<Vec<(u64, TcpStream, UnixStream)>>,
+    next: AtomicU64,
 }
 
 impl ProxyShared {
@@ -454,6 +456,7 @@ impl SocketProxy {
             mode: Mutex::new(ProxyMode::Pass),
             stop: AtomicBool::new(false),
             open: Mutex::new(Vec::new()),
+            next: AtomicU64::new(0),
         });
         let socket = server.socket_path();
         let accept = {
@@ -514,7 +517,7 @@ impl Drop for SocketProxy {
 
 fn close_all(shared: &ProxyShared) {
     let open = std::mem::take(&mut *shared.open.lock().unwrap_or_else(PoisonError::into_inner));
-    for (tcp, unix) in open {
+    for (_, tcp, unix) in open {
         let _ = tcp.shutdown(Shutdown::Both);
         let _ = unix.shutdown(Shutdown::Both);
     }
@@ -545,11 +548,12 @@ fn accept_loop(listener: &TcpListener, socket: &Path, shared: &Arc<ProxyShared>)
 fn forward(tcp: TcpStream, socket: &Path, shared: &Arc<ProxyShared>) -> std::io::Result<()> {
     tcp.set_nonblocking(false)?;
     let unix = UnixStream::connect(socket)?;
+    let id = shared.next.fetch_add(1, Ordering::Relaxed);
     shared
         .open
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push((tcp.try_clone()?, unix.try_clone()?));
+        .push((id, tcp.try_clone()?, unix.try_clone()?));
     let (tcp_r, unix_w) = (tcp.try_clone()?, unix.try_clone()?);
     let s = shared.clone();
     std::thread::Builder::new()
@@ -558,7 +562,14 @@ fn forward(tcp: TcpStream, socket: &Path, shared: &Arc<ProxyShared>) -> std::io:
     let s = shared.clone();
     std::thread::Builder::new()
         .name("pg-proxy-down".into())
-        .spawn(move || pump(Box::new(unix), Box::new(tcp), &s))?;
+        .spawn(move || {
+            pump(Box::new(unix), Box::new(tcp), &s);
+            // Both directions are closed by now: forget the connection.
+            s.open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(n, ..)| *n != id);
+        })?;
     Ok(())
 }
 

@@ -176,6 +176,11 @@ async fn database_down_refuses_then_signs_when_back() {
         "{got:?}"
     );
     assert_eq!(asked.load(Ordering::SeqCst), 1, "signed without a journal");
+    // The error names the database, never its password.
+    let text = format!("{got:?} {}", got.as_ref().unwrap_err());
+    assert!(text.contains("unavailable"), "{text}");
+    assert!(!text.contains(server.password()), "password in: {text}");
+    assert!(!format!("{:?}", g.journal()).contains(server.password()));
 
     server.start_again().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);

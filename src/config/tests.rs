@@ -649,8 +649,9 @@ fn store_defaults_to_sqlite() {
 #[test]
 fn store_postgres_is_read_into_its_settings() {
     let f = Fixture::new();
+    // PATH: an environment variable surely set (only its presence is checked here).
     let c = load(&format!(
-        "{}\n[store]\nbackend = \"postgres\"\nurl = {{ env = \"BRIDGE_STORE_URL\" }}\n\
+        "{}\n[store]\nbackend = \"postgres\"\nurl = {{ env = \"PATH\" }}\n\
          ca_file = \"/etc/bridge/pg-ca.pem\"\nlease_ttl_secs = 12\nlease_name = \"op-1\"\n",
         f.valid()
     ))
@@ -659,7 +660,7 @@ fn store_postgres_is_read_into_its_settings() {
         c.store,
         StoreConfig {
             backend: StoreBackend::Postgres(PgSettings {
-                url: DbUrlSource::Env("BRIDGE_STORE_URL".into()),
+                url: DbUrlSource::Env("PATH".into()),
                 tls: StoreTls::VerifyFull,
                 ca_file: Some("/etc/bridge/pg-ca.pem".into()),
             }),
@@ -668,14 +669,15 @@ fn store_postgres_is_read_into_its_settings() {
         }
     );
     let c = load(&format!(
-        "{}\n[store]\nbackend = \"postgres\"\nurl = {{ file = \"/run/secrets/u\" }}\ntls = \"disable\"\n",
-        f.valid()
+        "{}\n[store]\nbackend = \"postgres\"\nurl = {{ file = \"{}\" }}\ntls = \"disable\"\n",
+        f.valid(),
+        f.pin.display()
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     let StoreBackend::Postgres(pg) = &c.store.backend else {
         panic!("{c:?}")
     };
-    assert_eq!(pg.url, DbUrlSource::File("/run/secrets/u".into()));
+    assert_eq!(pg.url, DbUrlSource::File(f.pin.clone()));
     assert_eq!(pg.tls, StoreTls::Disable);
 }
 
@@ -691,23 +693,23 @@ fn store_mistakes_are_named_with_their_line_and_never_echo_the_url() {
         ),
         ("backend = \"postgres\"", &["store.url"]),
         (
-            "backend = \"postgres\"\nurl = { env = \"V\" }\nlease_ttl_secs = 0",
+            "backend = \"postgres\"\nurl = { env = \"PATH\" }\nlease_ttl_secs = 0",
             &["store.lease_ttl_secs"],
         ),
         (
-            "backend = \"postgres\"\nurl = { env = \"V\" }\nlease_ttl_secs = 301",
+            "backend = \"postgres\"\nurl = { env = \"PATH\" }\nlease_ttl_secs = 301",
             &["store.lease_ttl_secs"],
         ),
         (
-            "backend = \"postgres\"\nurl = { env = \"V\" }\nlease_name = \" \"",
+            "backend = \"postgres\"\nurl = { env = \"PATH\" }\nlease_name = \" \"",
             &["store.lease_name"],
         ),
         (
-            "backend = \"postgres\"\nurl = { env = \"V\" }\ntls = \"disable\"\nca_file = \"/x\"",
+            "backend = \"postgres\"\nurl = { env = \"PATH\" }\ntls = \"disable\"\nca_file = \"/x\"",
             &["store.ca_file"],
         ),
         (
-            "url = { env = \"V\" }\ntls = \"disable\"\nlease_ttl_secs = 5\nlease_name = \"x\"",
+            "url = { env = \"PATH\" }\ntls = \"disable\"\nlease_ttl_secs = 5\nlease_name = \"x\"",
             &[
                 "store.url",
                 "store.tls",
@@ -717,7 +719,15 @@ fn store_mistakes_are_named_with_their_line_and_never_echo_the_url() {
         ),
         ("backend = \"mysql\"", &["store.backend"]),
         (
-            "backend = \"postgres\"\nurl = { env = \"V\" }\ntls = \"prefer\"",
+            "backend = \"postgres\"\nurl = { env = \"BRIDGE_STORE_TEST_SURELY_UNSET\" }",
+            &["store.url.env"],
+        ),
+        (
+            "backend = \"postgres\"\nurl = { file = \"/nonexistent/store-url\" }",
+            &["store.url.file"],
+        ),
+        (
+            "backend = \"postgres\"\nurl = { env = \"PATH\" }\ntls = \"prefer\"",
             &["store.tls"],
         ),
         (

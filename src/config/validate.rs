@@ -278,12 +278,41 @@ fn store(st: StoreSection, sink: &mut Sink<'_>) -> Option<StoreConfig> {
                     sink.push("store.url.env", "must name an environment variable");
                     None
                 }
-                Some(UrlSource::Env(var)) => Some(DbUrlSource::Env(var)),
+                Some(UrlSource::Env(var)) => {
+                    // Like the PIN: `config check` and start-up say at once when it is missing
+                    // (its value is read, and never shown, when the database is opened).
+                    if sink.secrets == Secrets::Check
+                        && std::env::var_os(&var).is_none_or(|v| v.is_empty())
+                    {
+                        sink.push(
+                            "store.url.env",
+                            format!(
+                                "environment variable {var} is not set or empty; export it \
+                                 with the postgres:// URL before starting the agent"
+                            ),
+                        );
+                    }
+                    Some(DbUrlSource::Env(var))
+                }
                 Some(UrlSource::File(path)) if path.as_os_str().is_empty() => {
                     sink.push("store.url.file", "must name a file");
                     None
                 }
-                Some(UrlSource::File(path)) => Some(DbUrlSource::File(path)),
+                Some(UrlSource::File(path)) => {
+                    if sink.secrets == Secrets::Check
+                        && let Err(e) = std::fs::File::open(&path)
+                    {
+                        sink.push(
+                            "store.url.file",
+                            format!(
+                                "cannot read {}: {e}; create it with the postgres:// URL on one \
+                                 line, chmod 600",
+                                path.display()
+                            ),
+                        );
+                    }
+                    Some(DbUrlSource::File(path))
+                }
             };
             let tls = st.tls.unwrap_or_default();
             if tls == StoreTls::Disable && st.ca_file.is_some() {

@@ -423,4 +423,93 @@ mod tests {
         assert_eq!(url, "postgres://u:SECRET@db.example/db");
         assert!(!format!("{}", OpenError::NotLocal).contains("SECRET"));
     }
+
+    /// A config with `store` as its `[store]` table, data in `dir`.
+    fn config(dir: &std::path::Path, store: &str) -> AgentConfig {
+        let text = format!(
+            "[agent]\ndata_dir = \"{}\"\nname = \"op-7\"\n\n[store]\n{store}\n\n\
+             [signer]\nbackend = \"aws-kms\"\nkey_id = \"alias/op\"\n\n\
+             [parent]\nchain_id = 1001\nrpc = [\"http://127.0.0.1:8545\"]\n\
+             bridge = \"0x00000000000000000000000000000000000000b1\"\n\n\
+             [child]\nchain_id = 1002\nrpc = [\"http://127.0.0.1:8546\"]\n\
+             bridge = \"0x00000000000000000000000000000000000000b2\"\n",
+            dir.join("data").display()
+        );
+        // Secrets not checked at load (as for `status`): the URL's problems are then found
+        // here, when the database is opened.
+        let file = dir.join("t.toml");
+        std::fs::write(&file, text).unwrap();
+        crate::config::load_with(&file, crate::config::Secrets::Skip)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn sqlite_files_are_the_ones_of_before_and_opened_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), "backend = \"sqlite\"");
+        let dbs = Databases::open(&cfg).unwrap();
+        assert_eq!(dbs.kind(), Kind::Sqlite);
+        assert_eq!(dbs.store_file(), Some(cfg.store_path()));
+        assert_eq!(
+            dbs.journal_file(Side::Child),
+            Some(cfg.journal_path(Side::Child))
+        );
+        // Opening creates the data folder; the store is one connection, shared.
+        let store = dbs.store().unwrap();
+        assert_eq!(store.describe(), cfg.store_path().display().to_string());
+        let s = super::super::Store::with_db(store).unwrap();
+        let r = crate::rotation::RotationStore::with_db(dbs.store().unwrap()).unwrap();
+        assert!(r.latest().unwrap().is_none());
+        drop(s);
+        assert!(cfg.store_path().is_file());
+        assert_eq!(
+            dbs.journal(Side::Parent).unwrap().describe(),
+            cfg.journal_path(Side::Parent).display().to_string()
+        );
+        let j = dbs.open_journal(Side::Child, None).unwrap();
+        assert_eq!(
+            j.describe(),
+            cfg.journal_path(Side::Child).display().to_string()
+        );
+    }
+
+    #[test]
+    fn postgres_url_problems_are_clear_and_never_print_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url_file = dir.path().join("store-url");
+        let cfg = config(
+            dir.path(),
+            "backend = \"postgres\"\nurl = { env = \"BRIDGE_STORE_TEST_SURELY_UNSET_URL\" }",
+        );
+        let e = Databases::open(&cfg).unwrap_err();
+        assert!(matches!(e, OpenError::EnvMissing { .. }), "{e}");
+        assert!(
+            e.to_string().contains("BRIDGE_STORE_TEST_SURELY_UNSET_URL"),
+            "{e}"
+        );
+
+        let with_file = |tls: &str| {
+            config(
+                dir.path(),
+                &format!(
+                    "backend = \"postgres\"\nurl = {{ file = \"{}\" }}\ntls = \"{tls}\"",
+                    url_file.display()
+                ),
+            )
+        };
+        let e = Databases::open(&with_file("disable")).unwrap_err();
+        assert!(matches!(e, OpenError::FileUnreadable { .. }), "{e}");
+        std::fs::write(&url_file, "postgres://bridge:SECRET-pw@db.example/bridge\n").unwrap();
+        let e = Databases::open(&with_file("disable")).unwrap_err();
+        assert!(matches!(e, OpenError::NotLocal), "{e}");
+        assert!(!format!("{e} {e:?}").contains("SECRET"), "{e}");
+        // verify-full to a remote server is accepted; nothing is connected yet, and nothing
+        // printed shows the URL.
+        let dbs = Databases::open(&with_file("verify-full")).unwrap();
+        assert_eq!(dbs.kind(), Kind::Postgres);
+        assert_eq!(dbs.store_file(), None);
+        let shown = format!("{dbs:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("bridge-agent op-7"), "{shown}");
+    }
 }

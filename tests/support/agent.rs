@@ -143,6 +143,16 @@ impl Agent {
         Self { child, log }
     }
 
+    /// The process id (to signal it: SIGSTOP, SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log file (still there after [`Agent::stop`]).
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
