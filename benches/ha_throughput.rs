@@ -6,7 +6,7 @@
 //!
 //! | variable      | default      | meaning                                                      |
 //! |---------------|--------------|--------------------------------------------------------------|
-//! | `HA_BENCH`    | `p2,p4,p5`   | which figures to measure (`p6`: run it alone, see below)     |
+//! | `HA_BENCH`    | `p2,p4,p5`   | which figures to measure (`p6`, `store`: run alone, see below) |
 //! | `HA_N`        | 1000         | requests per phase (P2 raw and live, P4 live and catch-up)   |
 //! | `HA_ROUNDS`   | 2            | rounds of raw → live → catch-up, interleaved                 |
 //! | `HA_P5_N`     | 10000        | backlog for P5                                               |
@@ -19,6 +19,10 @@
 //! passing everything, then the same with one request in five refused (HTTP 429 +
 //! `Retry-After: 1` and JSON-RPC -32005, alternately): the slowdown rate limits cost. The extra
 //! HTTP hop is in both, so run P6 alone (P2/P4 in the same run would pay for the hop too).
+//!
+//! Store (`HA_BENCH=store`, issue 15): P2's live phase with the four operators' store and
+//! journal in PostgreSQL (one local server, a database each) against SQLite, fresh clusters in
+//! turn per round; prints both rates and the ratio (bar ≥ 0.9).
 //!
 //! Under `cargo test` (no `--bench` argument) it only smoke-tests the request generator and the
 //! plain-key voters on one devnet, in a few seconds.
@@ -147,8 +151,69 @@ async fn bypass_proxies(cluster: &mut Cluster) {
                 .replace(&proxy.url("ws"), &side.anvil.ws_url());
         }
         std::fs::write(&node.config, text).unwrap();
+        if let Some(link) = &mut cluster.nodes[i].pg {
+            link.bypass_proxy();
+        }
         cluster.start_agent(i).await;
     }
+}
+
+/// P2's live phase with every operator's store and journal in PostgreSQL against the SQLite
+/// files (issue 15's bar: ≥ 0.9 ×), on fresh clusters in turn (SQLite, PostgreSQL, per round),
+/// so both run at the same chain heights. One PostgreSQL server in a temp dir serves the four
+/// operators (a database each, through its Unix socket), on the same two cores.
+async fn store_comparison(n: usize, rounds: usize, block_secs: u64) {
+    let mut rates: [Vec<f64>; 2] = Default::default();
+    for round in 1..=rounds {
+        for (k, backend) in ["sqlite", "postgres"].into_iter().enumerate() {
+            let mut cluster = Cluster::start(ClusterOptions {
+                operators: 4,
+                threshold: T,
+                recovery_secs: 10,
+                postgres: if k == 1 { vec![0, 1, 2, 3] } else { Vec::new() },
+                ..ClusterOptions::default()
+            })
+            .await;
+            if std::env::var("HA_PROXY").as_deref() != Ok("1") {
+                bypass_proxies(&mut cluster).await;
+            }
+            let mut burst = Burst::prepare(&cluster.devnet).await;
+            let mut exec = [
+                Executed::new(&cluster.devnet.child).await,
+                Executed::new(&cluster.devnet.parent).await,
+            ];
+            if block_secs > 0 {
+                set_interval_mining(true);
+                interval_mining(&cluster.devnet, block_secs).await;
+            }
+            let live = live_phase(&cluster, &mut exec, &mut burst, n).await;
+            check_exactly_once(&cluster, &burst).await;
+            let rate = n as f64 / live.secs;
+            println!(
+                "round {round}: {backend} store: {rate:.1} transfers/s ({n} in {:.2} s), \
+                 mean signer call {:.1} ms",
+                live.secs,
+                1000.0 * live.sign_secs / live.signatures.max(1.0)
+            );
+            rates[k].push(rate);
+        }
+    }
+    let ratios: Vec<f64> = rates[0].iter().zip(&rates[1]).map(|(s, p)| p / s).collect();
+    println!();
+    println!("| figure | measured (median of rounds) | spread | goal |");
+    println!("|---|---:|---:|---:|");
+    for (k, name) in ["SQLite", "PostgreSQL"].into_iter().enumerate() {
+        println!(
+            "| live: transfers executed /s, {name} store | {:.1} | {} | — |",
+            median(&mut rates[k].clone()),
+            spread(&rates[k])
+        );
+    }
+    println!(
+        "| PostgreSQL store / SQLite store, P2 live rate | {:.2} | {} | ≥ 0.90 |",
+        median(&mut ratios.clone()),
+        spread(&ratios)
+    );
 }
 
 /// CPU seconds per process group, for "where the time goes".
@@ -557,6 +622,10 @@ async fn main() {
     let rounds = env_usize("HA_ROUNDS", 2);
     let p5_n = env_usize("HA_P5_N", 10_000);
     let p5_secs = env_usize("HA_P5_SECS", 900) as u64;
+    if want("store") {
+        store_comparison(n, rounds, env_usize("HA_BLOCK_SECS", 1) as u64).await;
+        return;
+    }
 
     let mut cluster = Cluster::start(ClusterOptions {
         operators: 4,

@@ -25,4 +25,5 @@ mod pool;
 mod rate_limited;
 mod recovery;
 mod reorg;
+mod replicas;
 mod signer_faults;

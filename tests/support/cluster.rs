@@ -11,6 +11,7 @@
 use super::capped::{CappedProxy, Caps};
 use super::proxy::{FaultProxy, Mode};
 use super::rate_limit::RateLimitProxy;
+use super::replicas::{PgLink, PgStore};
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
@@ -118,6 +119,25 @@ pub struct ClusterOptions {
     /// An HTTP proxy capping `eth_getLogs` ([`CappedProxy`]) on every agent's RPC links (in
     /// front of the others), starting with these caps.
     pub capped: Option<Caps>,
+    /// Processes per operator (index = operator; missing = 1). An operator with more than one
+    /// runs them as replicas of one key on the PostgreSQL store (see [`super::replicas`]).
+    pub replicas: Vec<usize>,
+    /// Operators on the PostgreSQL store even with one process (throughput comparisons).
+    pub postgres: Vec<usize>,
+    /// `[store] lease_ttl_secs` of the operators on PostgreSQL.
+    pub lease_ttl_secs: u64,
+}
+
+impl ClusterOptions {
+    /// How many processes operator `op` runs.
+    pub fn replicas_of(&self, op: usize) -> usize {
+        self.replicas.get(op).copied().unwrap_or(1).max(1)
+    }
+
+    /// Whether operator `op` keeps its store and journal in PostgreSQL.
+    pub fn on_postgres(&self, op: usize) -> bool {
+        self.replicas_of(op) > 1 || self.postgres.contains(&op)
+    }
 }
 
 impl Default for ClusterOptions {
@@ -134,13 +154,25 @@ impl Default for ClusterOptions {
             dialect: Dialect::Ours,
             rate_limit: None,
             capped: None,
+            replicas: Vec::new(),
+            postgres: Vec::new(),
+            lease_ttl_secs: 2,
         }
     }
 }
 
-/// One operator's agent.
+/// One agent process: an operator's only one, or one of its replicas.
 pub struct Node {
+    /// The operator (0-based).
     pub index: usize,
+    /// Which of the operator's processes (0-based; 0 when it runs one).
+    pub replica: usize,
+    /// Its link to PostgreSQL (operators on the PostgreSQL store).
+    pub pg: Option<PgLink>,
+    /// A second replica's own copy of the SoftHSM tokens (same keys): replicas of one key run
+    /// on separate hosts with their own HSM, so they share no token files (whose locks a
+    /// stopped replica could hold).
+    softhsm_conf: Option<PathBuf>,
     pub address: Address,
     pub config: PathBuf,
     pub data_dir: PathBuf,
@@ -171,6 +203,19 @@ impl Node {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// "op2", or "op2r1" for a replica: how logs and messages name it.
+    pub fn label(&self) -> String {
+        match &self.pg {
+            Some(link) if link.replicated => format!("op{}r{}", self.index + 1, self.replica + 1),
+            _ => format!("op{}", self.index + 1),
+        }
+    }
+
+    /// The process id while it runs (or is stopped by a signal).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
     pub fn proxy(&self, parent: bool) -> &FaultProxy {
         if parent {
             &self.parent_proxy
@@ -188,6 +233,9 @@ pub struct Cluster {
     /// Operators whose keys a test used outside their agents: their votes on chain need not
     /// match their journals.
     pub compromised: Vec<usize>,
+    /// The PostgreSQL server of the operators on the PostgreSQL store, and the lease terms seen.
+    pub pg: Option<PgStore>,
+    pub options: ClusterOptions,
     softhsm_conf: PathBuf,
     _scenario: MutexGuard<'static, ()>,
 }
@@ -225,105 +273,129 @@ impl Cluster {
         })
         .await
         .unwrap();
+        let pg = if (0..opts.operators).any(|op| opts.on_postgres(op)) {
+            Some(PgStore::start(&opts))
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
         for (i, address) in operators.into_iter().enumerate() {
-            let parent_proxy = FaultProxy::start(&devnet.parent.rpc_url()).await;
-            let child_proxy = FaultProxy::start(&devnet.child.rpc_url()).await;
-            let rate_limit = match opts.rate_limit {
-                Some((every, retry_after)) => Some((
-                    RateLimitProxy::start(&parent_proxy.url("http"), every, retry_after).await,
-                    RateLimitProxy::start(&child_proxy.url("http"), every, retry_after).await,
-                )),
-                None => None,
-            };
-            let inner_url = |parent: bool| match (&rate_limit, parent) {
-                (Some((p, _)), true) => p.url(),
-                (Some((_, c)), false) => c.url(),
-                (None, true) => parent_proxy.url("http"),
-                (None, false) => child_proxy.url("http"),
-            };
-            let capped = match opts.capped {
-                Some(caps) => Some((
-                    CappedProxy::start(&inner_url(true), caps).await,
-                    CappedProxy::start(&inner_url(false), caps).await,
-                )),
-                None => None,
-            };
-            let data_dir = dir.path().join(format!("op{}", i + 1));
-            let kms = opts.kms.contains(&i);
-            let signer = match &sim {
-                Some(sim) if kms => format!(
-                    "[signer]\nbackend = \"aws-kms\"\nkey_id = \"alias/ha-op{}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
-                    i + 1,
-                    sim.endpoint()
-                ),
-                _ => format!(
-                    "[signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{}\"\nkey_label = \"operator\"\n\
-                     pin = {{ env = \"BRIDGE_PKCS11_PIN\" }}\n",
-                    SoftHsm::token_label(i)
-                ),
-            };
-            let chain = |name: &str, s: &Side, proxy: &FaultProxy, confirmations: u64| {
-                let parent = name == "parent";
-                let first = match (&capped, parent) {
+            for replica in 0..opts.replicas_of(i) {
+                let name = if opts.replicas_of(i) > 1 {
+                    format!("op{}r{}", i + 1, replica + 1)
+                } else {
+                    format!("op{}", i + 1)
+                };
+                let pg_link = match &pg {
+                    Some(pg) if opts.on_postgres(i) => Some(pg.link(i, opts.replicas_of(i) > 1)),
+                    _ => None,
+                };
+                let own_softhsm = (replica > 0 && !opts.kms.contains(&i))
+                    .then(|| copy_softhsm(&hsm.conf, &dir.path().join(format!("softhsm-{name}"))));
+                let store = pg_link
+                    .as_ref()
+                    .map(|_| PgStore::config_section(opts.lease_ttl_secs))
+                    .unwrap_or_default();
+                let parent_proxy = FaultProxy::start(&devnet.parent.rpc_url()).await;
+                let child_proxy = FaultProxy::start(&devnet.child.rpc_url()).await;
+                let rate_limit = match opts.rate_limit {
+                    Some((every, retry_after)) => Some((
+                        RateLimitProxy::start(&parent_proxy.url("http"), every, retry_after).await,
+                        RateLimitProxy::start(&child_proxy.url("http"), every, retry_after).await,
+                    )),
+                    None => None,
+                };
+                let inner_url = |parent: bool| match (&rate_limit, parent) {
                     (Some((p, _)), true) => p.url(),
                     (Some((_, c)), false) => c.url(),
-                    (None, _) => inner_url(parent),
+                    (None, true) => parent_proxy.url("http"),
+                    (None, false) => child_proxy.url("http"),
                 };
-                let mut rpc = vec![format!("\"{first}\"")];
-                if opts.backup_rpc.contains(&(i, parent)) {
-                    rpc.push(format!("\"{}\"", s.rpc_url()));
-                }
-                format!(
-                    "[{name}]\nchain_id = {}\nrpc = [{}]\nws = \"{}\"\nbridge = \"{}\"\ndeploy_block = {}\n\
+                let capped = match opts.capped {
+                    Some(caps) => Some((
+                        CappedProxy::start(&inner_url(true), caps).await,
+                        CappedProxy::start(&inner_url(false), caps).await,
+                    )),
+                    None => None,
+                };
+                let data_dir = dir.path().join(&name);
+                let kms = opts.kms.contains(&i);
+                let signer = match &sim {
+                    Some(sim) if kms => format!(
+                        "[signer]\nbackend = \"aws-kms\"\nkey_id = \"alias/ha-op{}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
+                        i + 1,
+                        sim.endpoint()
+                    ),
+                    _ => format!(
+                        "[signer]\nbackend = \"pkcs11\"\nmodule = \"{MODULE}\"\ntoken_label = \"{}\"\nkey_label = \"operator\"\n\
+                     pin = {{ env = \"BRIDGE_PKCS11_PIN\" }}\n",
+                        SoftHsm::token_label(i)
+                    ),
+                };
+                let chain = |name: &str, s: &Side, proxy: &FaultProxy, confirmations: u64| {
+                    let parent = name == "parent";
+                    let first = match (&capped, parent) {
+                        (Some((p, _)), true) => p.url(),
+                        (Some((_, c)), false) => c.url(),
+                        (None, _) => inner_url(parent),
+                    };
+                    let mut rpc = vec![format!("\"{first}\"")];
+                    if opts.backup_rpc.contains(&(i, parent)) {
+                        rpc.push(format!("\"{}\"", s.rpc_url()));
+                    }
+                    format!(
+                        "[{name}]\nchain_id = {}\nrpc = [{}]\nws = \"{}\"\nbridge = \"{}\"\ndeploy_block = {}\n\
                      confirmations = {confirmations}\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\nmin_balance = \"1\"\n\n\
                      {}[{name}.fees]\nbump_after_secs = 5\n",
-                    s.chain_id,
-                    rpc.join(", "),
-                    proxy.url("ws"),
-                    s.bridge,
-                    s.bridge_deploy_block,
-                    opts.standby_delay_ms
-                        .map(|ms| format!("standby_delay_ms = {ms}\n\n"))
-                        .unwrap_or_default()
-                )
-            };
-            let text = format!(
-                "[agent]\ndata_dir = \"{}\"\nname = \"ha-op{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
-                 [log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = {}\n\n{signer}\n{}\n{}",
-                data_dir.display(),
-                i + 1,
-                opts.recovery_secs,
-                chain(
-                    "parent",
-                    &devnet.parent,
-                    &parent_proxy,
-                    opts.parent_confirmations
-                ),
-                chain(
-                    "child",
-                    &devnet.child,
-                    &child_proxy,
-                    opts.child_confirmations
-                ),
-            );
-            let config = dir.path().join(format!("op{}.toml", i + 1));
-            std::fs::write(&config, text).unwrap();
-            nodes.push(Node {
-                index: i,
-                address,
-                config,
-                data_dir,
-                log: dir.path().join(format!("op{}.log", i + 1)),
-                // Known once the agent runs: it binds port 0 and publishes what it got.
-                metrics_port: 0,
-                kms,
-                parent_proxy,
-                child_proxy,
-                rate_limit,
-                capped,
-                process: None,
-            });
+                        s.chain_id,
+                        rpc.join(", "),
+                        proxy.url("ws"),
+                        s.bridge,
+                        s.bridge_deploy_block,
+                        opts.standby_delay_ms
+                            .map(|ms| format!("standby_delay_ms = {ms}\n\n"))
+                            .unwrap_or_default()
+                    )
+                };
+                let text = format!(
+                    "[agent]\ndata_dir = \"{}\"\nname = \"ha-{name}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+                 [log]\nlevel = \"info\"\n\n[recovery]\ninterval_secs = {}\n\n{store}{signer}\n{}\n{}",
+                    data_dir.display(),
+                    opts.recovery_secs,
+                    chain(
+                        "parent",
+                        &devnet.parent,
+                        &parent_proxy,
+                        opts.parent_confirmations
+                    ),
+                    chain(
+                        "child",
+                        &devnet.child,
+                        &child_proxy,
+                        opts.child_confirmations
+                    ),
+                );
+                let config = dir.path().join(format!("{name}.toml"));
+                std::fs::write(&config, text).unwrap();
+                nodes.push(Node {
+                    index: i,
+                    replica,
+                    pg: pg_link,
+                    softhsm_conf: own_softhsm,
+                    address,
+                    config,
+                    data_dir,
+                    log: dir.path().join(format!("{name}.log")),
+                    // Known once the agent runs: it binds port 0 and publishes what it got.
+                    metrics_port: 0,
+                    kms,
+                    parent_proxy,
+                    child_proxy,
+                    rate_limit,
+                    capped,
+                    process: None,
+                });
+            }
         }
         let mut cluster = Cluster {
             devnet: Arc::new(devnet),
@@ -331,6 +403,8 @@ impl Cluster {
             sim,
             dir,
             compromised: Vec::new(),
+            pg,
+            options: opts,
             softhsm_conf: hsm.conf.clone(),
             _scenario: lock,
         };
@@ -377,11 +451,17 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if let Some(link) = &node.pg {
+            cmd.env(super::replicas::URL_ENV, link.url());
+        }
         if node.kms {
             kms_env(&mut cmd);
         } else {
-            cmd.env("SOFTHSM2_CONF", &self.softhsm_conf)
-                .env("BRIDGE_PKCS11_PIN", PIN);
+            cmd.env(
+                "SOFTHSM2_CONF",
+                node.softhsm_conf.as_ref().unwrap_or(&self.softhsm_conf),
+            )
+            .env("BRIDGE_PKCS11_PIN", PIN);
         }
         node.process = Some(cmd.spawn().unwrap());
         mark
@@ -455,7 +535,7 @@ impl Cluster {
     pub fn log_tails(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("--- op{} log ---\n{}", n.index + 1, tail(&n.log_text(), 25)))
+            .map(|n| format!("--- {} log ---\n{}", n.label(), tail(&n.log_text(), 25)))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -477,6 +557,28 @@ impl Cluster {
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// Like [`Cluster::metric`], or None when agent `i` does not answer within `timeout` (a
+    /// stopped or killed process).
+    pub async fn metric_within(&self, i: usize, name: &str, timeout: Duration) -> Option<f64> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.nodes[i].metrics_port);
+        let body = tokio::time::timeout(timeout, async {
+            reqwest::get(&url).await.ok()?.text().await.ok()
+        })
+        .await
+        .ok()
+        .flatten()?;
+        Some(
+            body.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(['{', ' ']))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
     }
 
     /// Waits until every request `traffic` sent executed, or panics after `timeout` with the
@@ -540,6 +642,9 @@ impl Cluster {
         ];
         for node in &self.nodes {
             self.check_journals(node, &handles).await;
+        }
+        if let Some(pg) = &self.pg {
+            pg.check_terms(&self.log_tails());
         }
         self.check_votes_per_transfer(&handles).await;
         self.check_no_stuck_nonce().await;
@@ -632,7 +737,7 @@ impl Cluster {
                     let mut lines = String::new();
                     for node in &self.nodes {
                         if votes.iter().any(|h| h.from == node.address) {
-                            lines += &format!("--- op{} on nonce {nonce} ---\n", node.index + 1);
+                            lines += &format!("--- {} on nonce {nonce} ---\n", node.label());
                             for l in node.log_text().lines() {
                                 if l.contains(&format!("nonce={nonce} "))
                                     || l.ends_with(&format!("nonce={nonce}"))
@@ -676,38 +781,27 @@ impl Cluster {
         handles: &[(&str, Vec<super::chain_votes::HandleTx>)],
     ) {
         let d = &self.devnet;
+        if node.pg.is_some() && node.replica > 0 {
+            // The operator's one journal in PostgreSQL is checked with its first replica.
+            return;
+        }
         for (side, name) in [(&d.parent, "parent"), (&d.child, "child")] {
-            let path = node.data_dir.join(format!("journal-{name}.sqlite"));
-            if !path.exists() {
-                continue;
-            }
-            let conn = rusqlite::Connection::open_with_flags(
-                &path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )
-            .unwrap();
-            let conflicts: i64 = conn
-                .query_row("SELECT COUNT(*) FROM conflicts", [], |r| r.get(0))
-                .unwrap();
+            let (conflicts, journal) = match (&node.pg, &self.pg) {
+                (Some(_), Some(pg)) => pg.journal(node.index, side.chain_id),
+                _ => {
+                    let path = node.data_dir.join(format!("journal-{name}.sqlite"));
+                    if !path.exists() {
+                        continue;
+                    }
+                    sqlite_journal(&path)
+                }
+            };
             assert_eq!(
                 conflicts,
                 0,
                 "op{} {name} journal refused a conflicting vote",
                 node.index + 1
             );
-            let mut stmt = conn
-                .prepare("SELECT nonce, vote_hash FROM votes WHERE namespace = 'request'")
-                .unwrap();
-            let journal: std::collections::HashMap<u64, B256> = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)? as u64,
-                        B256::from_slice(&r.get::<_, Vec<u8>>(1)?),
-                    ))
-                })
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
             if d.dialect == Dialect::Kaia {
                 // No vote view: every successful handle this key sent must be its journal's.
                 if self.compromised.contains(&node.index) {
@@ -978,6 +1072,55 @@ fn kms_key(sim: &hsm_sim::HsmSim, label: &str) -> Address {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     json["address"].as_str().unwrap().parse().unwrap()
+}
+
+/// Copies the SoftHSM tokens named by `conf` into `dir` and writes a config naming the copy;
+/// its path.
+fn copy_softhsm(conf: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(conf).unwrap();
+    let tokens = text
+        .lines()
+        .find_map(|l| l.strip_prefix("directories.tokendir = "))
+        .expect("tokendir in the SoftHSM config")
+        .trim()
+        .to_owned();
+    std::fs::create_dir_all(dir).unwrap();
+    let copy = dir.join("tokens");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(&tokens)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "copying the SoftHSM tokens");
+    let own = dir.join("softhsm2.conf");
+    std::fs::write(&own, text.replace(&tokens, &copy.display().to_string())).unwrap();
+    own
+}
+
+/// A SQLite journal file's conflict count and its request votes by nonce.
+fn sqlite_journal(path: &Path) -> (i64, std::collections::HashMap<u64, B256>) {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let conflicts: i64 = conn
+        .query_row("SELECT COUNT(*) FROM conflicts", [], |r| r.get(0))
+        .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT nonce, vote_hash FROM votes WHERE namespace = 'request'")
+        .unwrap();
+    let journal = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                B256::from_slice(&r.get::<_, Vec<u8>>(1)?),
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (conflicts, journal)
 }
 
 pub fn tail(text: &str, n: usize) -> String {

@@ -9,3 +9,4 @@ pub mod cluster;
 pub mod prometheus;
 pub mod proxy;
 pub mod rate_limit;
+pub mod replicas;
