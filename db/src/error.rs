@@ -102,4 +102,13 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::WorkerStopped { .. })
     }
+
+    /// True when the same call may succeed later: the database was unreachable, or PostgreSQL
+    /// refused it for a passing reason (serialization failure, deadlock, a statement cancelled
+    /// by its timeout, a lock not available, an idle transaction ended).
+    pub fn is_transient(&self) -> bool {
+        self.is_unavailable()
+            || matches!(self, Self::Postgres { code: Some(c), .. }
+                if matches!(c.as_str(), "40001" | "40P01" | "57014" | "55P03" | "25P03"))
+    }
 }

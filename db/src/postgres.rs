@@ -46,6 +46,11 @@ pub struct PgConfig {
     pub statement_timeout: Duration,
     /// `application_name`, seen in `pg_stat_activity`.
     pub application_name: String,
+    /// The server ends this connection's session when it sits idle inside a transaction for
+    /// longer (`idle_in_transaction_session_timeout`), rolling the transaction back. A replica
+    /// paused in the middle of a journal transaction holds the lease row `FOR SHARE`; this frees
+    /// it, so a follower's takeover is not held up for as long as the pause lasts.
+    pub idle_in_transaction_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for PgConfig {
@@ -56,6 +61,10 @@ impl std::fmt::Debug for PgConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("application_name", &self.application_name)
+            .field(
+                "idle_in_transaction_timeout",
+                &self.idle_in_transaction_timeout,
+            )
             .finish()
     }
 }

@@ -321,6 +321,7 @@ fn test_config(url: String) -> PgConfig {
         connect_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_secs(5),
         application_name: "bridge-test".into(),
+        idle_in_transaction_timeout: None,
     }
 }
 

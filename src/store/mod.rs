@@ -120,6 +120,14 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// True when the call may succeed later (the database was unreachable or refused it for
+    /// a passing reason): the caller retries instead of stopping.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Db(e) if e.is_transient())
+    }
+}
+
 impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {

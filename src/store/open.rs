@@ -264,6 +264,11 @@ fn pg_config(cfg: &AgentConfig, pg: &PgSettings) -> Result<PgConfig, OpenError> 
         connect_timeout: CONNECT_TIMEOUT,
         statement_timeout: STATEMENT_TIMEOUT,
         application_name,
+        // Below the lease's TTL: a replica paused inside a journal transaction (holding the
+        // lease row FOR SHARE) is cut off before a follower's takeover would wait on it.
+        idle_in_transaction_timeout: Some(
+            (cfg.store.lease_ttl / 2).max(Duration::from_millis(200)),
+        ),
     })
 }
 

@@ -71,7 +71,12 @@ pub enum WatchError {
 impl WatchError {
     /// Whether the direction must stop (as opposed to retrying later).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, WatchError::Reorg { .. } | WatchError::Store(_))
+        match self {
+            WatchError::Reorg { .. } => true,
+            // A database that is down (PostgreSQL restarting) comes back: the next head retries.
+            WatchError::Store(e) => !e.is_transient(),
+            _ => false,
+        }
     }
 }
 

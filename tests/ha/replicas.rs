@@ -91,10 +91,6 @@ async fn replicas_kill_9_the_leader_under_two_way_load_a_follower_takes_over_los
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails 3 runs in 9: a leader stopped inside a journal transaction keeps the lease row \
-            locked FOR SHARE, so the follower's tick blocks (statement_timeout 10 s) and no \
-            takeover happens while it sleeps; with idle_in_transaction_session_timeout = 1 s \
-            set at connect it passed 7 runs in 7"]
 async fn replicas_sigstop_the_leader_past_the_ttl_it_signs_nothing_after_waking_and_steps_down() {
     let mut cluster = Cluster::start(replicas(TTL_SECS)).await;
     let (leader, _) = cluster.wait_leader(0, None, Duration::from_secs(30)).await;
@@ -200,8 +196,6 @@ async fn replicas_leader_cut_from_postgres_stops_signing_within_the_ttl_and_the_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fails: a direction loop halts for good on a store error while PostgreSQL is down \
-            (\"direction halted … database unavailable\"), so transfers never resume"]
 async fn replicas_postgres_restarted_under_load_agents_pause_and_resume_losing_nothing() {
     let mut cluster = Cluster::start(replicas(TTL_SECS)).await;
     cluster.wait_leader(0, None, Duration::from_secs(30)).await;

@@ -26,6 +26,7 @@ pub(super) struct Target {
     pub(super) tls: Tls,
     pub(super) connect_timeout: Duration,
     pub(super) statement_timeout: Duration,
+    pub(super) idle_in_transaction_timeout: Option<Duration>,
 }
 
 impl Target {
@@ -64,6 +65,7 @@ impl Target {
             tls,
             connect_timeout: config.connect_timeout,
             statement_timeout: config.statement_timeout,
+            idle_in_transaction_timeout: config.idle_in_transaction_timeout,
         })
     }
 }
@@ -177,6 +179,7 @@ mod tests {
             tls,
             connect_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(1),
+            idle_in_transaction_timeout: None,
             application_name: "t".into(),
         }
     }

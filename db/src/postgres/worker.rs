@@ -58,7 +58,16 @@ impl Worker {
         self.client = None;
         self.statements.clear();
         let t = &self.target;
-        let statement_ms = t.statement_timeout.as_millis().max(1);
+        let mut settings = format!(
+            "SET statement_timeout = {};",
+            t.statement_timeout.as_millis().max(1)
+        );
+        if let Some(idle) = t.idle_in_transaction_timeout {
+            settings.push_str(&format!(
+                " SET idle_in_transaction_session_timeout = {};",
+                idle.as_millis().max(1)
+            ));
+        }
         let result = self.rt.block_on(async {
             tokio::time::timeout(t.connect_timeout, async {
                 let client = match &t.tls {
@@ -73,9 +82,7 @@ impl Worker {
                         client
                     }
                 };
-                client
-                    .batch_execute(&format!("SET statement_timeout = {statement_ms}"))
-                    .await?;
+                client.batch_execute(&settings).await?;
                 Ok::<_, tokio_postgres::Error>(client)
             })
             .await
