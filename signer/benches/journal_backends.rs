@@ -17,6 +17,8 @@
 //! configuration, so the journal's cost is what differs; with an HSM the signer's time is
 //! added to both sides and the ratio only gets closer to 1.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
