@@ -19,26 +19,20 @@
 
 #![forbid(unsafe_code)]
 
+mod common;
+
+use common::{BRIDGE, CHAIN, run_guarded};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256};
-use alloy_sol_types::{SolCall, sol};
+use alloy_primitives::{Address, B256, Signature};
 use async_trait::async_trait;
 use bridge_db::{Db, Fence, Lease, LeaseConfig};
 use bridge_devkit::postgres::PgServer;
 use bridge_signer::guard::Journal;
 use bridge_signer::{Guard, Signer, SignerError, signature};
 use k256::ecdsa::SigningKey;
-
-const CHAIN: u64 = 31_002;
-const BRIDGE: Address = Address::repeat_byte(0xb1);
-
-sol! {
-    function handleKLAYTransfer(bytes32 requestTxHash, address from, address to, uint256 value, uint64 requestedNonce, uint64 requestedBlockNumber, bytes extraData);
-}
 
 /// An in-process key: signs and checks the signature as the real backends do.
 #[derive(Debug)]
@@ -68,57 +62,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn vote_tx(nonce: u64) -> TxEip1559 {
-    let input: Bytes = handleKLAYTransferCall {
-        requestTxHash: keccak256(nonce.to_be_bytes()),
-        from: Address::repeat_byte(0x22),
-        to: Address::repeat_byte(0x33),
-        value: U256::from(1u64),
-        requestedNonce: nonce,
-        requestedBlockNumber: 7,
-        extraData: Bytes::new(),
-    }
-    .abi_encode()
-    .into();
-    TxEip1559 {
-        chain_id: CHAIN,
-        nonce,
-        gas_limit: 300_000,
-        max_fee_per_gas: 2_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(BRIDGE),
-        value: U256::ZERO,
-        input,
-        ..Default::default()
-    }
-}
-
-/// `n` distinct votes through the guard with `in_flight` concurrent tasks.
-async fn run_guarded(
-    g: &Arc<Guard<LocalKey>>,
-    nonces: &Arc<AtomicU64>,
-    n: usize,
-    in_flight: usize,
-) -> Duration {
-    let per = n / in_flight;
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..in_flight)
-        .map(|_| {
-            let (g, nonces) = (Arc::clone(g), Arc::clone(nonces));
-            tokio::spawn(async move {
-                for _ in 0..per {
-                    let mut tx = vote_tx(nonces.fetch_add(1, Ordering::Relaxed));
-                    g.sign_transaction(&mut tx).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    start.elapsed()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -22,14 +22,15 @@
 //! SoftHSM signs on this machine's CPU, so on 2 cores the guard's own CPU work (the check,
 //! SQLite) competes with the second session; a network HSM signs elsewhere.
 
+mod common;
+
+use common::{BRIDGE, CHAIN, run_guarded};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use alloy_consensus::TxEip1559;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
-use alloy_sol_types::{SolCall, sol};
+use alloy_primitives::{B256, keccak256};
 use bridge_devkit::softhsm::{MODULE, SoftHsmDir};
 use bridge_signer::guard::Journal;
 use bridge_signer::pkcs11::{Pkcs11Config, Pkcs11Signer, Pkcs11Token};
@@ -47,12 +48,6 @@ const TOKEN: &str = "p1-bench";
 const KEY: &str = "p1-key";
 const PIN: &str = "bench-pin-1234";
 const PIN_ENV: &str = "P1_BENCH_PIN";
-const CHAIN: u64 = 31_002;
-const BRIDGE: Address = Address::repeat_byte(0xb1);
-
-sol! {
-    function handleKLAYTransfer(bytes32 requestTxHash, address from, address to, uint256 value, uint64 requestedNonce, uint64 requestedBlockNumber, bytes extraData);
-}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -136,31 +131,6 @@ impl Raw {
     }
 }
 
-fn vote_tx(nonce: u64) -> TxEip1559 {
-    let input: Bytes = handleKLAYTransferCall {
-        requestTxHash: B256::from(digest(nonce)),
-        from: Address::repeat_byte(0x22),
-        to: Address::repeat_byte(0x33),
-        value: U256::from(1u64),
-        requestedNonce: nonce,
-        requestedBlockNumber: 7,
-        extraData: Bytes::new(),
-    }
-    .abi_encode()
-    .into();
-    TxEip1559 {
-        chain_id: CHAIN,
-        nonce,
-        gas_limit: 300_000,
-        max_fee_per_gas: 2_000_000_000,
-        max_priority_fee_per_gas: 1_000_000_000,
-        to: TxKind::Call(BRIDGE),
-        value: U256::ZERO,
-        input,
-        ..Default::default()
-    }
-}
-
 async fn signer(sessions: usize) -> Pkcs11Signer {
     let mut c = Pkcs11Config::new(MODULE, TOKEN, PinSource::Env(PIN_ENV.into()));
     c.key_label = Some(KEY.into());
@@ -172,32 +142,6 @@ async fn run_signer(s: &Pkcs11Signer, n: usize) -> Duration {
     let start = Instant::now();
     for i in 0..n {
         s.sign_hash(&B256::from(digest(i as u64))).await.unwrap();
-    }
-    start.elapsed()
-}
-
-/// `n` distinct votes through the guard with `in_flight` concurrent tasks.
-async fn run_guarded(
-    g: &Arc<Guard<Pkcs11Signer>>,
-    nonces: &Arc<AtomicU64>,
-    n: usize,
-    in_flight: usize,
-) -> Duration {
-    let per = n / in_flight;
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..in_flight)
-        .map(|_| {
-            let (g, nonces) = (Arc::clone(g), Arc::clone(nonces));
-            tokio::spawn(async move {
-                for _ in 0..per {
-                    let mut tx = vote_tx(nonces.fetch_add(1, Ordering::Relaxed));
-                    g.sign_transaction(&mut tx).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
     }
     start.elapsed()
 }
