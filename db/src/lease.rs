@@ -8,10 +8,10 @@
 //! local deadline  the instant before the tick's statement was sent + ttl: past it this
 //!                 process stops believing it leads, whatever the database said, so a paused
 //!                 or partitioned leader gives up no later than the database's expiry
-//! Fence::check    inside the journal's transaction, before a signature: the row still names
-//!                 this holder and epoch and has not expired, read `FOR SHARE` (a taker's
-//!                 update waits for the journal's commit, so a takeover and a recorded vote
-//!                 are ordered)
+//! Fence          in the journal's statement, before a signature (`bridge_lease_fence`, a
+//!                 function in the database): the row still names this holder and epoch and
+//!                 has not expired, read `FOR SHARE` (a taker's update waits for the journal's
+//!                 commit, so a takeover and a recorded vote are ordered)
 //! ```
 
 use std::sync::{Mutex, PoisonError};
@@ -20,16 +20,45 @@ use std::time::{Duration, Instant};
 use crate::schema::{Migration, prepare};
 use crate::{Db, DbError, Kind, Sql, Value};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: "",
-    postgres: "CREATE TABLE IF NOT EXISTS replica_lease (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: "",
+        postgres: "CREATE TABLE IF NOT EXISTS replica_lease (
         name       TEXT        PRIMARY KEY,
         holder     TEXT        NOT NULL,
         epoch      BIGINT      NOT NULL,
         expires_at TIMESTAMPTZ NOT NULL
     );",
-}];
+    },
+    // The fence as a function, so the statement that records a vote can check it itself (one
+    // round trip): the epoch while the row names this holder and epoch and has not expired,
+    // the row locked FOR SHARE until the statement's transaction ends; otherwise an error
+    // with SQLSTATE `FENCED_SQLSTATE`, which rolls the statement back.
+    Migration {
+        version: 2,
+        sqlite: "",
+        postgres: "CREATE OR REPLACE FUNCTION bridge_lease_fence(
+        lease_name TEXT, lease_holder TEXT, lease_epoch BIGINT) RETURNS BIGINT
+    LANGUAGE plpgsql VOLATILE AS $fence$
+    BEGIN
+        PERFORM 1 FROM replica_lease
+         WHERE name = lease_name AND holder = lease_holder AND epoch = lease_epoch
+           AND expires_at > now()
+         FOR SHARE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'lease \"%\": epoch % is no longer this replica''s in the database',
+                lease_name, lease_epoch USING ERRCODE = 'BRF01';
+        END IF;
+        RETURN lease_epoch;
+    END
+    $fence$;",
+    },
+];
+
+/// The SQLSTATE `bridge_lease_fence` raises when the lease is not held: mapped to
+/// [`DbError::Fenced`].
+pub(crate) const FENCED_SQLSTATE: &str = "BRF01";
 
 /// One replica's lease settings.
 #[derive(Debug, Clone)]
@@ -75,13 +104,37 @@ impl Term {
 
 /// Checked before every signature: this process still holds the lease.
 pub trait Fence: Send + Sync + std::fmt::Debug {
-    /// Inside the journal's transaction: the lease row still names this holder and its epoch
-    /// and has not expired by the database's clock; locks the row until the commit. The epoch.
-    fn check(&self, sql: &mut dyn Sql) -> Result<u64, DbError>;
+    /// The check as one SQL expression (PostgreSQL), for the statement that records a vote, or
+    /// [`DbError::Fenced`] at once when the term has ended by this process's clock.
+    fn sql(&self) -> Result<FenceSql, DbError>;
     /// By this process's clock: the term has not run out (a paused process wakes past it).
     fn holds_now(&self) -> bool;
     /// This process, as the lease names it (recorded beside each journal row it writes).
     fn holder(&self) -> &str;
+    /// Inside a transaction, as a statement of its own: the check of [`Fence::sql`]. The epoch.
+    fn check(&self, sql: &mut dyn Sql) -> Result<u64, DbError> {
+        let fence = self.sql()?;
+        let row = sql.query_opt(&format!("SELECT {}", fence.expr), &fence.params)?;
+        let epoch = row.ok_or(DbError::Column {
+            index: 0,
+            expected: "the fence's epoch",
+            found: "no row",
+        })?;
+        Ok(epoch.int(0)? as u64)
+    }
+}
+
+/// The fence as an SQL expression.
+#[derive(Debug, Clone)]
+pub struct FenceSql {
+    /// Evaluates to the epoch (BIGINT) while the lease row still names this holder and epoch
+    /// and has not expired by the database's clock, and locks the row `FOR SHARE` until the
+    /// statement's transaction ends (a takeover waits for that commit). Otherwise the statement
+    /// fails with [`DbError::Fenced`] and nothing of it is kept. It uses parameters `$1`…`$n`
+    /// (n = `params.len()`): the statement numbers its own after them.
+    pub expr: &'static str,
+    /// The values of `$1`…`$n`.
+    pub params: Vec<Value>,
 }
 
 #[derive(Debug)]
@@ -225,7 +278,7 @@ fn term(local: &Local) -> Term {
 }
 
 impl Fence for Lease {
-    fn check(&self, sql: &mut dyn Sql) -> Result<u64, DbError> {
+    fn sql(&self) -> Result<FenceSql, DbError> {
         let Term::Leading { epoch } = self.term() else {
             return Err(DbError::Fenced {
                 reason: format!(
@@ -234,25 +287,14 @@ impl Fence for Lease {
                 ),
             });
         };
-        let held = sql.query_opt(
-            "SELECT epoch FROM replica_lease
-             WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > now()
-             FOR SHARE",
-            &[
+        Ok(FenceSql {
+            expr: "bridge_lease_fence($1, $2, $3)",
+            params: vec![
                 self.config.name.as_str().into(),
                 self.config.holder.as_str().into(),
                 Value::Int(crate::int("epoch", epoch)?),
             ],
-        )?;
-        match held {
-            Some(_) => Ok(epoch),
-            None => Err(DbError::Fenced {
-                reason: format!(
-                    "lease {:?}: epoch {epoch} is no longer this replica's in the database",
-                    self.config.name
-                ),
-            }),
-        }
+        })
     }
 
     fn holds_now(&self) -> bool {

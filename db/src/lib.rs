@@ -8,7 +8,7 @@
 //!             (parameters written `$1`, `$2`…; the SQLite backend rewrites them `?1`, `?2`…)
 //! schema.rs   versioned migrations: SQLite `PRAGMA user_version`; PostgreSQL `schema_versions`
 //! lease.rs    the replicas' leader lease (PostgreSQL): holder, epoch, expiry by the database's
-//!             clock; `Fence` is checked inside the journal's transaction before every signature
+//!             clock; `Fence` is checked in the journal's statement before every signature
 //! ```
 //!
 //! Values are the four kinds both backends store the same way: NULL, 64-bit integer, text and
@@ -24,7 +24,7 @@ mod sqlite;
 mod value;
 
 pub use error::DbError;
-pub use lease::{Fence, Lease, LeaseConfig, Term};
+pub use lease::{Fence, FenceSql, Lease, LeaseConfig, Term};
 pub use postgres::{PgConfig, PgTls};
 pub use schema::Migration;
 pub use sqlite::{SqliteOptions, Synchronous};

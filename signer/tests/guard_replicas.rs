@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Signature};
 use async_trait::async_trait;
-use bridge_db::{Db, DbError, Fence, Lease, LeaseConfig, Sql};
+use bridge_db::{Db, DbError, Fence, FenceSql, Lease, LeaseConfig};
 use bridge_devkit::postgres::PgServer;
 use bridge_signer::guard::{Journal, JournalError};
 use bridge_signer::{Guard, GuardError, Signer, SignerError};
@@ -38,22 +38,22 @@ impl Signer for Counted {
     }
 }
 
-/// The real lease, with a pause after its check when asked to: the process stalls (GC, swap,
-/// SIGSTOP) after the journal's fence check and before the guard asks the backend.
+/// The real lease, with a pause when asked to as the guard re-checks it: the process stalls
+/// (GC, swap, SIGSTOP) after the journal recorded the vote and before the guard asks the
+/// backend.
 #[derive(Debug)]
-struct PausesAfterCheck {
+struct PausesAfterRecord {
     lease: Arc<Lease>,
     pause_ms: AtomicU64,
 }
 
-impl Fence for PausesAfterCheck {
-    fn check(&self, sql: &mut dyn Sql) -> Result<u64, DbError> {
-        let epoch = self.lease.check(sql)?;
-        std::thread::sleep(Duration::from_millis(self.pause_ms.load(Ordering::SeqCst)));
-        Ok(epoch)
+impl Fence for PausesAfterRecord {
+    fn sql(&self) -> Result<FenceSql, DbError> {
+        self.lease.sql()
     }
 
     fn holds_now(&self) -> bool {
+        std::thread::sleep(Duration::from_millis(self.pause_ms.load(Ordering::SeqCst)));
         self.lease.holds_now()
     }
 
@@ -95,7 +95,7 @@ async fn guard_signs_only_within_its_term() {
         .unwrap(),
     );
     assert!(lease.tick().unwrap().is_leading());
-    let fence = Arc::new(PausesAfterCheck {
+    let fence = Arc::new(PausesAfterRecord {
         lease: Arc::clone(&lease),
         pause_ms: AtomicU64::new(0),
     });
@@ -111,7 +111,7 @@ async fn guard_signs_only_within_its_term() {
         .expect("the leader signs");
     assert_eq!(asked.load(Ordering::SeqCst), 1);
 
-    // Paused past the term after the journal's check: the vote is journalled, never signed.
+    // Paused past the term after the journal recorded: the vote is journalled, never signed.
     fence
         .pause_ms
         .store(ttl.as_millis() as u64 + 200, Ordering::SeqCst);

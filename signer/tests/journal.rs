@@ -321,7 +321,13 @@ fn fenced_journal_refuses_after_takeover() {
         .check_and_record(&key(3), &B256::repeat_byte(0xb3), "f")
         .unwrap_err();
     assert!(matches!(e, JournalError::Fenced { .. }), "{e:?}");
+    assert!(e.to_string().contains("no longer this replica's"), "{e}");
     assert_eq!(jb.lookup(&key(3)).unwrap(), None);
+    // A re-send of a recorded vote is refused too: it would be another signature.
+    let e = jb
+        .check_and_record(&key(2), &B256::repeat_byte(0xb2), "f")
+        .unwrap_err();
+    assert!(matches!(e, JournalError::Fenced { .. }), "{e:?}");
 
     // Each row names the term that wrote it.
     let rows = fx

@@ -275,6 +275,11 @@ impl Conn<'_> {
             }
             let message = reason(e);
             self.failed.get_or_insert_with(|| message.clone());
+            if code == crate::lease::FENCED_SQLSTATE {
+                return DbError::Fenced {
+                    reason: db.message().to_owned(),
+                };
+            }
             return DbError::Postgres {
                 at,
                 message,

@@ -2,25 +2,28 @@
 //! any signature is requested. On this host in SQLite (WAL, `synchronous=FULL`), or shared by
 //! an operator's replicas in PostgreSQL (`bridge_db`).
 //!
-//! Check and record happen in one transaction (SQLite: exclusive, as Lighthouse's slashing
-//! protection does; PostgreSQL: the vote's primary key decides, `INSERT … ON CONFLICT DO
-//! NOTHING` waits for a concurrent insert of the same key to commit), so two tasks, two
-//! processes sharing the file, or two replicas sharing the database cannot both record a first
-//! vote.
+//! Check and record are one statement, `INSERT … ON CONFLICT DO NOTHING` on the vote's key:
+//! the primary key decides (in PostgreSQL a concurrent insert of the same key is waited for),
+//! so two tasks, two processes sharing the file, or two replicas sharing the database cannot
+//! both record a first vote. A vote whose key is already recorded is compared with it in a
+//! transaction of its own (SQLite: exclusive, as Lighthouse's slashing protection does): the
+//! same vote is a re-send, another one a conflict, logged.
 //!
 //! Group commit: one writer thread owns the writing connection. Callers queue their
-//! check-and-record and block until it is durable; the writer takes everything queued, runs it
-//! in one transaction, commits (one fsync for the batch), then answers each caller. Alone, a
-//! vote costs one fsync as before; with votes in flight they share it.
+//! check-and-record and block until it is durable; the writer takes everything queued, inserts
+//! it in one statement (one fsync, or one round trip to PostgreSQL, for the batch), then
+//! answers each caller. Alone, a vote costs one fsync as before; with votes in flight they
+//! share it.
 //!
-//! Fencing (replicas): with a [`Fence`], the batch's transaction first checks that this
-//! process still holds the leader lease (and locks the lease row until the commit, so a
-//! takeover is ordered after it). If it does not, nothing of the batch is recorded and every
-//! caller gets [`JournalError::Fenced`]. Rows record the epoch and holder that wrote them.
+//! Fencing (replicas): with a [`Fence`], that statement (and the comparing transaction) first
+//! checks that this process still holds the leader lease, and locks the lease row until it
+//! commits, so a takeover is ordered after it. If it does not, nothing of the batch is recorded
+//! and every caller gets [`JournalError::Fenced`]. Rows record the epoch and holder that wrote
+//! them.
 //!
 //! ```text
-//! caller ─Job─┐                       ┌─ BEGIN; fence.check; check/record job 1..k; COMMIT
-//! caller ─Job─┼─> channel ─> writer ──┤
+//! caller ─Job─┐                       ┌─ [fence +] INSERT first vote of each key (1 statement)
+//! caller ─Job─┼─> channel ─> writer ──┤  the rest: BEGIN; [fence;] compare each; COMMIT
 //! caller ─Job─┘                       └─ reply to each caller (nothing is answered before COMMIT)
 //! ```
 
@@ -33,7 +36,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, B256};
-use bridge_db::{Db, DbError, Fence, Lock, Migration, Sql, SqliteOptions, Synchronous, Value};
+use bridge_db::{
+    Db, DbError, Fence, FenceSql, Lock, Migration, Sql, SqliteOptions, Synchronous, Value,
+};
 
 use super::calldata::Namespace;
 
@@ -452,163 +457,211 @@ fn writer_loop(db: &Db, at: &str, fence: Option<&Arc<dyn Fence>>, jobs: mpsc::Re
         let mut batch = vec![first];
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
         let entries: Vec<Entry> = batch.iter().map(|j| j.entry.clone()).collect();
-        // Which entry the transaction was at when it failed (`len` once all are done: the
-        // commit failed).
-        let failed = Arc::new(AtomicUsize::new(0));
-        let result = db.transaction(Lock::Exclusive, {
-            let (fence, failed) = (fence.cloned(), Arc::clone(&failed));
-            move |sql| record_batch(sql, fence.as_deref(), &entries, &failed)
-        });
-        match result {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(DbError::Fenced { reason }) => {
-                tracing::warn!(
-                    target: "bridge_signer::guard",
-                    journal = at,
-                    votes = batch.len(),
-                    reason,
-                    "not the leader: nothing recorded, nothing will be signed"
-                );
-                for job in &batch {
-                    let _ = job.reply.send(Err(JournalError::Fenced {
-                        at: at.to_owned(),
-                        reason: reason.clone(),
-                    }));
-                }
-            }
-            Err(error) => {
-                let failed = failed.load(Ordering::Relaxed);
-                let reason = error.to_string();
-                let mut error = Some(error);
-                for (i, job) in batch.iter().enumerate() {
-                    let own = if i == failed { error.take() } else { None };
-                    let e = match own {
-                        Some(DbError::Column { .. }) => JournalError::Corrupt {
-                            at: at.to_owned(),
-                            key: job.entry.key,
-                            reason: reason.clone(),
-                        },
-                        Some(source) => JournalError::Db {
-                            at: at.to_owned(),
-                            source,
-                        },
-                        None => JournalError::BatchAborted {
-                            at: at.to_owned(),
-                            reason: reason.clone(),
-                        },
-                    };
-                    let _ = job.reply.send(Err(e));
-                }
-            }
+        let answers = write_batch(db, at, fence, &entries);
+        if answers
+            .iter()
+            .any(|a| matches!(a, Err(JournalError::Fenced { .. })))
+        {
+            tracing::warn!(
+                target: "bridge_signer::guard",
+                journal = at,
+                votes = batch.len(),
+                "not the leader: nothing recorded, nothing will be signed"
+            );
+        }
+        for (job, answer) in batch.iter().zip(answers) {
+            let _ = job.reply.send(answer);
         }
     }
 }
 
-/// One batch, inside its transaction: the fence first, then the first vote of each key in one
-/// multi-row insert (one statement for the batch: a round trip per batch, not per vote, to a
-/// PostgreSQL server), then the rest one by one against what is recorded. An error rolls all
-/// of it back.
-fn record_batch(
-    sql: &mut dyn Sql,
-    fence: Option<&dyn Fence>,
+/// One batch. First one statement inserts the first vote of each key, the fence checked in
+/// the same statement: in PostgreSQL one round trip, committed on its own (a statement is
+/// atomic), which is the whole batch when every vote is new. Then, only for the entries it did
+/// not insert (a key already recorded, or a second vote for a key of this batch), one
+/// transaction checks the fence and compares each with what is recorded. An error answers the
+/// entries of the step it stopped, not the votes already durable.
+fn write_batch(
+    db: &Db,
+    at: &str,
+    fence: Option<&Arc<dyn Fence>>,
     entries: &[Entry],
-    failed: &AtomicUsize,
-) -> Result<Vec<Recorded>, DbError> {
-    let (epoch, holder) = match fence {
-        Some(fence) => {
-            let epoch = fence.check(sql)?;
-            (
-                Value::Int(bridge_db::int("epoch", epoch)?),
-                Value::from(fence.holder()),
-            )
-        }
-        None => (Value::Null, Value::Null),
-    };
+) -> Vec<Result<Recorded, JournalError>> {
     let now = now_secs();
-    let mut outcomes: Vec<Option<Recorded>> = vec![None; entries.len()];
-    // The first entry of each key is tried in the insert; a later one for the same key is
-    // compared with whatever the insert left (it sees this transaction's own rows).
+    let holder = fence.map(|f| f.holder().to_owned());
     let mut seen = HashSet::new();
-    let fresh: Vec<&Entry> = entries.iter().filter(|e| seen.insert(e.key)).collect();
-    failed.store(0, Ordering::Relaxed);
-    for (chain, bridge, namespace, nonce) in insert_votes(sql, &fresh, &epoch, &holder, now)? {
-        for (entry, outcome) in entries.iter().zip(outcomes.iter_mut()) {
-            if outcome.is_none()
-                && entry.chain == chain
-                && entry.nonce == nonce
-                && entry.key.bridge.as_slice() == bridge.as_slice()
-                && entry.key.namespace.as_str() == namespace
-            {
-                *outcome = Some(Recorded::New);
-                break;
-            }
+    let fresh: Vec<Entry> = entries
+        .iter()
+        .filter(|e| seen.insert(e.key))
+        .cloned()
+        .collect();
+    let inserted = fence.map(|f| f.sql()).transpose().and_then(|fence_sql| {
+        let holder = holder.clone();
+        db.run(move |sql| insert_votes(sql, fence_sql.as_ref(), holder, &fresh, now))
+    });
+    let inserted = match inserted {
+        Ok(keys) => keys,
+        Err(error) => return failures(at, entries, error, 0),
+    };
+    let mut answers: Vec<Option<Result<Recorded, JournalError>>> =
+        entries.iter().map(|_| None).collect();
+    for key in inserted {
+        if let Some(i) = entries.iter().position(|e| e.key == key) {
+            answers[i] = Some(Ok(Recorded::New));
         }
     }
-    let mut done = Vec::with_capacity(entries.len());
-    for (i, (entry, outcome)) in entries.iter().zip(outcomes).enumerate() {
-        failed.store(i, Ordering::Relaxed);
-        done.push(match outcome {
-            Some(recorded) => recorded,
-            None => compare_recorded(sql, entry, &epoch, &holder, now)?,
+    let rest: Vec<usize> = (0..entries.len())
+        .filter(|&i| answers[i].is_none())
+        .collect();
+    if !rest.is_empty() {
+        let compared: Vec<Entry> = rest.iter().map(|&i| entries[i].clone()).collect();
+        // Which entry the transaction was at when it failed (`len` once all are done: the
+        // commit failed).
+        let failed = Arc::new(AtomicUsize::new(0));
+        let result = db.transaction(Lock::Exclusive, {
+            let (fence, failed, compared) = (fence.cloned(), Arc::clone(&failed), compared.clone());
+            move |sql| {
+                let epoch = match &fence {
+                    Some(f) => Value::Int(bridge_db::int("epoch", f.check(sql)?)?),
+                    None => Value::Null,
+                };
+                let holder = Value::from(holder);
+                let mut done = Vec::with_capacity(compared.len());
+                for (i, entry) in compared.iter().enumerate() {
+                    failed.store(i, Ordering::Relaxed);
+                    done.push(compare_recorded(sql, entry, &epoch, &holder, now)?);
+                }
+                failed.store(compared.len(), Ordering::Relaxed);
+                Ok(done)
+            }
         });
+        let outcomes: Vec<Result<Recorded, JournalError>> = match result {
+            Ok(done) => done.into_iter().map(Ok).collect(),
+            Err(error) => failures(at, &compared, error, failed.load(Ordering::Relaxed)),
+        };
+        for (i, outcome) in rest.into_iter().zip(outcomes) {
+            answers[i] = Some(outcome);
+        }
     }
-    failed.store(entries.len(), Ordering::Relaxed);
-    Ok(done)
+    answers.into_iter().flatten().collect()
+}
+
+/// The answers of `entries` when their step failed with `error` at entry `failed`: that one
+/// gets the error; the others were aborted with it. Fenced: every one is.
+fn failures(
+    at: &str,
+    entries: &[Entry],
+    error: DbError,
+    failed: usize,
+) -> Vec<Result<Recorded, JournalError>> {
+    let reason = error.to_string();
+    if let DbError::Fenced { reason } = &error {
+        return entries
+            .iter()
+            .map(|_| {
+                Err(JournalError::Fenced {
+                    at: at.to_owned(),
+                    reason: reason.clone(),
+                })
+            })
+            .collect();
+    }
+    let mut error = Some(error);
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            Err(match (i == failed).then(|| error.take()).flatten() {
+                Some(DbError::Column { .. }) => JournalError::Corrupt {
+                    at: at.to_owned(),
+                    key: entry.key,
+                    reason: reason.clone(),
+                },
+                Some(source) => JournalError::Db {
+                    at: at.to_owned(),
+                    source,
+                },
+                None => JournalError::BatchAborted {
+                    at: at.to_owned(),
+                    reason: reason.clone(),
+                },
+            })
+        })
+        .collect()
 }
 
 const SELECT_VOTE: &str = "SELECT vote_hash FROM votes
      WHERE chain_id = $1 AND bridge = $2 AND namespace = $3 AND nonce = $4";
 
-/// A key as the database returns it: chain id, bridge bytes, namespace, nonce.
-type StoredKey = (i64, Vec<u8>, String, i64);
-
-/// Inserts each vote unless its key has one; the keys it inserted. In PostgreSQL the insert
-/// waits for another replica's uncommitted insert of the same key (and skips it once that
-/// commits), so of two replicas racing, one inserts.
+/// Inserts each vote unless its key has one, in one statement; the keys it inserted. With a
+/// fence, the statement checks it first (once) and records its epoch and `holder` in each row;
+/// a fenced statement fails and inserts nothing. In PostgreSQL the insert waits for another
+/// replica's uncommitted insert of the same key (and skips it once that commits), so of two
+/// replicas racing, one inserts.
 fn insert_votes(
     sql: &mut dyn Sql,
-    fresh: &[&Entry],
-    epoch: &Value,
-    holder: &Value,
+    fence: Option<&FenceSql>,
+    holder: Option<String>,
+    fresh: &[Entry],
     now: i64,
-) -> Result<Vec<StoredKey>, DbError> {
-    const COLUMNS: usize = 9;
-    let mut statement = String::from(
+) -> Result<Vec<VoteKey>, DbError> {
+    let mut statement = String::new();
+    let mut params = Vec::with_capacity(fresh.len() * 6 + 5);
+    let (epoch, holder) = match fence {
+        Some(fence) => {
+            statement.push_str(&format!("WITH fence AS (SELECT {} AS epoch) ", fence.expr));
+            params.extend(fence.params.iter().cloned());
+            params.push(Value::from(holder));
+            (
+                "(SELECT epoch FROM fence)".to_owned(),
+                format!("${}", params.len()),
+            )
+        }
+        None => ("NULL".to_owned(), "NULL".to_owned()),
+    };
+    params.push(Value::Int(now));
+    let now_param = params.len();
+    statement.push_str(
         "INSERT INTO votes
              (chain_id, bridge, namespace, nonce, vote_hash, function, recorded_at, epoch, holder)
          VALUES ",
     );
-    let mut params = Vec::with_capacity(fresh.len() * COLUMNS);
     for (row, entry) in fresh.iter().enumerate() {
-        let at = row * COLUMNS;
-        let placeholders: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", at + c)).collect();
+        let at = params.len();
         if row > 0 {
             statement.push_str(", ");
         }
-        statement.push_str(&format!("({})", placeholders.join(", ")));
+        let columns: Vec<String> = (1..=6).map(|c| format!("${}", at + c)).collect();
+        statement.push_str(&format!(
+            "({}, ${now_param}, {epoch}, {holder})",
+            columns.join(", ")
+        ));
         params.extend(key_params(&entry.key, entry.chain, entry.nonce));
         params.extend([
             Value::from(entry.vote.as_slice()),
             Value::from(entry.function.as_str()),
-            Value::Int(now),
-            epoch.clone(),
-            holder.clone(),
         ]);
     }
     statement.push_str(" ON CONFLICT DO NOTHING RETURNING chain_id, bridge, namespace, nonce");
-    sql.query(&statement, &params)?
-        .iter()
+    let rows = sql.query(&statement, &params)?;
+    // Each row is one of `fresh` (distinct keys): found by its columns.
+    rows.iter()
         .map(|r| {
-            Ok((
-                r.int(0)?,
-                r.bytes(1)?.to_vec(),
-                r.text(2)?.to_owned(),
-                r.int(3)?,
-            ))
+            let (chain, bridge, namespace, nonce) = (r.int(0)?, r.bytes(1)?, r.text(2)?, r.int(3)?);
+            fresh
+                .iter()
+                .find(|e| {
+                    e.chain == chain
+                        && e.nonce == nonce
+                        && e.key.bridge.as_slice() == bridge
+                        && e.key.namespace.as_str() == namespace
+                })
+                .map(|e| e.key)
+                .ok_or(DbError::Column {
+                    index: 0,
+                    expected: "a key the insert was given",
+                    found: "another key",
+                })
         })
         .collect()
 }
