@@ -3,7 +3,8 @@
 //! ```text
 //! Db ── sqlite:   one connection per handle (WAL), calls run on the caller's thread
 //!    └─ postgres: one connection per handle, owned by a worker thread; calls are queued to it
-//!                 and the caller blocks for the answer (never on the async executor's runtime)
+//!                 and the caller blocks for the answer (a caller on a multi-threaded tokio
+//!                 runtime hands its other tasks to another thread while it waits)
 //! Sql         the few calls the store and journal make, the same for both backends
 //!             (parameters written `$1`, `$2`…; the SQLite backend rewrites them `?1`, `?2`…)
 //! schema.rs   versioned migrations: SQLite `PRAGMA user_version`; PostgreSQL `schema_versions`

@@ -2,7 +2,8 @@
 //!
 //! A worker thread owns the connection and a small runtime of its own that drives it (the
 //! client is asynchronous; its runtime must not be the agent's, whose threads must never block
-//! on it); calls are queued to it and the caller blocks for the answer. Connecting as a whole and
+//! on it); calls are queued to it and the caller blocks for the answer (on the agent's runtime,
+//! its thread's other tasks move to another thread meanwhile). Connecting as a whole and
 //! every call are bounded on the client side too, so a stalled network fails a call instead of
 //! holding the worker. After a connection fault the worker reconnects on the next call; a call
 //! that finds the server down fails with [`DbError::Unavailable`] within `connect_timeout`.
@@ -51,6 +52,11 @@ pub struct PgConfig {
     /// paused in the middle of a journal transaction holds the lease row `FOR SHARE`; this frees
     /// it, so a follower's takeover is not held up for as long as the pause lasts.
     pub idle_in_transaction_timeout: Option<Duration>,
+    /// True: a commit returns once it is on the server's disk (`synchronous_commit = on`).
+    /// False (`off`): it returns before; a crash of the server may lose the last commits (at
+    /// most about three `wal_writer_delay`s, 600 ms by default), never their order, like
+    /// SQLite's `synchronous = NORMAL`. For data that can be rebuilt, never for the journal.
+    pub durable_commits: bool,
 }
 
 impl std::fmt::Debug for PgConfig {
@@ -65,6 +71,7 @@ impl std::fmt::Debug for PgConfig {
                 "idle_in_transaction_timeout",
                 &self.idle_in_transaction_timeout,
             )
+            .field("durable_commits", &self.durable_commits)
             .finish()
     }
 }
@@ -150,11 +157,25 @@ impl PgDb {
             .ok_or_else(stopped)?
             .send(job)
             .map_err(|_| stopped())?;
-        match answer.recv() {
+        match wait(&answer) {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
             Err(_) => Err(stopped()),
         }
+    }
+}
+
+/// Waits for the worker's answer. On a thread of a multi-threaded tokio runtime (the agent's),
+/// the thread's other tasks are handed to another thread for the wait, so a round trip to the
+/// server does not stall the executor; elsewhere (a plain thread, a current-thread runtime,
+/// where handing over is not possible) the thread just blocks.
+fn wait<T>(answer: &mpsc::Receiver<T>) -> Result<T, mpsc::RecvError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| answer.recv())
+        }
+        _ => answer.recv(),
     }
 }
 

@@ -322,6 +322,7 @@ fn test_config(url: String) -> PgConfig {
         statement_timeout: Duration::from_secs(5),
         application_name: "bridge-test".into(),
         idle_in_transaction_timeout: None,
+        durable_commits: true,
     }
 }
 

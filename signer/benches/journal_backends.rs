@@ -11,7 +11,7 @@
 //! | sqlite-1        | `Guard::sign_transaction` (policy, journal check-and-record with its fsync, sign), one caller |
 //! | sqlite-8        | the same, 8 callers in flight (group commit shares the fsync)        |
 //! | pg-1 / pg-8     | the journal in PostgreSQL (devkit server: Unix socket, `fsync=on`)   |
-//! | pg-fenced-8     | PostgreSQL with the leader fence (lease row checked `FOR SHARE` in each batch) |
+//! | pg-fenced-1 / -8 | PostgreSQL with the leader fence (lease row checked `FOR SHARE` in each batch's statement) |
 //!
 //! The signer is an in-process k256 key (sign + recovery check), the same for every
 //! configuration, so the journal's cost is what differs; with an HSM the signer's time is
@@ -112,11 +112,12 @@ async fn main() {
 
     // Each guard has its own journal, so one nonce counter serves all (every vote is new).
     let nonces = Arc::new(AtomicU64::new(0));
-    let configs: [(&str, &Arc<Guard<LocalKey>>, usize); 5] = [
+    let configs: [(&str, &Arc<Guard<LocalKey>>, usize); 6] = [
         ("sqlite-1", &sqlite, 1),
         ("sqlite-8", &sqlite, 8),
         ("pg-1", &postgres, 1),
         ("pg-8", &postgres, 8),
+        ("pg-fenced-1", &fenced, 1),
         ("pg-fenced-8", &fenced, 8),
     ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];

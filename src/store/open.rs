@@ -121,7 +121,12 @@ impl Databases {
                     super::SQLITE_OPTIONS,
                 )?)
             }
-            Backend::Postgres(pg) => Ok(Db::postgres(&named(pg, "store"))?),
+            // Like the SQLite store's `synchronous = NORMAL`: a server crash may lose the last
+            // commits, which only means rescanning them (the journal's are always durable).
+            Backend::Postgres(pg) => Ok(Db::postgres(&PgConfig {
+                durable_commits: false,
+                ..named(pg, "store")
+            })?),
         })
     }
 
@@ -269,6 +274,7 @@ fn pg_config(cfg: &AgentConfig, pg: &PgSettings) -> Result<PgConfig, OpenError> 
         idle_in_transaction_timeout: Some(
             (cfg.store.lease_ttl / 2).max(Duration::from_millis(200)),
         ),
+        durable_commits: true,
     })
 }
 

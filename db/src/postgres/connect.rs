@@ -27,6 +27,7 @@ pub(super) struct Target {
     pub(super) connect_timeout: Duration,
     pub(super) statement_timeout: Duration,
     pub(super) idle_in_transaction_timeout: Option<Duration>,
+    pub(super) durable_commits: bool,
 }
 
 impl Target {
@@ -66,6 +67,7 @@ impl Target {
             connect_timeout: config.connect_timeout,
             statement_timeout: config.statement_timeout,
             idle_in_transaction_timeout: config.idle_in_transaction_timeout,
+            durable_commits: config.durable_commits,
         })
     }
 }
@@ -180,6 +182,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(1),
             idle_in_transaction_timeout: None,
+            durable_commits: true,
             application_name: "t".into(),
         }
     }

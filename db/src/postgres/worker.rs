@@ -62,6 +62,9 @@ impl Worker {
             "SET statement_timeout = {};",
             t.statement_timeout.as_millis().max(1)
         );
+        if !t.durable_commits {
+            settings.push_str(" SET synchronous_commit = off;");
+        }
         if let Some(idle) = t.idle_in_transaction_timeout {
             settings.push_str(&format!(
                 " SET idle_in_transaction_session_timeout = {};",
