@@ -86,6 +86,7 @@ on_both_backends!(
     rotation_steps_are_recorded_once_and_the_accepted_key_follows_each_chain,
     a_store_from_a_newer_agent_is_refused_untouched,
     a_window_is_recorded_whole_or_not_at_all,
+    a_large_window_with_a_repeated_nonce_is_recorded_whole,
 );
 
 fn window_cursor_and_states_survive_reopen(backend: Backend) {
@@ -141,6 +142,32 @@ fn window_cursor_and_states_survive_reopen(backend: Backend) {
         s.set_state(P2C, u64::MAX, RequestState::Seen, None),
         Err(StoreError::OutOfRange { .. })
     ));
+}
+
+/// A catch-up window holds more requests than one statement takes (they are split), and a
+/// nonce seen twice in it (the later sighting wins) does not fail the window.
+fn a_large_window_with_a_repeated_nonce_is_recorded_whole(backend: Backend) {
+    let s = backend.store();
+    let b = B256::repeat_byte(0xbb);
+    let mut window: Vec<(u64, B256, u64, B256)> = (0..2_500u64)
+        .map(|n| (n, B256::from(alloy::primitives::U256::from(n)), 100 + n, b))
+        .collect();
+    window.push((7, B256::repeat_byte(0x77), 9_999, b));
+    let cursor = Cursor {
+        next_block: 10_000,
+        last: Some((9_999, b)),
+    };
+    s.record_window(P2C, &window, cursor).unwrap();
+    let seen = s.requests_in(P2C, RequestState::Seen).unwrap();
+    assert_eq!(seen.len(), 2_500);
+    assert_eq!(seen.last().unwrap().nonce, 2_499);
+    assert_eq!(seen[1_999].block_number, 2_099);
+    let r7 = s.request(P2C, 7).unwrap().unwrap();
+    assert_eq!(
+        (r7.tx_hash, r7.block_number),
+        (B256::repeat_byte(0x77), 9_999)
+    );
+    assert_eq!(s.cursor(P2C).unwrap(), Some(cursor));
 }
 
 fn own_votes_replace_and_forget_and_unexecutable_is_recorded_once(backend: Backend) {

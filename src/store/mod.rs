@@ -203,6 +203,10 @@ CREATE INDEX IF NOT EXISTS requests_by_state ON requests (direction, state, nonc
 /// The schema version this agent writes (the last of [`MIGRATIONS`]).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
+/// Most requests one statement of `record_window` inserts (4 parameters each: well under
+/// SQLite's 32,766 and PostgreSQL's 65,535).
+const WINDOW_ROWS_PER_STATEMENT: usize = 1000;
+
 /// How the store's SQLite file is opened: NORMAL durability (a rescan recovers a lost commit),
 /// and a wait for the CLI's or another connection's write.
 pub const SQLITE_OPTIONS: SqliteOptions = SqliteOptions {
@@ -315,15 +319,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let dir = direction.as_str();
         let now = now_secs();
-        let mut rows = Vec::with_capacity(requests.len());
+        // One row per nonce (the last seen wins): a statement may not update a row twice.
+        let mut by_nonce = std::collections::BTreeMap::new();
         for (nonce, tx_hash, block, block_hash) in requests {
-            rows.push(vec![
-                dir.into(),
-                self.int("nonce", *nonce)?.into(),
+            by_nonce.insert(*nonce, (*tx_hash, *block, *block_hash));
+        }
+        let mut rows = Vec::with_capacity(by_nonce.len());
+        for (nonce, (tx_hash, block, block_hash)) in by_nonce {
+            rows.push([
+                self.int("nonce", nonce)?.into(),
                 tx_hash.as_slice().into(),
-                self.int("block", *block)?.into(),
+                self.int("block", block)?.into(),
                 block_hash.as_slice().into(),
-                now.into(),
             ]);
         }
         let last = match cursor.last {
@@ -337,14 +344,31 @@ impl Store {
             last.map(|(_, h)| h.to_vec()).into(),
         ];
         self.db.transaction(Lock::Write, move |tx| {
-            for row in rows {
+            // Many rows to a statement: one round trip each to a PostgreSQL server.
+            for chunk in rows.chunks(WINDOW_ROWS_PER_STATEMENT) {
+                let mut params: Vec<Value> = vec![dir.into(), now.into()];
+                let mut values = Vec::with_capacity(chunk.len());
+                for row in chunk {
+                    let at = params.len();
+                    values.push(format!(
+                        "($1, ${}, ${}, ${}, ${}, 'seen', $2)",
+                        at + 1,
+                        at + 2,
+                        at + 3,
+                        at + 4
+                    ));
+                    params.extend(row.iter().cloned());
+                }
                 tx.execute(
-                    "INSERT INTO requests (direction, nonce, tx_hash, block_number, block_hash, state, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, 'seen', $6)
-                     ON CONFLICT (direction, nonce) DO UPDATE SET
-                         tx_hash = excluded.tx_hash, block_number = excluded.block_number,
-                         block_hash = excluded.block_hash, updated_at = excluded.updated_at",
-                    &row,
+                    &format!(
+                        "INSERT INTO requests (direction, nonce, tx_hash, block_number, block_hash, state, updated_at)
+                         VALUES {}
+                         ON CONFLICT (direction, nonce) DO UPDATE SET
+                             tx_hash = excluded.tx_hash, block_number = excluded.block_number,
+                             block_hash = excluded.block_hash, updated_at = excluded.updated_at",
+                        values.join(", ")
+                    ),
+                    &params,
                 )?;
             }
             tx.execute(
