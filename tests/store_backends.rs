@@ -86,7 +86,7 @@ on_both_backends!(
     rotation_steps_are_recorded_once_and_the_accepted_key_follows_each_chain,
     a_store_from_a_newer_agent_is_refused_untouched,
     a_window_is_recorded_whole_or_not_at_all,
-    a_large_window_with_a_repeated_nonce_is_recorded_whole,
+    a_large_window_with_a_repeated_nonce_is_recorded_whole_and_read_back_in_bulk,
 );
 
 fn window_cursor_and_states_survive_reopen(backend: Backend) {
@@ -146,7 +146,7 @@ fn window_cursor_and_states_survive_reopen(backend: Backend) {
 
 /// A catch-up window holds more requests than one statement takes (they are split), and a
 /// nonce seen twice in it (the later sighting wins) does not fail the window.
-fn a_large_window_with_a_repeated_nonce_is_recorded_whole(backend: Backend) {
+fn a_large_window_with_a_repeated_nonce_is_recorded_whole_and_read_back_in_bulk(backend: Backend) {
     let s = backend.store();
     let b = B256::repeat_byte(0xbb);
     let mut window: Vec<(u64, B256, u64, B256)> = (0..2_500u64)
@@ -168,6 +168,26 @@ fn a_large_window_with_a_repeated_nonce_is_recorded_whole(backend: Backend) {
         (B256::repeat_byte(0x77), 9_999)
     );
     assert_eq!(s.cursor(P2C).unwrap(), Some(cursor));
+
+    // The vote hashes of many nonces at once: more than one query's worth, unsorted, with
+    // repeats, nonces without a vote hash and nonces never seen.
+    for n in (0..2_500u64).step_by(3) {
+        s.set_vote_hash(P2C, n, B256::from(alloy::primitives::U256::from(n + 1)))
+            .unwrap();
+    }
+    let asked: Vec<u64> = (0..700u64).rev().chain([3, 3, 2_499, 9_000]).collect();
+    let hashes = s.vote_hashes(P2C, asked.iter().copied()).unwrap();
+    let expected: std::collections::HashMap<u64, B256> = asked
+        .iter()
+        .filter(|&&n| n % 3 == 0 && n < 2_500)
+        .map(|&n| (n, B256::from(alloy::primitives::U256::from(n + 1))))
+        .collect();
+    assert_eq!(hashes, expected);
+    assert!(
+        s.vote_hashes(Direction::ChildToParent, asked)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn own_votes_replace_and_forget_and_unexecutable_is_recorded_once(backend: Backend) {

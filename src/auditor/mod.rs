@@ -46,7 +46,7 @@ use crate::txmgr::ActiveKey;
 use alloy::primitives::{Address, B256};
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolEvent;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Votes waiting for this agent's own key at most; beyond it the oldest are dropped (logged).
@@ -202,10 +202,14 @@ impl Auditor {
                 }
                 (votes, next)
             };
-            for v in votes {
+            for v in &votes {
                 self.silence.saw(v.nonce, v.operator);
-                self.remember_own(&v)?;
                 self.pending.insert((v.nonce, v.operator, v.key));
+            }
+            // Before the cursor moves past them: this operator's votes are recorded.
+            let ours = self.our_vote_hashes()?;
+            for v in &votes {
+                self.remember_own(v, &ours)?;
             }
             caught_up = next > head;
             self.next_block = Some(next);
@@ -231,7 +235,7 @@ impl Auditor {
     /// Records a successful vote of this operator's key for the handle this agent built as its
     /// own vote: the planner's memory, also for a vote mined while the agent was stopping
     /// (before the planner could record it).
-    fn remember_own(&self, v: &Vote) -> Result<(), AuditError> {
+    fn remember_own(&self, v: &Vote, ours: &HashMap<u64, B256>) -> Result<(), AuditError> {
         let (Some(tx_hash), Some(block)) = (v.tx_hash, v.block) else {
             return Ok(());
         };
@@ -239,8 +243,7 @@ impl Auditor {
             return Ok(());
         }
         let dir = self.cfg.direction;
-        let ours = self.store.request(dir, v.nonce)?.and_then(|r| r.vote_hash);
-        if ours != Some(v.key)
+        if ours.get(&v.nonce) != Some(&v.key)
             || self
                 .store
                 .own_vote(dir, v.nonce)?
@@ -344,17 +347,23 @@ impl Auditor {
             .await?)
     }
 
+    /// The vote this agent built for each nonce a pending vote is for, where it built one.
+    fn our_vote_hashes(&self) -> Result<HashMap<u64, B256>, AuditError> {
+        let nonces = self.pending.iter().map(|&(nonce, _, _)| nonce);
+        Ok(self.store.vote_hashes(self.cfg.direction, nonces)?)
+    }
+
     async fn judge(&mut self) -> Result<u64, AuditError> {
         if self.pending.is_empty() {
             return Ok(0);
         }
         let request_nonce = self.request_nonce().await?;
         let dir = self.cfg.direction;
+        let ours = self.our_vote_hashes()?;
         let mut forged = 0;
         let mut judged = Vec::new();
         for &(nonce, operator, seen) in &self.pending {
-            let ours = self.store.request(dir, nonce)?.and_then(|r| r.vote_hash);
-            let expected = match ours {
+            let expected = match ours.get(&nonce).copied() {
                 Some(k) if k == seen => {
                     judged.push((nonce, operator, seen));
                     continue;

@@ -39,6 +39,7 @@ pub use synced::OwnVotesSynced;
 use crate::direction::Direction;
 use alloy::primitives::B256;
 use bridge_db::{Db, DbError, Lock, Migration, Row, SqliteOptions, Synchronous, Value};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
@@ -202,6 +203,9 @@ CREATE INDEX IF NOT EXISTS requests_by_state ON requests (direction, state, nonc
 
 /// The schema version this agent writes (the last of [`MIGRATIONS`]).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// Most nonces one query of [`Store::vote_hashes`] asks for.
+pub const NONCES_PER_QUERY: usize = 256;
 
 /// Most requests one statement of `record_window` inserts (4 parameters each: well under
 /// SQLite's 32,766 and PostgreSQL's 65,535).
@@ -439,6 +443,42 @@ impl Store {
             vec![direction.as_str().into(), nonce.into()],
         )?;
         Ok(rows.into_iter().next())
+    }
+
+    /// The vote hash recorded for each of `nonces` of `direction` that has one: one query per
+    /// [`NONCES_PER_QUERY`] nonces, not one per nonce (the auditor judges every vote it reads).
+    pub fn vote_hashes(
+        &self,
+        direction: Direction,
+        nonces: impl IntoIterator<Item = u64>,
+    ) -> Result<HashMap<u64, B256>, StoreError> {
+        let nonces: BTreeSet<u64> = nonces.into_iter().collect();
+        let nonces: Vec<i64> = nonces
+            .into_iter()
+            .map(|n| self.int("nonce", n))
+            .collect::<Result<_, _>>()?;
+        let mut found = HashMap::new();
+        for chunk in nonces.chunks(NONCES_PER_QUERY) {
+            // Padded to a power of two with the last nonce, so a handful of statement texts
+            // serve every count (each is prepared once per connection).
+            let width = chunk.len().next_power_of_two();
+            let mut params: Vec<Value> = vec![direction.as_str().into()];
+            params.extend((0..width).map(|i| Value::Int(chunk[i.min(chunk.len() - 1)])));
+            let list: Vec<String> = (2..width + 2).map(|i| format!("${i}")).collect();
+            let rows = self.query(
+                format!(
+                    "SELECT nonce, vote_hash FROM requests \
+                     WHERE direction = $1 AND vote_hash IS NOT NULL AND nonce IN ({})",
+                    list.join(", ")
+                ),
+                params,
+            )?;
+            for r in &rows {
+                let hash = self.hash(r.bytes(1)?, "vote_hash")?;
+                found.insert(r.int(0)? as u64, hash);
+            }
+        }
+        Ok(found)
     }
 
     /// Requests of `direction` in `state`, by nonce.
