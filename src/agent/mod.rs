@@ -338,6 +338,10 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         Side::Parent => &parent,
         Side::Child => &child,
     };
+    // Tasks that end on `shutdown`; all are awaited before the agent returns, so none is in
+    // the middle of a database call when the runtime shuts down (a PostgreSQL call waits with
+    // `block_in_place`: a task still in one then would touch a stopped timer driver and abort).
+    let mut background = Vec::new();
     for side in Side::ALL {
         let p = part(side);
         metrics.register_chain_client(side, p.client.clone());
@@ -345,12 +349,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         metrics.register_signer(side, move || g.signer().health().map(|h| h.snapshot()));
         let g = Arc::clone(&p.guard);
         metrics.register_guard(side, move || GuardStats::from(g.counters()));
-        tokio::spawn(balance_loop(
+        background.push(tokio::spawn(balance_loop(
             side,
             p.key.clone(),
             Arc::clone(&metrics),
             shutdown.clone(),
-        ));
+        )));
     }
     let mut tasks = JoinSet::new();
     for direction in Direction::ALL {
@@ -444,12 +448,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
         ));
     }
     // Key rotation: switch a chain to the new key once its seat moved (agent/key_switch.rs).
-    tokio::spawn(key_switch::watch(
+    background.push(tokio::spawn(key_switch::watch(
         cfg.clone(),
         switch_sides.clone(),
         replica.leads(),
         shutdown.clone(),
-    ));
+    )));
     // Replicas: vote only while holding the leader lease (replica.rs); released at the end.
     let lease_loop = tokio::spawn(replica.clone().run(
         switch_sides,
@@ -466,6 +470,11 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<(), Ag
     shutdown.cancel();
     if let Err(e) = lease_loop.await {
         tracing::error!(error = %e, "the leader lease loop panicked");
+    }
+    for task in background {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a background task panicked");
+        }
     }
     http.stopped().await;
     tracing::info!("agent stopped");
