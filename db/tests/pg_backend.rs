@@ -201,6 +201,38 @@ fn statement_timeout_is_set_and_the_session_is_named() {
     db.run(|sql| sql.execute("SELECT 1", &[])).unwrap();
 }
 
+/// Durable commits are durable even where the database's default is `off`; a connection that
+/// asks for fast commits gets `off`; a stronger setting is kept.
+#[test]
+fn durable_commits_are_on_whatever_the_database_default() {
+    let server = PgServer::start().unwrap();
+    server.create_database("commits").unwrap();
+    let setting = |durable: bool| {
+        let mut config = server.pg_config("commits");
+        config.durable_commits = durable;
+        Db::postgres(&config)
+            .unwrap()
+            .run(|sql| sql.query_opt("SELECT current_setting('synchronous_commit')", &[]))
+            .unwrap()
+            .unwrap()
+            .text(0)
+            .unwrap()
+            .to_owned()
+    };
+    let set_default = |value: &str| {
+        let db = Db::postgres(&server.pg_config("commits")).unwrap();
+        let statement = format!("ALTER DATABASE commits SET synchronous_commit = {value}");
+        db.run(move |sql| sql.execute_batch(&statement)).unwrap();
+    };
+    assert_eq!(setting(true), "on");
+    assert_eq!(setting(false), "off");
+    set_default("off");
+    assert_eq!(setting(true), "on");
+    assert_eq!(setting(false), "off");
+    set_default("remote_apply");
+    assert_eq!(setting(true), "remote_apply");
+}
+
 #[test]
 fn a_restart_makes_calls_unavailable_then_they_work_again_on_the_same_handle() {
     let (mut server, db) = server_and_db("restart");

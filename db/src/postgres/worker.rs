@@ -62,7 +62,14 @@ impl Worker {
             "SET statement_timeout = {};",
             t.statement_timeout.as_millis().max(1)
         );
-        if !t.durable_commits {
+        if t.durable_commits {
+            // A server (or role) configured `off` would make these commits non-durable too:
+            // raised to `on` for this session. A stronger setting (`remote_apply`…) is kept.
+            settings.push_str(
+                " SELECT set_config('synchronous_commit', 'on', false) \
+                 WHERE current_setting('synchronous_commit') = 'off';",
+            );
+        } else {
             settings.push_str(" SET synchronous_commit = off;");
         }
         if let Some(idle) = t.idle_in_transaction_timeout {
