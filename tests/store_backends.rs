@@ -48,7 +48,11 @@ impl Backend {
     fn try_db(&self) -> Result<Db, bridge_db::DbError> {
         match self {
             Self::Sqlite(dir) => Db::sqlite(dir.path().join("store.sqlite"), SQLITE_OPTIONS),
-            Self::Postgres(server) => Db::postgres(&server.pg_config(DB_NAME)),
+            // As the agent opens its store: commits like SQLite's NORMAL.
+            Self::Postgres(server) => Db::postgres(&bridge_db::PgConfig {
+                durable_commits: false,
+                ..server.pg_config(DB_NAME)
+            }),
         }
     }
 

@@ -114,6 +114,7 @@ impl Replica {
         // The epoch whose takeover is done (its tx managers in use), and the last one counted.
         let mut served: Option<u64> = None;
         let mut counted: Option<u64> = None;
+        let mut outage = Outage::default();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -121,10 +122,10 @@ impl Replica {
             }
             let l = Arc::clone(&lease);
             match tokio::task::spawn_blocking(move || l.tick()).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => outage.ended(),
                 Ok(Err(e)) => {
                     m.lease_errors.inc();
-                    tracing::warn!(error = %e, "leader lease tick failed; retrying");
+                    outage.failed(&e.to_string(), period);
                 }
                 Err(e) => {
                     m.lease_errors.inc();
@@ -216,4 +217,54 @@ fn holder() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{host}:{}:{nanos}", std::process::id())
+}
+
+/// Failed lease ticks in a row: said once when they start, again every [`OUTAGE_REMINDER`]
+/// while they go on, and once when a tick works again (not every third of a TTL).
+#[derive(Default)]
+struct Outage {
+    since: Option<std::time::Instant>,
+    failures: u64,
+    reminded: Option<std::time::Instant>,
+}
+
+/// How often a lease outage that goes on is said again.
+const OUTAGE_REMINDER: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Outage {
+    fn failed(&mut self, error: &str, period: std::time::Duration) {
+        let now = std::time::Instant::now();
+        self.failures += 1;
+        let since = *self.since.get_or_insert(now);
+        let due = self
+            .reminded
+            .is_none_or(|at| now.duration_since(at) >= OUTAGE_REMINDER);
+        if due {
+            self.reminded = Some(now);
+            tracing::warn!(
+                error,
+                failures = self.failures,
+                for_secs = now.duration_since(since).as_secs(),
+                "leader lease tick failed; retrying every {period:?} (a leader steps down once its term runs out; \
+                 said again each minute while it lasts)"
+            );
+        } else {
+            tracing::debug!(
+                error,
+                failures = self.failures,
+                "leader lease tick failed; retrying"
+            );
+        }
+    }
+
+    fn ended(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                failures = self.failures,
+                for_secs = since.elapsed().as_secs(),
+                "leader lease reachable again"
+            );
+        }
+        *self = Self::default();
+    }
 }
