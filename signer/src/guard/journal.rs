@@ -458,14 +458,16 @@ fn writer_loop(db: &Db, at: &str, fence: Option<&Arc<dyn Fence>>, jobs: mpsc::Re
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
         let entries: Vec<Entry> = batch.iter().map(|j| j.entry.clone()).collect();
         let answers = write_batch(db, at, fence, &entries);
-        if answers
-            .iter()
-            .any(|a| matches!(a, Err(JournalError::Fenced { .. })))
-        {
+        let fenced = answers.iter().filter_map(|a| match a {
+            Err(JournalError::Fenced { reason, .. }) => Some(reason),
+            _ => None,
+        });
+        if let Some(reason) = fenced.clone().next() {
             tracing::warn!(
                 target: "bridge_signer::guard",
                 journal = at,
-                votes = batch.len(),
+                votes = fenced.count(),
+                reason,
                 "not the leader: nothing recorded, nothing will be signed"
             );
         }
