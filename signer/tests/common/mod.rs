@@ -38,9 +38,11 @@ pub fn softhsm() -> &'static Path {
             "SoftHSM2 PKCS#11 module {MODULE} is missing: install it with \
              `apt-get install -y softhsm2 opensc`"
         );
+        // Kept for the whole run (a static is never dropped), so inside the build's own
+        // scratch directory: removed with the build, never left in /tmp.
         let dir = tempfile::Builder::new()
             .prefix("bridge-signer-softhsm-")
-            .tempdir()
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("temp dir")
             .keep();
         let hsm = SoftHsmDir::create(&dir).unwrap();
