@@ -169,9 +169,11 @@ pub struct Node {
     pub replica: usize,
     /// Its link to PostgreSQL (operators on the PostgreSQL store).
     pub pg: Option<PgLink>,
-    /// A second replica's own copy of the SoftHSM tokens (same keys): replicas of one key run
-    /// on separate hosts with their own HSM, so they share no token files (whose locks a
-    /// stopped replica could hold).
+    /// This process's own copy of the SoftHSM tokens (same keys), as every operator and
+    /// replica has its own HSM on its own host. A token directory shared by the agents let one
+    /// read a token file while another's login rewrote it: SoftHSM then read two tokens with
+    /// no serial, gave both slot 0 and aborted in `C_Initialize` (`SlotManager::insertToken`).
+    /// Shared token files could also hold a stopped replica's locks. `None` for hsm-sim.
     softhsm_conf: Option<PathBuf>,
     pub address: Address,
     pub config: PathBuf,
@@ -290,7 +292,7 @@ impl Cluster {
                     Some(pg) if opts.on_postgres(i) => Some(pg.link(i, opts.replicas_of(i) > 1)),
                     _ => None,
                 };
-                let own_softhsm = (replica > 0 && !opts.kms.contains(&i))
+                let own_softhsm = (!opts.kms.contains(&i))
                     .then(|| copy_softhsm(&hsm.conf, &dir.path().join(format!("softhsm-{name}"))));
                 let store = pg_link
                     .as_ref()
