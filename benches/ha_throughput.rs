@@ -158,6 +158,21 @@ async fn bypass_proxies(cluster: &mut Cluster) {
     }
 }
 
+/// A cluster as the measurements use it: agents straight to the chains unless `HA_PROXY=1`,
+/// the request generator and both chains' execution trackers ready.
+async fn measured_cluster(options: ClusterOptions) -> (Cluster, Burst, [Executed; 2]) {
+    let mut cluster = Cluster::start(options).await;
+    if std::env::var("HA_PROXY").as_deref() != Ok("1") {
+        bypass_proxies(&mut cluster).await;
+    }
+    let burst = Burst::prepare(&cluster.devnet).await;
+    let exec = [
+        Executed::new(&cluster.devnet.child).await,
+        Executed::new(&cluster.devnet.parent).await,
+    ];
+    (cluster, burst, exec)
+}
+
 /// P2's live phase with every operator's store and journal in PostgreSQL against the SQLite
 /// files (issue 15's bar: ≥ 0.9 ×), on fresh clusters in turn (SQLite, PostgreSQL, per round),
 /// so both run at the same chain heights. One PostgreSQL server in a temp dir serves the four
@@ -166,7 +181,7 @@ async fn store_comparison(n: usize, rounds: usize, block_secs: u64) {
     let mut rates: [Vec<f64>; 2] = Default::default();
     for round in 1..=rounds {
         for (k, backend) in ["sqlite", "postgres"].into_iter().enumerate() {
-            let mut cluster = Cluster::start(ClusterOptions {
+            let (cluster, mut burst, mut exec) = measured_cluster(ClusterOptions {
                 operators: 4,
                 threshold: T,
                 recovery_secs: 10,
@@ -174,14 +189,6 @@ async fn store_comparison(n: usize, rounds: usize, block_secs: u64) {
                 ..ClusterOptions::default()
             })
             .await;
-            if std::env::var("HA_PROXY").as_deref() != Ok("1") {
-                bypass_proxies(&mut cluster).await;
-            }
-            let mut burst = Burst::prepare(&cluster.devnet).await;
-            let mut exec = [
-                Executed::new(&cluster.devnet.child).await,
-                Executed::new(&cluster.devnet.parent).await,
-            ];
             if block_secs > 0 {
                 set_interval_mining(true);
                 interval_mining(&cluster.devnet, block_secs).await;
@@ -627,7 +634,7 @@ async fn main() {
         return;
     }
 
-    let mut cluster = Cluster::start(ClusterOptions {
+    let (mut cluster, mut burst, mut exec) = measured_cluster(ClusterOptions {
         operators: 4,
         threshold: T,
         // Recovery rescans are for stalls; a long catch-up must not look like one too early.
@@ -637,14 +644,6 @@ async fn main() {
         ..ClusterOptions::default()
     })
     .await;
-    if std::env::var("HA_PROXY").as_deref() != Ok("1") {
-        bypass_proxies(&mut cluster).await;
-    }
-    let mut burst = Burst::prepare(&cluster.devnet).await;
-    let mut exec = [
-        Executed::new(&cluster.devnet.child).await,
-        Executed::new(&cluster.devnet.parent).await,
-    ];
 
     let dir = tempfile::tempdir().unwrap();
     let raw = Devnet::start(DevnetOptions {

@@ -11,6 +11,7 @@ use crate::support::cluster::{
     Cluster, ClusterOptions, Rng, lower_handle_nonce, request_nonce, scaled, spawn_load,
     spawn_load_until,
 };
+use bridge_devkit::demo::traffic::Traffic;
 use bridge_devkit::postgres::ProxyMode;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,16 @@ async fn signed(cluster: &Cluster, i: usize) -> f64 {
 
 async fn epoch(cluster: &Cluster, i: usize) -> u64 {
     cluster.metric(i, "bridge_replica_epoch").await as u64
+}
+
+/// Two-way load, a transfer every `pause`, until the returned token is cancelled.
+fn load_until_stopped(
+    cluster: &Cluster,
+    pause: Duration,
+) -> (CancellationToken, tokio::task::JoinHandle<Traffic>) {
+    let stop = CancellationToken::new();
+    let load = spawn_load_until(cluster.devnet.clone(), stop.clone(), pause);
+    (stop, load)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,12 +106,7 @@ async fn replicas_sigstop_the_leader_past_the_ttl_it_signs_nothing_after_waking_
     let mut cluster = Cluster::start(replicas(TTL_SECS)).await;
     let (leader, _) = cluster.wait_leader(0, None, Duration::from_secs(30)).await;
     let pid = cluster.nodes[leader].pid().unwrap();
-    let stop = CancellationToken::new();
-    let load = spawn_load_until(
-        cluster.devnet.clone(),
-        stop.clone(),
-        Duration::from_millis(100),
-    );
+    let (stop, load) = load_until_stopped(&cluster, Duration::from_millis(100));
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.pause_agent(leader);
     // A commit it sent just before the stop may still land; nothing after.
@@ -154,12 +160,7 @@ async fn replicas_sigstop_the_leader_past_the_ttl_it_signs_nothing_after_waking_
 async fn replicas_leader_cut_from_postgres_stops_signing_within_the_ttl_and_the_other_leads() {
     let mut cluster = Cluster::start(replicas(TTL_SECS)).await;
     let (leader, _) = cluster.wait_leader(0, None, Duration::from_secs(30)).await;
-    let stop = CancellationToken::new();
-    let load = spawn_load_until(
-        cluster.devnet.clone(),
-        stop.clone(),
-        Duration::from_millis(100),
-    );
+    let (stop, load) = load_until_stopped(&cluster, Duration::from_millis(100));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let link = |c: &Cluster, mode| c.nodes[leader].pg.as_ref().unwrap().set(mode);
     link(&cluster, ProxyMode::Cut);
@@ -277,12 +278,7 @@ async fn replicas_two_operators_leaders_down_their_second_replicas_keep_transfer
     let mut cluster = Cluster::start(replicas(TTL_SECS)).await;
     let (l0, _) = cluster.wait_leader(0, None, Duration::from_secs(30)).await;
     let (l1, _) = cluster.wait_leader(1, None, Duration::from_secs(30)).await;
-    let stop = CancellationToken::new();
-    let load = spawn_load_until(
-        cluster.devnet.clone(),
-        stop.clone(),
-        Duration::from_millis(100),
-    );
+    let (stop, load) = load_until_stopped(&cluster, Duration::from_millis(100));
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Case 2 with one process per operator: two of four down stalls the bridge.
     cluster.kill_agent(l0);
@@ -329,12 +325,7 @@ async fn takeover_time_from_kill_9_to_the_new_leaders_first_vote() {
         .unwrap_or(20);
     let mut cluster = Cluster::start(replicas(ttl_secs)).await;
     let mut rng = Rng::from_env("takeover");
-    let stop = CancellationToken::new();
-    let load = spawn_load_until(
-        cluster.devnet.clone(),
-        stop.clone(),
-        Duration::from_millis(200),
-    );
+    let (stop, load) = load_until_stopped(&cluster, Duration::from_millis(200));
     let mut times = Vec::new();
     for k in 0..kills {
         let (leader, _) = cluster.wait_leader(0, None, Duration::from_secs(60)).await;

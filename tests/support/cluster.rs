@@ -551,14 +551,7 @@ impl Cluster {
             .text()
             .await
             .unwrap();
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        sum_of(&body, name)
     }
 
     /// Like [`Cluster::metric`], or None when agent `i` does not answer within `timeout` (a
@@ -571,16 +564,7 @@ impl Cluster {
         .await
         .ok()
         .flatten()?;
-        Some(
-            body.lines()
-                .filter(|l| !l.starts_with('#'))
-                .filter(|l| {
-                    l.strip_prefix(name)
-                        .is_some_and(|rest| rest.starts_with(['{', ' ']))
-                })
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum(),
-        )
+        Some(sum_of(&body, name))
     }
 
     /// Waits until every request `traffic` sent executed, or panics after `timeout` with the
@@ -1074,6 +1058,18 @@ fn kms_key(sim: &hsm_sim::HsmSim, label: &str) -> Address {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     json["address"].as_str().unwrap().parse().unwrap()
+}
+
+/// The sum of metric `name`'s samples (every label set) in a `/metrics` body.
+fn sum_of(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Copies the SoftHSM tokens named by `conf` into `dir` and writes a config naming the copy;
